@@ -1,0 +1,8 @@
+// convzoo's public API: `import * as cz from 'convzoo'`.
+export { ConvzooError, type ErrorCode } from './errors.js';
+export { Tensor, type DType, type Device, type Shape, type TypedArray, DTYPE_BYTES, isFloatingDType } from './tensor/tensor.js';
+export * from './tensor/creation.js';
+export { tidy, keep, memory, emptyCache } from './tensor/scope.js';
+export type { MemoryInfo } from './native.js';
+export * as nn from './nn/index.js';
+export * as F from './nn/functional.js';

@@ -1,0 +1,55 @@
+// Loads the libtorch addon. Only this file and tensor/ know that the native side exists.
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import { ConvzooError } from './errors.js';
+
+/** An opaque reference to one libtorch tensor, owned by a Tensor. */
+export type Handle = { readonly __handle: unique symbol };
+type OpFn = (...args: unknown[]) => any;
+
+export interface MemoryInfo {
+  /** Live (not disposed) tensor handles. */
+  tensors: number;
+  /** Storage bytes those tensors reference (a view counts its whole storage). */
+  bytes: number;
+  /** Bytes the caching CPU allocator keeps for reuse. */
+  cachedBytes: number;
+  cachingAllocator: boolean;
+}
+
+export interface NativeAddon {
+  ops: Record<string, OpFn>;
+  dispose(h: Handle): void;
+  memory(): MemoryInfo;
+  emptyCache(): void;
+  setErrorClass(cls: unknown): void;
+  torchVersion: string;
+  config: string;
+}
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+function load(): NativeAddon {
+  const require = createRequire(import.meta.url);
+  const candidates = [path.join(root, 'build/Release/convzoo.node'), path.join(root, 'build/Debug/convzoo.node')];
+  const file = candidates.find((f) => existsSync(f));
+  if (!file) {
+    throw new ConvzooError(
+      `convzoo: the native addon is not built (looked for ${candidates[0]}). Run \`npm rebuild convzoo\` ` +
+      '(or `npm run build:native` in the repository); it needs libtorch: apt-get install libtorch-dev ' +
+      'libopenblas0-openmp, or pip install torch, or LIBTORCH=/path/to/libtorch.', 'E_NATIVE');
+  }
+  try {
+    const addon = require(file) as NativeAddon;
+    addon.setErrorClass(ConvzooError);
+    return addon;
+  } catch (e) {
+    throw new ConvzooError(`convzoo: loading ${file} failed: ${(e as Error).message}. ` +
+      'If libtorch moved or was upgraded, rebuild with `npm rebuild convzoo`.', 'E_NATIVE');
+  }
+}
+
+export const native: NativeAddon = load();
+export const ops = native.ops;

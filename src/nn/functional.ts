@@ -1,0 +1,153 @@
+// cz.nn.functional (cz.F): PyTorch's torch.nn.functional names in camelCase. Required tensors and a
+// pool's kernel size are positional; everything else is an options object.
+import { ops } from '../native.js';
+import { check, checkInt } from '../errors.js';
+import { Tensor, _wrap as wrap, _wrapAll as wrapAll } from '../tensor/tensor.js';
+
+export type Pair = number | readonly [number, number];
+const pair = (v: Pair): number[] => (typeof v === 'number' ? [v, v] : [v[0], v[1]]);
+
+export interface Conv2dOptions { stride?: Pair; padding?: Pair | 'same' | 'valid'; dilation?: Pair; groups?: number }
+
+export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, opts: Conv2dOptions = {}): Tensor {
+  const groups = opts.groups ?? 1;
+  checkInt(groups, 'conv2d', 'groups', 1);
+  const padding = opts.padding ?? 0;
+  return wrap(ops.conv2d(x.handle, weight.handle, bias?.handle, pair(opts.stride ?? 1),
+    typeof padding === 'string' ? padding : pair(padding), pair(opts.dilation ?? 1), groups));
+}
+
+export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
+  return wrap(ops.linear(x.handle, weight.handle, bias?.handle));
+}
+
+export interface MaxPool2dOptions { stride?: Pair; padding?: Pair; dilation?: Pair; ceilMode?: boolean }
+
+export function maxPool2d(x: Tensor, kernelSize: Pair, opts: MaxPool2dOptions = {}): Tensor {
+  return wrap(ops.max_pool2d(x.handle, pair(kernelSize), pair(opts.stride ?? kernelSize), pair(opts.padding ?? 0),
+    pair(opts.dilation ?? 1), opts.ceilMode ?? false));
+}
+/** Max pooling that also returns the flat index of each maximum. */
+export function maxPool2dWithIndices(x: Tensor, kernelSize: Pair, opts: MaxPool2dOptions = {}): { output: Tensor; indices: Tensor } {
+  const [output, indices] = wrapAll(ops.max_pool2d_with_indices(x.handle, pair(kernelSize), pair(opts.stride ?? kernelSize),
+    pair(opts.padding ?? 0), pair(opts.dilation ?? 1), opts.ceilMode ?? false));
+  return { output, indices };
+}
+
+export interface AvgPool2dOptions { stride?: Pair; padding?: Pair; ceilMode?: boolean; countIncludePad?: boolean; divisorOverride?: number }
+
+export function avgPool2d(x: Tensor, kernelSize: Pair, opts: AvgPool2dOptions = {}): Tensor {
+  return wrap(ops.avg_pool2d(x.handle, pair(kernelSize), pair(opts.stride ?? kernelSize), pair(opts.padding ?? 0),
+    opts.ceilMode ?? false, opts.countIncludePad ?? true, opts.divisorOverride));
+}
+export function adaptiveAvgPool2d(x: Tensor, outputSize: Pair): Tensor { return wrap(ops.adaptive_avg_pool2d(x.handle, pair(outputSize))); }
+export function adaptiveMaxPool2d(x: Tensor, outputSize: Pair): Tensor {
+  const [out, idx] = wrapAll(ops.adaptive_max_pool2d(x.handle, pair(outputSize)));
+  idx.dispose();
+  return out;
+}
+
+export interface BatchNormOptions { weight?: Tensor | null; bias?: Tensor | null; training?: boolean; momentum?: number; eps?: number }
+/** Batch norm; in training mode the running statistics (when given) are updated in place. */
+export function batchNorm(x: Tensor, runningMean: Tensor | null, runningVar: Tensor | null, opts: BatchNormOptions = {}): Tensor {
+  return wrap(ops.batch_norm(x.handle, opts.weight?.handle, opts.bias?.handle, runningMean?.handle, runningVar?.handle,
+    opts.training ?? false, opts.momentum ?? 0.1, opts.eps ?? 1e-5));
+}
+export function layerNorm(x: Tensor, normalizedShape: readonly number[], opts: { weight?: Tensor | null; bias?: Tensor | null; eps?: number } = {}): Tensor {
+  return wrap(ops.layer_norm(x.handle, [...normalizedShape], opts.weight?.handle, opts.bias?.handle, opts.eps ?? 1e-5));
+}
+export function groupNorm(x: Tensor, numGroups: number, opts: { weight?: Tensor | null; bias?: Tensor | null; eps?: number } = {}): Tensor {
+  return wrap(ops.group_norm(x.handle, numGroups, opts.weight?.handle, opts.bias?.handle, opts.eps ?? 1e-5));
+}
+
+/**
+ * Local response normalisation across channels (AlexNet, section 3.3):
+ * b = a / (k + alpha/n * sum over n neighbouring channels of a^2)^beta, as torch.nn.functional computes it.
+ */
+export function localResponseNorm(x: Tensor, size: number, opts: { alpha?: number; beta?: number; k?: number } = {}): Tensor {
+  const { alpha = 1e-4, beta = 0.75, k = 1 } = opts;
+  check(x.ndim >= 3, 'localResponseNorm', `expected a 3-d or more input, got ${x.ndim}-d`, 'E_SHAPE');
+  const sq = x.mul(x);
+  const s = sq.shape;
+  // Sum over a channel window with zero padding: average-pool the squares over (channels, 1, 1).
+  const five = sq.view(s[0], 1, s[1], s[2], -1);
+  const padded = wrap(ops.constant_pad_nd(five.handle, [0, 0, 0, 0, Math.floor(size / 2), Math.floor((size - 1) / 2)], 0));
+  const pooled = wrap(ops.avg_pool3d(padded.handle, [size, 1, 1], [1, 1, 1], [0, 0, 0], false, true, undefined));
+  const div = pooled.view(...s);
+  const denom = div.mul(alpha).add(k).pow(beta);
+  const out = x.div(denom);
+  for (const t of [sq, five, padded, pooled, div, denom]) t.dispose();
+  return out;
+}
+
+export function dropout(x: Tensor, opts: { p?: number; training?: boolean } = {}): Tensor {
+  const p = opts.p ?? 0.5;
+  check(p >= 0 && p <= 1, 'dropout', `p must be in [0, 1], got ${p}`);
+  return wrap(ops.dropout(x.handle, p, opts.training ?? true));
+}
+/** Zeroes whole channels (torch's dropout2d / feature dropout). */
+export function dropout2d(x: Tensor, opts: { p?: number; training?: boolean } = {}): Tensor {
+  const p = opts.p ?? 0.5;
+  check(p >= 0 && p <= 1, 'dropout2d', `p must be in [0, 1], got ${p}`);
+  return wrap(ops.feature_dropout(x.handle, p, opts.training ?? true));
+}
+
+export const relu = (x: Tensor): Tensor => wrap(ops.relu(x.handle));
+export const relu6 = (x: Tensor): Tensor => wrap(ops.hardtanh(x.handle, 0, 6));
+export const hardtanh = (x: Tensor, opts: { min?: number; max?: number } = {}): Tensor => wrap(ops.hardtanh(x.handle, opts.min ?? -1, opts.max ?? 1));
+export const leakyRelu = (x: Tensor, opts: { negativeSlope?: number } = {}): Tensor => wrap(ops.leaky_relu(x.handle, opts.negativeSlope ?? 0.01));
+export const elu = (x: Tensor, opts: { alpha?: number } = {}): Tensor => wrap(ops.elu(x.handle, opts.alpha ?? 1));
+export const gelu = (x: Tensor, opts: { approximate?: 'none' | 'tanh' } = {}): Tensor => wrap(ops.gelu(x.handle, opts.approximate ?? 'none'));
+export const silu = (x: Tensor): Tensor => wrap(ops.silu(x.handle));
+export const mish = (x: Tensor): Tensor => wrap(ops.mish(x.handle));
+export const hardswish = (x: Tensor): Tensor => wrap(ops.hardswish(x.handle));
+export const hardsigmoid = (x: Tensor): Tensor => wrap(ops.hardsigmoid(x.handle));
+export const sigmoid = (x: Tensor): Tensor => wrap(ops.sigmoid(x.handle));
+export const tanh = (x: Tensor): Tensor => wrap(ops.tanh(x.handle));
+export const softplus = (x: Tensor, opts: { beta?: number; threshold?: number } = {}): Tensor => wrap(ops.softplus(x.handle, opts.beta ?? 1, opts.threshold ?? 20));
+export const softmax = (x: Tensor, opts: { dim?: number } = {}): Tensor => wrap(ops.softmax(x.handle, opts.dim ?? -1));
+export const logSoftmax = (x: Tensor, opts: { dim?: number } = {}): Tensor => wrap(ops.log_softmax(x.handle, opts.dim ?? -1));
+export const channelShuffle = (x: Tensor, groups: number): Tensor => wrap(ops.channel_shuffle(x.handle, groups));
+
+export type Reduction = 'mean' | 'sum' | 'none';
+export interface CrossEntropyOptions { weight?: Tensor | null; ignoreIndex?: number; reduction?: Reduction; labelSmoothing?: number }
+
+/** Cross-entropy from logits and class indices (int64) or class probabilities (float). */
+export function crossEntropy(logits: Tensor, target: Tensor, opts: CrossEntropyOptions = {}): Tensor {
+  const ls = opts.labelSmoothing ?? 0;
+  check(ls >= 0 && ls <= 1, 'crossEntropy', `labelSmoothing must be in [0, 1], got ${ls}`);
+  return wrap(ops.cross_entropy(logits.handle, target.handle, opts.weight?.handle, opts.reduction ?? 'mean', opts.ignoreIndex ?? -100, ls));
+}
+export function nllLoss(logProbs: Tensor, target: Tensor, opts: Omit<CrossEntropyOptions, 'labelSmoothing'> = {}): Tensor {
+  return wrap(ops.nll_loss(logProbs.handle, target.handle, opts.weight?.handle, opts.reduction ?? 'mean', opts.ignoreIndex ?? -100));
+}
+export function mseLoss(input: Tensor, target: Tensor, opts: { reduction?: Reduction } = {}): Tensor {
+  return wrap(ops.mse_loss(input.handle, target.handle, opts.reduction ?? 'mean'));
+}
+export function binaryCrossEntropyWithLogits(input: Tensor, target: Tensor, opts: { weight?: Tensor | null; reduction?: Reduction } = {}): Tensor {
+  return wrap(ops.bce_with_logits(input.handle, target.handle, opts.weight?.handle, opts.reduction ?? 'mean'));
+}
+
+/** Pads the last dimensions: `pad` lists (left, right, top, bottom, ...) as in torch. */
+export function pad(x: Tensor, padding: readonly number[], opts: { mode?: 'constant' | 'reflect' | 'replicate'; value?: number } = {}): Tensor {
+  const mode = opts.mode ?? 'constant';
+  if (mode === 'constant') return wrap(ops.constant_pad_nd(x.handle, [...padding], opts.value ?? 0));
+  check(padding.length === 4 && x.ndim === 4, 'pad', `${mode} padding takes 4 values for a 4-d input`);
+  return wrap(mode === 'reflect' ? ops.reflection_pad2d(x.handle, [...padding]) : ops.replication_pad2d(x.handle, [...padding]));
+}
+
+export interface InterpolateOptions { size?: Pair; scaleFactor?: number | readonly [number, number]; mode?: 'nearest' | 'bilinear'; alignCorners?: boolean }
+export function interpolate(x: Tensor, opts: InterpolateOptions): Tensor {
+  check(x.ndim === 4, 'interpolate', `expected a 4-d (N, C, H, W) input, got ${x.ndim}-d`, 'E_SHAPE');
+  const [h, w] = [x.shape[2], x.shape[3]];
+  let size: number[];
+  if (opts.size !== undefined) size = pair(opts.size);
+  else {
+    check(opts.scaleFactor !== undefined, 'interpolate', 'give size or scaleFactor');
+    const [sh, sw] = typeof opts.scaleFactor === 'number' ? [opts.scaleFactor, opts.scaleFactor] : opts.scaleFactor;
+    size = [Math.floor(h * sh), Math.floor(w * sw)];
+  }
+  const mode = opts.mode ?? 'nearest';
+  if (mode === 'nearest') return wrap(ops.upsample_nearest2d(x.handle, size));
+  return wrap(ops.upsample_bilinear2d(x.handle, size, opts.alignCorners ?? false));
+}

@@ -1,0 +1,282 @@
+// The layers of torch.nn that the classic CNNs use, with PyTorch's default initialisation and
+// state-dict names.
+import { Tensor } from '../tensor/tensor.js';
+import { empty, zeros, ones, tensor } from '../tensor/creation.js';
+import { check, checkInt } from '../errors.js';
+import { Module, Parameter, buffer } from './module.js';
+import * as F from './functional.js';
+import * as init from './init.js';
+
+type Pair = F.Pair;
+const pair = (v: Pair): [number, number] => (typeof v === 'number' ? [v, v] : [v[0], v[1]]);
+
+export interface Conv2dOptions {
+  stride?: Pair; padding?: Pair | 'same' | 'valid'; dilation?: Pair; groups?: number; bias?: boolean;
+}
+
+export class Conv2d extends Module {
+  weight: Parameter;
+  bias: Parameter | null;
+  readonly inChannels: number;
+  readonly outChannels: number;
+  readonly kernelSize: [number, number];
+  readonly stride: [number, number];
+  readonly padding: [number, number] | 'same' | 'valid';
+  readonly dilation: [number, number];
+  readonly groups: number;
+
+  constructor(inChannels: number, outChannels: number, kernelSize: Pair, opts: Conv2dOptions = {}) {
+    super();
+    checkInt(inChannels, 'Conv2d', 'inChannels', 1);
+    checkInt(outChannels, 'Conv2d', 'outChannels', 1);
+    const groups = opts.groups ?? 1;
+    check(inChannels % groups === 0, 'Conv2d', `expected groups to divide inChannels (${inChannels}), got ${groups}`);
+    check(outChannels % groups === 0, 'Conv2d', `expected groups to divide outChannels (${outChannels}), got ${groups}`);
+    this.inChannels = inChannels;
+    this.outChannels = outChannels;
+    this.groups = groups;
+    this.kernelSize = pair(kernelSize);
+    this.stride = pair(opts.stride ?? 1);
+    this.padding = typeof opts.padding === 'string' ? opts.padding : pair(opts.padding ?? 0);
+    this.dilation = pair(opts.dilation ?? 1);
+    const [kh, kw] = this.kernelSize;
+    this.weight = new Parameter(empty([outChannels, inChannels / groups, kh, kw]));
+    this.bias = opts.bias ?? true ? new Parameter(empty([outChannels])) : null;
+    this.resetParameters();
+  }
+
+  /** torch's default: kaiming_uniform(a=sqrt(5)) weights, bias uniform(+-1/sqrt(fan_in)). */
+  resetParameters(): void {
+    init.kaimingUniform_(this.weight, { a: Math.sqrt(5) });
+    if (this.bias) {
+      const bound = 1 / Math.sqrt(init.calculateFanInAndFanOut(this.weight).fanIn);
+      init.uniform_(this.bias, -bound, bound);
+    }
+  }
+
+  forward(x: Tensor): Tensor {
+    return F.conv2d(x, this.weight, this.bias, { stride: this.stride, padding: this.padding, dilation: this.dilation, groups: this.groups });
+  }
+
+  extraRepr(): string {
+    const parts = [`${this.inChannels}, ${this.outChannels}, kernelSize=[${this.kernelSize}]`, `stride=[${this.stride}]`];
+    if (this.padding !== 'valid' && (typeof this.padding === 'string' || this.padding.some((p) => p))) parts.push(`padding=${typeof this.padding === 'string' ? this.padding : `[${this.padding}]`}`);
+    if (this.dilation.some((d) => d !== 1)) parts.push(`dilation=[${this.dilation}]`);
+    if (this.groups !== 1) parts.push(`groups=${this.groups}`);
+    if (!this.bias) parts.push('bias=false');
+    return parts.join(', ');
+  }
+}
+
+export class Linear extends Module {
+  weight: Parameter;
+  bias: Parameter | null;
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+  constructor(inFeatures: number, outFeatures: number, opts: { bias?: boolean } = {}) {
+    super();
+    checkInt(inFeatures, 'Linear', 'inFeatures', 1);
+    checkInt(outFeatures, 'Linear', 'outFeatures', 1);
+    this.inFeatures = inFeatures;
+    this.outFeatures = outFeatures;
+    this.weight = new Parameter(empty([outFeatures, inFeatures]));
+    this.bias = opts.bias ?? true ? new Parameter(empty([outFeatures])) : null;
+    this.resetParameters();
+  }
+  resetParameters(): void {
+    init.kaimingUniform_(this.weight, { a: Math.sqrt(5) });
+    if (this.bias) { const b = 1 / Math.sqrt(this.inFeatures); init.uniform_(this.bias, -b, b); }
+  }
+  forward(x: Tensor): Tensor { return F.linear(x, this.weight, this.bias); }
+  extraRepr(): string { return `inFeatures=${this.inFeatures}, outFeatures=${this.outFeatures}${this.bias ? '' : ', bias=false'}`; }
+}
+
+export interface BatchNormOptions { eps?: number; momentum?: number; affine?: boolean; trackRunningStats?: boolean }
+
+export class BatchNorm2d extends Module {
+  weight: Parameter | null;
+  bias: Parameter | null;
+  running_mean: Tensor | null;
+  running_var: Tensor | null;
+  num_batches_tracked: Tensor | null;
+  readonly numFeatures: number;
+  eps: number;
+  /** null: a cumulative moving average (torch's momentum=None). */
+  momentum: number | null;
+  constructor(numFeatures: number, opts: BatchNormOptions = {}) {
+    super();
+    checkInt(numFeatures, 'BatchNorm2d', 'numFeatures', 1);
+    this.numFeatures = numFeatures;
+    this.eps = opts.eps ?? 1e-5;
+    this.momentum = opts.momentum === undefined ? 0.1 : opts.momentum;
+    const affine = opts.affine ?? true;
+    this.weight = affine ? new Parameter(ones([numFeatures])) : null;
+    this.bias = affine ? new Parameter(zeros([numFeatures])) : null;
+    const track = opts.trackRunningStats ?? true;
+    this.running_mean = track ? buffer(zeros([numFeatures])) : null;
+    this.running_var = track ? buffer(ones([numFeatures])) : null;
+    this.num_batches_tracked = track ? buffer(tensor(0, undefined, { dtype: 'int64' })) : null;
+  }
+  forward(x: Tensor): Tensor {
+    check(x.ndim === 4, 'BatchNorm2d', `expected a 4-d (N, C, H, W) input, got ${x.ndim}-d`, 'E_SHAPE');
+    let momentum = this.momentum ?? 0;
+    if (this.training && this.num_batches_tracked) {
+      this.num_batches_tracked.add_(1);
+      if (this.momentum === null) momentum = 1 / this.num_batches_tracked.item();
+    }
+    const useBatchStats = this.training || !this.running_mean;
+    return F.batchNorm(x, this.running_mean, this.running_var, { weight: this.weight, bias: this.bias, training: useBatchStats, momentum, eps: this.eps });
+  }
+  extraRepr(): string { return `${this.numFeatures}, eps=${this.eps}, momentum=${this.momentum}`; }
+}
+
+export class LayerNorm extends Module {
+  weight: Parameter | null;
+  bias: Parameter | null;
+  readonly normalizedShape: number[];
+  eps: number;
+  constructor(normalizedShape: number | number[], opts: { eps?: number; elementwiseAffine?: boolean } = {}) {
+    super();
+    this.normalizedShape = typeof normalizedShape === 'number' ? [normalizedShape] : [...normalizedShape];
+    this.eps = opts.eps ?? 1e-5;
+    const affine = opts.elementwiseAffine ?? true;
+    this.weight = affine ? new Parameter(ones(this.normalizedShape)) : null;
+    this.bias = affine ? new Parameter(zeros(this.normalizedShape)) : null;
+  }
+  forward(x: Tensor): Tensor { return F.layerNorm(x, this.normalizedShape, { weight: this.weight, bias: this.bias, eps: this.eps }); }
+  extraRepr(): string { return `[${this.normalizedShape}], eps=${this.eps}`; }
+}
+
+export class GroupNorm extends Module {
+  weight: Parameter | null;
+  bias: Parameter | null;
+  constructor(readonly numGroups: number, readonly numChannels: number, readonly opts: { eps?: number; affine?: boolean } = {}) {
+    super();
+    check(numChannels % numGroups === 0, 'GroupNorm', `expected numGroups to divide numChannels (${numChannels}), got ${numGroups}`);
+    const affine = opts.affine ?? true;
+    this.weight = affine ? new Parameter(ones([numChannels])) : null;
+    this.bias = affine ? new Parameter(zeros([numChannels])) : null;
+  }
+  forward(x: Tensor): Tensor { return F.groupNorm(x, this.numGroups, { weight: this.weight, bias: this.bias, eps: this.opts.eps ?? 1e-5 }); }
+  extraRepr(): string { return `${this.numGroups}, ${this.numChannels}`; }
+}
+
+export class LocalResponseNorm extends Module {
+  constructor(readonly size: number, readonly opts: { alpha?: number; beta?: number; k?: number } = {}) { super(); }
+  forward(x: Tensor): Tensor { return F.localResponseNorm(x, this.size, this.opts); }
+  extraRepr(): string { return `${this.size}, alpha=${this.opts.alpha ?? 1e-4}, beta=${this.opts.beta ?? 0.75}, k=${this.opts.k ?? 1}`; }
+}
+
+export class MaxPool2d extends Module {
+  constructor(readonly kernelSize: Pair, readonly opts: F.MaxPool2dOptions = {}) { super(); }
+  forward(x: Tensor): Tensor { return F.maxPool2d(x, this.kernelSize, this.opts); }
+  extraRepr(): string { return `kernelSize=${this.kernelSize}, stride=${this.opts.stride ?? this.kernelSize}, padding=${this.opts.padding ?? 0}${this.opts.ceilMode ? ', ceilMode=true' : ''}`; }
+}
+
+export class AvgPool2d extends Module {
+  constructor(readonly kernelSize: Pair, readonly opts: F.AvgPool2dOptions = {}) { super(); }
+  forward(x: Tensor): Tensor { return F.avgPool2d(x, this.kernelSize, this.opts); }
+  extraRepr(): string { return `kernelSize=${this.kernelSize}, stride=${this.opts.stride ?? this.kernelSize}, padding=${this.opts.padding ?? 0}`; }
+}
+
+export class AdaptiveAvgPool2d extends Module {
+  constructor(readonly outputSize: Pair) { super(); }
+  forward(x: Tensor): Tensor { return F.adaptiveAvgPool2d(x, this.outputSize); }
+  extraRepr(): string { return `outputSize=${this.outputSize}`; }
+}
+
+export class AdaptiveMaxPool2d extends Module {
+  constructor(readonly outputSize: Pair) { super(); }
+  forward(x: Tensor): Tensor { return F.adaptiveMaxPool2d(x, this.outputSize); }
+  extraRepr(): string { return `outputSize=${this.outputSize}`; }
+}
+
+export class Dropout extends Module {
+  constructor(readonly p = 0.5) { super(); check(p >= 0 && p <= 1, 'Dropout', `p must be in [0, 1], got ${p}`); }
+  forward(x: Tensor): Tensor { return F.dropout(x, { p: this.p, training: this.training }); }
+  extraRepr(): string { return `p=${this.p}`; }
+}
+
+export class Dropout2d extends Module {
+  constructor(readonly p = 0.5) { super(); check(p >= 0 && p <= 1, 'Dropout2d', `p must be in [0, 1], got ${p}`); }
+  forward(x: Tensor): Tensor { return F.dropout2d(x, { p: this.p, training: this.training }); }
+  extraRepr(): string { return `p=${this.p}`; }
+}
+
+// Activations without options.
+export class ReLU extends Module { forward(x: Tensor): Tensor { return F.relu(x); } }
+export class ReLU6 extends Module { forward(x: Tensor): Tensor { return F.relu6(x); } }
+export class SiLU extends Module { forward(x: Tensor): Tensor { return F.silu(x); } }
+export class Hardswish extends Module { forward(x: Tensor): Tensor { return F.hardswish(x); } }
+export class Hardsigmoid extends Module { forward(x: Tensor): Tensor { return F.hardsigmoid(x); } }
+export class Sigmoid extends Module { forward(x: Tensor): Tensor { return F.sigmoid(x); } }
+export class Tanh extends Module { forward(x: Tensor): Tensor { return F.tanh(x); } }
+export class Mish extends Module { forward(x: Tensor): Tensor { return F.mish(x); } }
+export class Identity extends Module { forward(x: Tensor): Tensor { return x; } }
+
+export class LeakyReLU extends Module {
+  constructor(readonly negativeSlope = 0.01) { super(); }
+  forward(x: Tensor): Tensor { return F.leakyRelu(x, { negativeSlope: this.negativeSlope }); }
+}
+export class ELU extends Module {
+  constructor(readonly alpha = 1) { super(); }
+  forward(x: Tensor): Tensor { return F.elu(x, { alpha: this.alpha }); }
+}
+export class GELU extends Module {
+  constructor(readonly approximate: 'none' | 'tanh' = 'none') { super(); }
+  forward(x: Tensor): Tensor { return F.gelu(x, { approximate: this.approximate }); }
+}
+export class Softplus extends Module {
+  constructor(readonly opts: { beta?: number; threshold?: number } = {}) { super(); }
+  forward(x: Tensor): Tensor { return F.softplus(x, this.opts); }
+}
+export class Softmax extends Module {
+  constructor(readonly dim = -1) { super(); }
+  forward(x: Tensor): Tensor { return F.softmax(x, { dim: this.dim }); }
+}
+
+export class Flatten extends Module {
+  constructor(readonly startDim = 1, readonly endDim = -1) { super(); }
+  forward(x: Tensor): Tensor { return x.flatten(this.startDim, this.endDim); }
+}
+
+/**
+ * Modules applied in order. Intermediate results are freed as soon as the next module has used them
+ * (autograd keeps what backward needs), so a deep Sequential does not hold every activation's handle.
+ */
+export class Sequential extends Module {
+  [index: number]: Module;
+  readonly length: number;
+  constructor(...modules: Module[]) {
+    super();
+    modules.forEach((m, i) => { this[i] = m; });
+    this.length = modules.length;
+  }
+  forward(x: Tensor): Tensor {
+    let out = x;
+    for (let i = 0; i < this.length; i++) {
+      const next = this[i].forward(out);
+      if (out !== x && next !== out) out.dispose();
+      out = next;
+    }
+    return out;
+  }
+  *[Symbol.iterator](): Generator<Module> { for (let i = 0; i < this.length; i++) yield this[i]; }
+}
+
+/** A list of modules registered under "0", "1", ...; forward is not defined. */
+export class ModuleList extends Module {
+  [index: number]: Module;
+  length = 0;
+  constructor(modules: Module[] = []) { super(); for (const m of modules) this.push(m); }
+  push(m: Module): this { this[this.length++] = m; return this; }
+  forward(_x: Tensor): Tensor { throw new Error('ModuleList has no forward; iterate over it'); }
+  *[Symbol.iterator](): Generator<Module> { for (let i = 0; i < this.length; i++) yield this[i]; }
+}
+
+/** Modules under string keys (the keys become state-dict prefixes). */
+export class ModuleDict extends Module {
+  [key: string]: unknown;
+  constructor(modules: Record<string, Module> = {}) { super(); Object.assign(this, modules); }
+  forward(_x: Tensor): Tensor { throw new Error('ModuleDict has no forward; index it'); }
+}

@@ -1,0 +1,62 @@
+// Deterministic tensor lifetime: tidy() scopes free every tensor made inside except what is returned
+// or kept. Outside any scope a tensor lives until dispose() (or, as a safety net, garbage collection).
+import { native, type MemoryInfo } from '../native.js';
+
+export interface Disposable { dispose(): void }
+
+const scopes: Set<Disposable>[] = [];
+
+/** @internal Called by every new Tensor. */
+export function track(t: Disposable): void {
+  if (scopes.length) scopes[scopes.length - 1].add(t);
+}
+
+/** Removes a tensor from scope tracking, so that tidy() does not free it. Returns it. */
+export function keep<T extends Disposable>(t: T): T {
+  for (const s of scopes) s.delete(t);
+  return t;
+}
+
+function collect(value: unknown, out: Set<unknown>, depth = 0): void {
+  if (value === null || typeof value !== 'object' || depth > 4) return;
+  if (typeof (value as Disposable).dispose === 'function' && '_h' in (value as object)) { out.add(value); return; }
+  if (Array.isArray(value)) for (const v of value) collect(v, out, depth + 1);
+  else if (Object.getPrototypeOf(value) === Object.prototype) for (const v of Object.values(value)) collect(v, out, depth + 1);
+}
+
+/**
+ * Runs `fn` and frees every tensor created inside it, except the tensors it returns (directly, in an
+ * array or in a plain object), which move to the enclosing scope. Synchronous functions only: for
+ * async code use `using` or dispose().
+ */
+export function tidy<T>(fn: () => T): T {
+  const scope = new Set<Disposable>();
+  scopes.push(scope);
+  let result: T;
+  try {
+    result = fn();
+  } catch (e) {
+    scopes.pop();
+    for (const t of scope) t.dispose();
+    throw e;
+  }
+  scopes.pop();
+  if (result instanceof Promise) throw new TypeError('tidy: fn returned a Promise; tidy() scopes are synchronous');
+  const returned = new Set<unknown>();
+  collect(result, returned);
+  for (const t of scope) {
+    if (returned.has(t)) track(t);
+    else t.dispose();
+  }
+  return result;
+}
+
+/** Live tensors (not yet disposed) and bytes held by libtorch's CPU allocator cache. */
+export function memory(): MemoryInfo {
+  return native.memory();
+}
+
+/** Releases the blocks the CPU allocator keeps for reuse. */
+export function emptyCache(): void {
+  native.emptyCache();
+}
