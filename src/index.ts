@@ -6,3 +6,6 @@ export { tidy, keep, memory, emptyCache } from './tensor/scope.js';
 export type { MemoryInfo } from './native.js';
 export * as nn from './nn/index.js';
 export * as F from './nn/functional.js';
+export * as optim from './optim/index.js';
+export * from './io/index.js';
+export * from './models/index.js';

@@ -1,0 +1,97 @@
+// The model registry: every architecture is registered by id with its metadata (paper, input size,
+// normalisation, reference parameter count and MACs, weights), so that the CLI, summary, training,
+// export and the server read one source of truth.
+import { ConvzooError } from '../errors.js';
+import type { ClassifierModel } from './base.js';
+
+export type Interpolation = 'bilinear' | 'bicubic' | 'nearest';
+
+/** One set of pretrained weights: where to get it and how its images must be prepared. */
+export interface WeightsEntry {
+  tag: string;
+  url: string;
+  /** The leading hex digits of the file's SHA-256, as torchvision puts them in its file names. */
+  sha256Prefix: string | null;
+  default: boolean;
+  numParams: number;
+  acc1: number;
+  acc5: number;
+  resizeSize: number;
+  cropSize: number;
+  interpolation: Interpolation | string;
+  mean: number[];
+  std: number[];
+  recipe?: string;
+  /** Class names (defaults to the 1000 ImageNet classes). */
+  categories?: 'imagenet' | string[];
+}
+
+export interface PaperRef { title: string; year: number; url?: string }
+
+export interface ModelMeta {
+  id: string;
+  family: string;
+  paper: PaperRef;
+  /** (C, H, W) the network expects by default. */
+  inputSize: [number, number, number];
+  mean: [number, number, number];
+  std: [number, number, number];
+  interpolation: Interpolation;
+  numClasses: number;
+  /** Reference parameter count (torchvision's, or the paper's table) at the default class count. */
+  params: number;
+  /** Reference multiply-adds in GMACs (torchvision's "GFLOPS"), when published. */
+  gmacs?: number;
+  /** Name in torchvision when the state dict is key-for-key compatible. */
+  torchvision?: string;
+  /** State-dict prefix of the first convolution (adapted for inChans != 3) and of the classifier. */
+  firstConv: string;
+  classifier: string;
+  weights: WeightsEntry[];
+  notes?: string;
+}
+
+/** Options every builder accepts. */
+export interface ModelOptions {
+  numClasses?: number;
+  /** Input channels: 1 for grayscale. With pretrained weights the first conv's RGB filters are summed (1) or tiled. */
+  inChans?: number;
+  /** Dropout before the classifier where the architecture has dropout. */
+  dropRate?: number;
+}
+
+export interface RegisteredModel<O extends ModelOptions = ModelOptions> {
+  meta: ModelMeta;
+  build: (opts: O) => ClassifierModel;
+}
+
+const registry = new Map<string, RegisteredModel<any>>();
+
+export const IMAGENET_MEAN: [number, number, number] = [0.485, 0.456, 0.406];
+export const IMAGENET_STD: [number, number, number] = [0.229, 0.224, 0.225];
+
+export function registerModel<O extends ModelOptions>(meta: ModelMeta, build: (opts: O) => ClassifierModel): void {
+  if (registry.has(meta.id)) throw new ConvzooError(`registerModel: '${meta.id}' is already registered`);
+  registry.set(meta.id, { meta, build });
+}
+
+export function getModelEntry(id: string): RegisteredModel {
+  const e = registry.get(id);
+  if (!e) {
+    const near = [...registry.keys()].filter((k) => k.startsWith(id.slice(0, 3))).slice(0, 8);
+    throw new ConvzooError(`unknown model '${id}'${near.length ? `; did you mean ${near.join(', ')}?` : ''} (convzoo list shows all)`, 'E_NOT_FOUND');
+  }
+  return e;
+}
+
+/** Registered ids, optionally filtered by family or a substring/glob ('resnet*'). */
+export function listModels(filter?: string): string[] {
+  const ids = [...registry.keys()];
+  if (!filter) return ids;
+  const re = new RegExp('^' + filter.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*') + '$');
+  return ids.filter((id) => re.test(id) || registry.get(id)!.meta.family === filter);
+}
+
+export function modelMeta(id: string): ModelMeta {
+  return getModelEntry(id).meta;
+}

@@ -1,0 +1,2 @@
+// Optimizers and LR schedulers.
+export {};
