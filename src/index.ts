@@ -9,3 +9,6 @@ export * as F from './nn/functional.js';
 export * as optim from './optim/index.js';
 export * from './io/index.js';
 export * from './models/index.js';
+export { summary, formatSummary, type ModelSummary, type LayerRow } from './summary.js';
+export { predict, type Prediction, type PredictResult, type PredictOptions } from './predict.js';
+export { loadImage, evalTransformFor, imagenetCategories, type EvalTransform } from './vision/preprocess.js';

@@ -107,7 +107,22 @@ export const tanh = (x: Tensor): Tensor => wrap(ops.tanh(x.handle));
 export const softplus = (x: Tensor, opts: { beta?: number; threshold?: number } = {}): Tensor => wrap(ops.softplus(x.handle, opts.beta ?? 1, opts.threshold ?? 20));
 export const softmax = (x: Tensor, opts: { dim?: number } = {}): Tensor => wrap(ops.softmax(x.handle, opts.dim ?? -1));
 export const logSoftmax = (x: Tensor, opts: { dim?: number } = {}): Tensor => wrap(ops.log_softmax(x.handle, opts.dim ?? -1));
-export const channelShuffle = (x: Tensor, groups: number): Tensor => wrap(ops.channel_shuffle(x.handle, groups));
+/**
+ * ShuffleNet's channel shuffle: (N, g*k, ...) -> view (N, g, k, ...) -> transpose -> (N, k*g, ...).
+ * Built from view/transpose rather than at::channel_shuffle, which has no derivative in libtorch 1.13.
+ */
+export function channelShuffle(x: Tensor, groups: number): Tensor {
+  checkInt(groups, 'channelShuffle', 'groups', 1);
+  const s = x.shape;
+  check(s.length >= 3, 'channelShuffle', `expected a 3-d or more input, got ${s.length}-d`, 'E_SHAPE');
+  check(s[1] % groups === 0, 'channelShuffle', `expected groups to divide the channels (${s[1]}), got ${groups}`, 'E_SHAPE');
+  const grouped = x.view(s[0], groups, s[1] / groups, ...s.slice(2));
+  const swapped = grouped.transpose(1, 2);
+  const out = swapped.reshape(...s);
+  grouped.dispose();
+  swapped.dispose();
+  return out;
+}
 
 export type Reduction = 'mean' | 'sum' | 'none';
 export interface CrossEntropyOptions { weight?: Tensor | null; ignoreIndex?: number; reduction?: Reduction; labelSmoothing?: number }

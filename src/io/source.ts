@@ -1,0 +1,88 @@
+// Random-access byte sources. The readers ask for byte ranges instead of holding whole files, so a
+// 500 MB checkpoint is never in memory twice: each storage is read, copied into its tensor, dropped.
+import { open, type FileHandle } from 'node:fs/promises';
+import { endianness } from 'node:os';
+import { ConvzooError } from '../errors.js';
+
+export interface Source {
+  /** What the error messages call it (a path, or "buffer"). */
+  readonly name: string;
+  readonly size: number;
+  /** Exactly `length` bytes from `offset` (a view, not a copy, for in-memory sources). */
+  read(offset: number, length: number): Promise<Uint8Array>;
+}
+
+/** A format error: what is wrong with the file's bytes. */
+export function formatError(src: { name: string }, message: string): ConvzooError {
+  return new ConvzooError(`load: ${src.name}: ${message}`, 'E_FORMAT', 'load');
+}
+
+function checkRange(src: Source, offset: number, length: number): void {
+  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > src.size) {
+    throw formatError(src, `needs bytes ${offset}..${offset + length} but the file has ${src.size} (truncated?)`);
+  }
+}
+
+export function bufferSource(bytes: Uint8Array, name = 'buffer'): Source {
+  return {
+    name,
+    size: bytes.byteLength,
+    async read(offset, length) {
+      checkRange(this, offset, length);
+      return bytes.subarray(offset, offset + length);
+    },
+  };
+}
+
+/** Reads are positioned (pread), so several can be planned without a shared file cursor. */
+export class FileSource implements Source {
+  private constructor(readonly name: string, readonly size: number, private readonly fh: FileHandle) {}
+
+  static async open(path: string): Promise<FileSource> {
+    const fh = await open(path, 'r').catch((e: NodeJS.ErrnoException) => { throw ioError('load', path, e); });
+    try {
+      const st = await fh.stat();
+      if (!st.isFile()) throw new ConvzooError(`load: ${path} is not a regular file`, 'E_IO', 'load');
+      return new FileSource(path, st.size, fh);
+    } catch (e) {
+      await fh.close();
+      throw e;
+    }
+  }
+
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    checkRange(this, offset, length);
+    const buf = Buffer.allocUnsafe(length);
+    let done = 0;
+    while (done < length) {
+      // fs reads are capped near 2 GiB per call, so large storages are read in slices.
+      const { bytesRead } = await this.fh.read(buf, done, Math.min(length - done, 1 << 30), offset + done);
+      if (bytesRead === 0) throw formatError(this, `ended at byte ${offset + done} while reading (was the file truncated while loading?)`);
+      done += bytesRead;
+    }
+    return buf;
+  }
+
+  close(): Promise<void> { return this.fh.close(); }
+}
+
+/** A file-system error as a ConvzooError: E_NOT_FOUND for a missing file, E_IO otherwise. */
+export function ioError(fn: string, path: string, e: NodeJS.ErrnoException): ConvzooError {
+  if (e instanceof ConvzooError) return e;
+  const code = e.code === 'ENOENT' ? 'E_NOT_FOUND' : 'E_IO';
+  return new ConvzooError(`${fn}: ${path}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`, code, fn);
+}
+
+export const HOST_LITTLE_ENDIAN = endianness() === 'LE';
+
+/**
+ * Converts elements of `elementSize` bytes between little- and big-endian. Returns a new array: the
+ * input may be a view of the caller's buffer, which must not change under them.
+ */
+export function byteSwapped(bytes: Uint8Array, elementSize: number): Uint8Array {
+  const out = new Uint8Array(bytes.byteLength);
+  for (let i = 0; i < bytes.byteLength; i += elementSize) {
+    for (let j = 0; j < elementSize; j++) out[i + j] = bytes[i + elementSize - 1 - j];
+  }
+  return out;
+}

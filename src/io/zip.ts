@@ -1,0 +1,152 @@
+// A small zip reader: the central directory and single entries, read on demand from a Source.
+// torch.save writes a plain zip (stored, i.e. uncompressed, entries aligned to 64 bytes, zip64 past
+// 4 GiB), so a reader of ~150 lines beats a dependency; deflate is handled too in case a file was
+// re-zipped. Layout per PKWARE's APPNOTE.TXT, sections 4.3 and 4.5.
+import zlib from 'node:zlib';
+import { formatError, type Source } from './source.js';
+
+export interface ZipEntry {
+  name: string;
+  /** 0 = stored, 8 = deflate. */
+  method: number;
+  flags: number;
+  crc32: number;
+  compressedSize: number;
+  size: number;
+  localHeaderOffset: number;
+}
+
+const SIG_LOCAL = 0x04034b50;
+const SIG_CENTRAL = 0x02014b50;
+const SIG_EOCD = 0x06054b50;
+const SIG_ZIP64_LOCATOR = 0x07064b50;
+const SIG_ZIP64_EOCD = 0x06064b50;
+const EOCD_SIZE = 22;
+const ZIP64_LOCATOR_SIZE = 20;
+const ZIP64_EOCD_SIZE = 56;
+
+const dv = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset, b.byteLength);
+
+/** A 64-bit field as a number; offsets past 2^53 cannot be real. */
+function u64(src: Source, v: DataView, at: number): number {
+  const n = v.getBigUint64(at, true);
+  if (n > BigInt(Number.MAX_SAFE_INTEGER)) throw formatError(src, 'zip64 field out of range (corrupt archive)');
+  return Number(n);
+}
+
+/** True if the source starts like a zip archive (a local file header). */
+export function looksLikeZip(head: Uint8Array): boolean {
+  return head.byteLength >= 4 && dv(head).getUint32(0, true) === SIG_LOCAL;
+}
+
+/** Reads the central directory: entry name -> entry. */
+export async function readZipDirectory(src: Source): Promise<Map<string, ZipEntry>> {
+  // The end-of-central-directory record sits at the very end, after an optional comment of up to
+  // 64 KiB; a zip64 locator sits right before it. Read that tail once and scan it backwards.
+  const tailLen = Math.min(src.size, EOCD_SIZE + 0xffff + ZIP64_LOCATOR_SIZE);
+  const tailStart = src.size - tailLen;
+  const tail = await src.read(tailStart, tailLen);
+  const t = dv(tail);
+  let eocd = -1;
+  for (let i = tailLen - EOCD_SIZE; i >= 0; i--) {
+    // The comment length must reach exactly to the end of the file, which rules out a stray signature.
+    if (t.getUint32(i, true) === SIG_EOCD && i + EOCD_SIZE + t.getUint16(i + 20, true) === tailLen) { eocd = i; break; }
+  }
+  if (eocd < 0) throw formatError(src, 'not a complete zip archive: no end-of-central-directory record (the file is truncated or corrupt)');
+
+  let count = t.getUint16(eocd + 10, true);
+  let cdSize = t.getUint32(eocd + 12, true);
+  let cdOffset = t.getUint32(eocd + 16, true);
+  if (t.getUint16(eocd + 4, true) !== 0 || t.getUint16(eocd + 6, true) !== 0) throw formatError(src, 'multi-disk zip archives are not supported');
+  if (count === 0xffff || cdSize === 0xffffffff || cdOffset === 0xffffffff) {
+    // Zip64: the locator points at the zip64 end record, which holds the 64-bit values.
+    const loc = eocd - ZIP64_LOCATOR_SIZE;
+    if (loc < 0 || t.getUint32(loc, true) !== SIG_ZIP64_LOCATOR) throw formatError(src, 'zip64 end-of-central-directory locator missing (corrupt archive)');
+    const z64At = u64(src, t, loc + 8);
+    const z = dv(await src.read(z64At, ZIP64_EOCD_SIZE));
+    if (z.getUint32(0, true) !== SIG_ZIP64_EOCD) throw formatError(src, 'zip64 end-of-central-directory record missing (corrupt archive)');
+    count = u64(src, z, 32);
+    cdSize = u64(src, z, 40);
+    cdOffset = u64(src, z, 48);
+  }
+  if (cdOffset + cdSize > tailStart + eocd) throw formatError(src, 'central directory lies outside the archive (truncated or corrupt)');
+
+  const cd = await src.read(cdOffset, cdSize);
+  const c = dv(cd);
+  const entries = new Map<string, ZipEntry>();
+  const names = new TextDecoder();
+  let p = 0;
+  for (let i = 0; i < count; i++) {
+    if (p + 46 > cdSize || c.getUint32(p, true) !== SIG_CENTRAL) throw formatError(src, `central directory entry ${i} is corrupt`);
+    const nameLen = c.getUint16(p + 28, true);
+    const extraLen = c.getUint16(p + 30, true);
+    const commentLen = c.getUint16(p + 32, true);
+    if (p + 46 + nameLen + extraLen + commentLen > cdSize) throw formatError(src, `central directory entry ${i} is corrupt`);
+    const e: ZipEntry = {
+      name: names.decode(cd.subarray(p + 46, p + 46 + nameLen)),
+      flags: c.getUint16(p + 8, true),
+      method: c.getUint16(p + 10, true),
+      crc32: c.getUint32(p + 16, true),
+      compressedSize: c.getUint32(p + 20, true),
+      size: c.getUint32(p + 24, true),
+      localHeaderOffset: c.getUint32(p + 42, true),
+    };
+    // A 32-bit field of all ones means "see the zip64 extra field (id 1)", which lists only those
+    // fields, in the order: size, compressed size, local header offset.
+    if (e.size === 0xffffffff || e.compressedSize === 0xffffffff || e.localHeaderOffset === 0xffffffff) {
+      let q = p + 46 + nameLen;
+      const end = q + extraLen;
+      let found = false;
+      while (q + 4 <= end) {
+        const id = c.getUint16(q, true);
+        const len = c.getUint16(q + 2, true);
+        if (q + 4 + len > end) break;
+        if (id === 1) {
+          let f = q + 4;
+          const next = (): number => {
+            if (f + 8 > q + 4 + len) throw formatError(src, `zip64 extra field of '${e.name}' is too short`);
+            const v = u64(src, c, f);
+            f += 8;
+            return v;
+          };
+          if (e.size === 0xffffffff) e.size = next();
+          if (e.compressedSize === 0xffffffff) e.compressedSize = next();
+          if (e.localHeaderOffset === 0xffffffff) e.localHeaderOffset = next();
+          found = true;
+          break;
+        }
+        q += 4 + len;
+      }
+      if (!found) throw formatError(src, `zip entry '${e.name}' lacks its zip64 extra field`);
+    }
+    entries.set(e.name, e);
+    p += 46 + nameLen + extraLen + commentLen;
+  }
+  return entries;
+}
+
+/** The entry's bytes, decompressed and checked against the directory's size and CRC-32. */
+export async function readZipEntry(src: Source, e: ZipEntry): Promise<Uint8Array> {
+  if (e.flags & 1) throw formatError(src, `zip entry '${e.name}' is encrypted`);
+  if (e.method !== 0 && e.method !== 8) throw formatError(src, `zip entry '${e.name}' uses compression method ${e.method} (only stored and deflate are supported)`);
+  if (e.method === 0 && e.compressedSize !== e.size) throw formatError(src, `zip entry '${e.name}' is stored but its sizes differ`);
+  const lh = dv(await src.read(e.localHeaderOffset, 30));
+  if (lh.getUint32(0, true) !== SIG_LOCAL) throw formatError(src, `zip entry '${e.name}': local header missing (corrupt archive)`);
+  // The local header's name and extra lengths can differ from the central directory's (torch pads
+  // the local extra field so that data starts on a 64-byte boundary), so take them from here.
+  const start = e.localHeaderOffset + 30 + lh.getUint16(26, true) + lh.getUint16(28, true);
+  if (start + e.compressedSize > src.size) throw formatError(src, `zip entry '${e.name}' extends past the end of the file (truncated)`);
+  let data = await src.read(start, e.compressedSize);
+  if (e.method === 8) {
+    try {
+      data = zlib.inflateRawSync(data, { maxOutputLength: Math.max(e.size, 1) });
+    } catch {
+      throw formatError(src, `zip entry '${e.name}' does not inflate (corrupt data)`);
+    }
+    if (data.byteLength !== e.size) throw formatError(src, `zip entry '${e.name}' inflates to ${data.byteLength} bytes, expected ${e.size}`);
+  }
+  // zlib.crc32 arrived in Node 20.15; on older 20.x the check is skipped.
+  const crc32 = (zlib as unknown as { crc32?: (d: Uint8Array) => number }).crc32;
+  if (crc32 && crc32(data) !== e.crc32) throw formatError(src, `zip entry '${e.name}' fails its CRC-32 check (corrupt data)`);
+  return data;
+}
