@@ -7,6 +7,7 @@ export type { MemoryInfo } from './native.js';
 export * as nn from './nn/index.js';
 export * as F from './nn/functional.js';
 export * as optim from './optim/index.js';
+export * as data from './data/index.js';
 export * from './io/index.js';
 export * from './models/index.js';
 export { summary, formatSummary, type ModelSummary, type LayerRow } from './summary.js';

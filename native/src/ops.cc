@@ -191,8 +191,10 @@ const OpEntry kOps[] = {
     OP(constant_pad_nd) { return ret(E, at::constant_pad_nd(a.t(0), a.ints(1), a.scalar(2))); } END,
     OP(reflection_pad2d) { return ret(E, at::reflection_pad2d(a.t(0), a.ints(1))); } END,
     OP(replication_pad2d) { return ret(E, at::replication_pad2d(a.t(0), a.ints(1))); } END,
-    OP(upsample_nearest2d) { return ret(E, at::upsample_nearest2d(a.t(0), a.ints(1))); } END,
-    OP(upsample_bilinear2d) { return ret(E, at::upsample_bilinear2d(a.t(0), a.ints(1), a.b(2))); } END,
+    // Optional scales (h, w) as torch's interpolate(scale_factor=...) passes them: the kernels then map
+    // output to input coordinates with 1/scale instead of inSize/outSize.
+    OP(upsample_nearest2d) { return ret(E, at::upsample_nearest2d(a.t(0), a.ints(1), a.has(2) ? c10::optional<double>(a.f64(2)) : c10::nullopt, a.has(3) ? c10::optional<double>(a.f64(3)) : c10::nullopt)); } END,
+    OP(upsample_bilinear2d) { return ret(E, at::upsample_bilinear2d(a.t(0), a.ints(1), a.b(2), a.has(3) ? c10::optional<double>(a.f64(3)) : c10::nullopt, a.has(4) ? c10::optional<double>(a.f64(4)) : c10::nullopt)); } END,
 
     // ---- autograd
     OP(backward) { a.t(0).backward(a.opt_t(1).value_or(Tensor()), a.b_or(2, false)); return E.Undefined(); } END,

@@ -1,6 +1,12 @@
 // The CLI's commands as data: name, arguments, options, and a run function that calls the library.
+import path from 'node:path';
 import * as cz from '../index.js';
 import { ConvzooError } from '../errors.js';
+import { train, TRAIN_DEFAULTS, type TrainOptions } from '../train/trainer.js';
+import { trainReporter } from '../train/report.js';
+import { demo, DEMO_OPTIONS } from '../train/demo.js';
+import { evaluateCommand } from '../train/eval_command.js';
+import { OPTIMIZERS, SCHEDULES } from '../train/recipe.js';
 
 export interface OptionSpec {
   flags: string; description: string; default?: unknown; choices?: string[];
@@ -26,6 +32,38 @@ const num = (name: string) => (v: string): number => {
 };
 const shape = (v: string): number[] => v.split(/[,x]/).map(int('--input-size'));
 const out = (s: string) => process.stdout.write(s + '\n');
+
+const trainOptions: OptionSpec[] = [
+  { flags: '--data <name|dir>', description: "'fashion-mnist' (the embedded default) or an image folder (one sub-folder per class)" },
+  { flags: '--epochs <n>', description: 'epochs', parse: int('--epochs') },
+  { flags: '--batch-size <n>', description: 'images per step', parse: int('--batch-size') },
+  { flags: '--lr <x>', description: 'learning rate', parse: num('--lr') },
+  { flags: '--optimizer <name>', description: 'optimizer', choices: OPTIMIZERS },
+  { flags: '--momentum <x>', description: 'momentum (SGD, RMSprop)', parse: num('--momentum') },
+  { flags: '--weight-decay <x>', description: 'weight decay of conv and linear weights', parse: num('--weight-decay') },
+  { flags: '--schedule <name>', description: 'learning-rate schedule', choices: SCHEDULES },
+  { flags: '--warmup-epochs <x>', description: 'linear warm-up epochs (fractions allowed)', parse: num('--warmup-epochs') },
+  { flags: '--label-smoothing <x>', description: 'label smoothing', parse: num('--label-smoothing') },
+  { flags: '--augment <kind>', description: 'training augmentation', choices: ['none', 'crop-flip', 'imagenet'] },
+  { flags: '--input-size <n>', description: 'resize images to n x n (e.g. for ImageNet models on Fashion-MNIST)', parse: int('--input-size') },
+  { flags: '--val-split <x>', description: 'image folders: fraction held out for testing', parse: num('--val-split') },
+  { flags: '--subset <n>', description: 'train on the first n images only (quick runs)', parse: int('--subset') },
+  { flags: '--workers <n>', description: 'data loader worker threads', parse: int('--workers') },
+  { flags: '--threads <n>', description: 'libtorch threads', parse: int('--threads') },
+  { flags: '--seed <n>', description: 'random seed', parse: int('--seed') },
+  { flags: '--out <dir>', description: 'output folder' },
+  { flags: '--resume <file>', description: 'continue the run saved in this checkpoint (last.ckpt)' },
+  { flags: '--weights <w>', description: "start from pretrained weights: 'DEFAULT', a tag, a file or a URL (the head is reset when the class count differs)" },
+  { flags: '--json', description: 'JSON lines instead of a progress bar (the default on a pipe)' },
+];
+
+/** CLI options minus undefined values, so that library defaults apply. */
+function defined(opts: Record<string, unknown>): Record<string, unknown> {
+  const o: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(opts)) if (v !== undefined) o[k] = v;
+  if (o.workers !== undefined) { o.numWorkers = o.workers; delete o.workers; }
+  return o;
+}
 
 export const commands: CommandSpec[] = [
   {
@@ -89,6 +127,58 @@ export const commands: CommandSpec[] = [
         for (const p of r.predictions) out(`  ${(p.probability * 100).toFixed(2).padStart(6)}%  ${p.label}`);
       }
       return results.some((r) => 'error' in r) ? 3 : 0;
+    },
+  },
+  {
+    name: 'train',
+    description: 'train a model (checkpoints, metrics.jsonl and plots go to --out)',
+    options: [{ flags: '-m, --model <id>', description: 'model id' }, ...trainOptions],
+    async run(_args, opts) {
+      if (!opts.model && !opts.resume) throw new ConvzooError('give --model <id> (or --resume FILE)', 'E_ARG');
+      const o = defined(opts) as unknown as TrainOptions;
+      const r = await train({ ...o, out: o.out ?? (o.resume ? undefined : TRAIN_DEFAULTS.out) } as TrainOptions, trainReporter({ json: opts.json as boolean | undefined }));
+      out(JSON.stringify({ model: o.model, testAccuracy: r.final.top1, bestAccuracy: r.bestAccuracy, seconds: r.seconds, out: r.out }));
+    },
+  },
+  {
+    name: 'eval',
+    description: 'evaluate a model: top-1, top-5, per-class accuracy and the confusion matrix',
+    options: [
+      { flags: '-m, --model <id>', description: 'model id (taken from the checkpoint when omitted)' },
+      { flags: '-w, --weights <w>', description: "'DEFAULT', a tag, a file or a URL" },
+      { flags: '-c, --checkpoint <file>', description: 'a convzoo training checkpoint (last.ckpt / best.ckpt)' },
+      { flags: '--data <name|dir>', description: "'fashion-mnist' or an image folder", default: 'fashion-mnist' },
+      { flags: '--batch-size <n>', description: 'images per forward pass', default: 256, parse: int('--batch-size') },
+      { flags: '--ten-crop <size>', description: "the papers' ten-crop evaluation with crops of this size", parse: int('--ten-crop') },
+      { flags: '--input-size <n>', description: 'resize images to n x n', parse: int('--input-size') },
+      { flags: '--out <dir>', description: 'write eval.json and the confusion matrix plot here' },
+      { flags: '--json', description: 'print JSON' },
+    ],
+    async run(_args, opts) {
+      const r = await evaluateCommand(defined(opts) as Parameters<typeof evaluateCommand>[0]);
+      if (opts.json) { out(JSON.stringify(r)); return; }
+      out(`top-1 ${(r.top1 * 100).toFixed(2)}%  top-5 ${(r.top5 * 100).toFixed(2)}%  on ${r.count} images (${r.seconds.toFixed(1)} s)`);
+      r.classes.forEach((c, i) => out(`  ${c.padEnd(14)} ${(r.perClass[i] * 100).toFixed(2)}%`));
+      out('confusion (rows: truth, columns: predicted):');
+      for (const row of r.confusion) out('  ' + row.map((n) => String(n).padStart(5)).join(''));
+    },
+  },
+  {
+    name: 'demo',
+    description: 'the main job: train resnet20 on Fashion-MNIST for 3 epochs, evaluate, save checkpoint, plots and metrics.json',
+    options: [
+      { flags: '--out <dir>', description: 'output folder', default: DEMO_OPTIONS.out },
+      { flags: '--epochs <n>', description: 'epochs', parse: int('--epochs') },
+      { flags: '--subset <n>', description: 'train on the first n images only (quick check)', parse: int('--subset') },
+      { flags: '--threads <n>', description: 'libtorch threads', parse: int('--threads') },
+      { flags: '--json', description: 'JSON lines instead of a progress bar' },
+    ],
+    async run(_args, opts) {
+      const r = await demo(defined(opts) as Partial<TrainOptions>, trainReporter({ json: opts.json as boolean | undefined }));
+      out(`\nresnet20 on Fashion-MNIST: test accuracy ${(r.testAccuracy * 100).toFixed(2)}% after ${r.epochs} epochs in ${r.seconds.toFixed(0)} s`);
+      out('a few test images:');
+      for (const s of r.samples) out(`  ${s.label.padEnd(12)} -> ${s.predicted.padEnd(12)} (${(s.probability * 100).toFixed(1)}%)${s.label === s.predicted ? '' : '  wrong'}`);
+      out(`checkpoint, plots and metrics.json in ${path.resolve(opts.out as string)}`);
     },
   },
 ];

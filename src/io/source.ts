@@ -23,6 +23,24 @@ function checkRange(src: Source, offset: number, length: number): void {
   }
 }
 
+/** Large reads and writes come in pieces of this size (a multiple of every element size). */
+export let CHUNK_BYTES = 64 << 20;
+
+/** @internal Lets tests run the chunked paths on small files. */
+export function _setChunkBytes(n: number): number {
+  if (!Number.isInteger(n) || n <= 0 || n % 8) throw new RangeError('chunk size must be a positive multiple of 8');
+  const prev = CHUNK_BYTES;
+  CHUNK_BYTES = n;
+  return prev;
+}
+
+/** `length` bytes from `offset`, as consecutive chunks of at most CHUNK_BYTES. */
+export async function* readChunks(src: Source, offset: number, length: number): AsyncGenerator<Uint8Array> {
+  checkRange(src, offset, length);
+  if (length === 0) { yield new Uint8Array(0); return; }
+  for (let done = 0; done < length; done += CHUNK_BYTES) yield await src.read(offset + done, Math.min(CHUNK_BYTES, length - done));
+}
+
 export function bufferSource(bytes: Uint8Array, name = 'buffer'): Source {
   return {
     name,

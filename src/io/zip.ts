@@ -3,7 +3,7 @@
 // 4 GiB), so a reader of ~150 lines beats a dependency; deflate is handled too in case a file was
 // re-zipped. Layout per PKWARE's APPNOTE.TXT, sections 4.3 and 4.5.
 import zlib from 'node:zlib';
-import { formatError, type Source } from './source.js';
+import { formatError, readChunks, type Source } from './source.js';
 
 export interface ZipEntry {
   name: string;
@@ -125,8 +125,12 @@ export async function readZipDirectory(src: Source): Promise<Map<string, ZipEntr
   return entries;
 }
 
-/** The entry's bytes, decompressed and checked against the directory's size and CRC-32. */
-export async function readZipEntry(src: Source, e: ZipEntry): Promise<Uint8Array> {
+/**
+ * The entry's bytes, decompressed, as chunks (one for deflated entries), checked against the
+ * directory's size and CRC-32; the CRC is checked after the last chunk, so a consumer must
+ * finish the iteration before trusting what it built.
+ */
+export async function* zipEntryChunks(src: Source, e: ZipEntry): AsyncGenerator<Uint8Array> {
   if (e.flags & 1) throw formatError(src, `zip entry '${e.name}' is encrypted`);
   if (e.method !== 0 && e.method !== 8) throw formatError(src, `zip entry '${e.name}' uses compression method ${e.method} (only stored and deflate are supported)`);
   if (e.method === 0 && e.compressedSize !== e.size) throw formatError(src, `zip entry '${e.name}' is stored but its sizes differ`);
@@ -136,17 +140,31 @@ export async function readZipEntry(src: Source, e: ZipEntry): Promise<Uint8Array
   // the local extra field so that data starts on a 64-byte boundary), so take them from here.
   const start = e.localHeaderOffset + 30 + lh.getUint16(26, true) + lh.getUint16(28, true);
   if (start + e.compressedSize > src.size) throw formatError(src, `zip entry '${e.name}' extends past the end of the file (truncated)`);
-  let data = await src.read(start, e.compressedSize);
+  // zlib.crc32 arrived in Node 20.15; on older 20.x the check is skipped.
+  const crc32 = (zlib as unknown as { crc32?: (d: Uint8Array, prev?: number) => number }).crc32;
+  let crc = 0;
   if (e.method === 8) {
+    let data: Uint8Array;
     try {
-      data = zlib.inflateRawSync(data, { maxOutputLength: Math.max(e.size, 1) });
+      data = zlib.inflateRawSync(await src.read(start, e.compressedSize), { maxOutputLength: Math.max(e.size, 1) });
     } catch {
       throw formatError(src, `zip entry '${e.name}' does not inflate (corrupt data)`);
     }
     if (data.byteLength !== e.size) throw formatError(src, `zip entry '${e.name}' inflates to ${data.byteLength} bytes, expected ${e.size}`);
+    if (crc32) crc = crc32(data);
+    yield data;
+  } else {
+    for await (const chunk of readChunks(src, start, e.size)) {
+      if (crc32) crc = crc32(chunk, crc);
+      yield chunk;
+    }
   }
-  // zlib.crc32 arrived in Node 20.15; on older 20.x the check is skipped.
-  const crc32 = (zlib as unknown as { crc32?: (d: Uint8Array) => number }).crc32;
-  if (crc32 && crc32(data) !== e.crc32) throw formatError(src, `zip entry '${e.name}' fails its CRC-32 check (corrupt data)`);
-  return data;
+  if (crc32 && crc !== e.crc32) throw formatError(src, `zip entry '${e.name}' fails its CRC-32 check (corrupt data)`);
+}
+
+/** The whole entry in one array (for the small ones: data.pkl, byteorder). */
+export async function readZipEntry(src: Source, e: ZipEntry): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  for await (const c of zipEntryChunks(src, e)) chunks.push(c);
+  return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
 }

@@ -1,5 +1,8 @@
 // Importing the family files registers their models.
 import './resnet.js';
+import './alexnet.js';
+import './vgg.js';
+import './googlenet.js';
 
 export { ClassifierModel } from './base.js';
 export { registerModel, listModels, modelMeta, getModelEntry, IMAGENET_MEAN, IMAGENET_STD } from './registry.js';
@@ -7,3 +10,6 @@ export type { ModelMeta, ModelOptions, WeightsEntry, PaperRef, Interpolation } f
 export { buildModel, createModel, resolveWeights, loadPretrained, adaptInputConv, type CreateModelOptions } from './builder.js';
 export { downloadCached, convzooHome, sha256File } from './hub.js';
 export * as resnet from './resnet.js';
+export * as alexnet from './alexnet.js';
+export * as vgg from './vgg.js';
+export * as googlenet from './googlenet.js';

@@ -13,23 +13,23 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, op
   const groups = opts.groups ?? 1;
   checkInt(groups, 'conv2d', 'groups', 1);
   const padding = opts.padding ?? 0;
-  return wrap(ops.conv2d(x.handle, weight.handle, bias?.handle, pair(opts.stride ?? 1),
+  return wrap(ops.conv2d(x?.handle, weight?.handle, bias?.handle, pair(opts.stride ?? 1),
     typeof padding === 'string' ? padding : pair(padding), pair(opts.dilation ?? 1), groups));
 }
 
 export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
-  return wrap(ops.linear(x.handle, weight.handle, bias?.handle));
+  return wrap(ops.linear(x?.handle, weight?.handle, bias?.handle));
 }
 
 export interface MaxPool2dOptions { stride?: Pair; padding?: Pair; dilation?: Pair; ceilMode?: boolean }
 
 export function maxPool2d(x: Tensor, kernelSize: Pair, opts: MaxPool2dOptions = {}): Tensor {
-  return wrap(ops.max_pool2d(x.handle, pair(kernelSize), pair(opts.stride ?? kernelSize), pair(opts.padding ?? 0),
+  return wrap(ops.max_pool2d(x?.handle, pair(kernelSize), pair(opts.stride ?? kernelSize), pair(opts.padding ?? 0),
     pair(opts.dilation ?? 1), opts.ceilMode ?? false));
 }
 /** Max pooling that also returns the flat index of each maximum. */
 export function maxPool2dWithIndices(x: Tensor, kernelSize: Pair, opts: MaxPool2dOptions = {}): { output: Tensor; indices: Tensor } {
-  const [output, indices] = wrapAll(ops.max_pool2d_with_indices(x.handle, pair(kernelSize), pair(opts.stride ?? kernelSize),
+  const [output, indices] = wrapAll(ops.max_pool2d_with_indices(x?.handle, pair(kernelSize), pair(opts.stride ?? kernelSize),
     pair(opts.padding ?? 0), pair(opts.dilation ?? 1), opts.ceilMode ?? false));
   return { output, indices };
 }
@@ -37,12 +37,12 @@ export function maxPool2dWithIndices(x: Tensor, kernelSize: Pair, opts: MaxPool2
 export interface AvgPool2dOptions { stride?: Pair; padding?: Pair; ceilMode?: boolean; countIncludePad?: boolean; divisorOverride?: number }
 
 export function avgPool2d(x: Tensor, kernelSize: Pair, opts: AvgPool2dOptions = {}): Tensor {
-  return wrap(ops.avg_pool2d(x.handle, pair(kernelSize), pair(opts.stride ?? kernelSize), pair(opts.padding ?? 0),
+  return wrap(ops.avg_pool2d(x?.handle, pair(kernelSize), pair(opts.stride ?? kernelSize), pair(opts.padding ?? 0),
     opts.ceilMode ?? false, opts.countIncludePad ?? true, opts.divisorOverride));
 }
-export function adaptiveAvgPool2d(x: Tensor, outputSize: Pair): Tensor { return wrap(ops.adaptive_avg_pool2d(x.handle, pair(outputSize))); }
+export function adaptiveAvgPool2d(x: Tensor, outputSize: Pair): Tensor { return wrap(ops.adaptive_avg_pool2d(x?.handle, pair(outputSize))); }
 export function adaptiveMaxPool2d(x: Tensor, outputSize: Pair): Tensor {
-  const [out, idx] = wrapAll(ops.adaptive_max_pool2d(x.handle, pair(outputSize)));
+  const [out, idx] = wrapAll(ops.adaptive_max_pool2d(x?.handle, pair(outputSize)));
   idx.dispose();
   return out;
 }
@@ -50,14 +50,21 @@ export function adaptiveMaxPool2d(x: Tensor, outputSize: Pair): Tensor {
 export interface BatchNormOptions { weight?: Tensor | null; bias?: Tensor | null; training?: boolean; momentum?: number; eps?: number }
 /** Batch norm; in training mode the running statistics (when given) are updated in place. */
 export function batchNorm(x: Tensor, runningMean: Tensor | null, runningVar: Tensor | null, opts: BatchNormOptions = {}): Tensor {
-  return wrap(ops.batch_norm(x.handle, opts.weight?.handle, opts.bias?.handle, runningMean?.handle, runningVar?.handle,
+  if (opts.training && x instanceof Tensor) {
+    // As torch.nn.functional: batch statistics of a single value per channel are meaningless.
+    const s = x.shape;
+    let perChannel = s[0] ?? 1;
+    for (let i = 2; i < s.length; i++) perChannel *= s[i];
+    check(perChannel > 1, 'batchNorm', `expected more than 1 value per channel when training, got input of shape [${s.join(', ')}]`, 'E_SHAPE');
+  }
+  return wrap(ops.batch_norm(x?.handle, opts.weight?.handle, opts.bias?.handle, runningMean?.handle, runningVar?.handle,
     opts.training ?? false, opts.momentum ?? 0.1, opts.eps ?? 1e-5));
 }
 export function layerNorm(x: Tensor, normalizedShape: readonly number[], opts: { weight?: Tensor | null; bias?: Tensor | null; eps?: number } = {}): Tensor {
-  return wrap(ops.layer_norm(x.handle, [...normalizedShape], opts.weight?.handle, opts.bias?.handle, opts.eps ?? 1e-5));
+  return wrap(ops.layer_norm(x?.handle, [...normalizedShape], opts.weight?.handle, opts.bias?.handle, opts.eps ?? 1e-5));
 }
 export function groupNorm(x: Tensor, numGroups: number, opts: { weight?: Tensor | null; bias?: Tensor | null; eps?: number } = {}): Tensor {
-  return wrap(ops.group_norm(x.handle, numGroups, opts.weight?.handle, opts.bias?.handle, opts.eps ?? 1e-5));
+  return wrap(ops.group_norm(x?.handle, numGroups, opts.weight?.handle, opts.bias?.handle, opts.eps ?? 1e-5));
 }
 
 /**
@@ -83,30 +90,30 @@ export function localResponseNorm(x: Tensor, size: number, opts: { alpha?: numbe
 export function dropout(x: Tensor, opts: { p?: number; training?: boolean } = {}): Tensor {
   const p = opts.p ?? 0.5;
   check(p >= 0 && p <= 1, 'dropout', `p must be in [0, 1], got ${p}`);
-  return wrap(ops.dropout(x.handle, p, opts.training ?? true));
+  return wrap(ops.dropout(x?.handle, p, opts.training ?? true));
 }
 /** Zeroes whole channels (torch's dropout2d / feature dropout). */
 export function dropout2d(x: Tensor, opts: { p?: number; training?: boolean } = {}): Tensor {
   const p = opts.p ?? 0.5;
   check(p >= 0 && p <= 1, 'dropout2d', `p must be in [0, 1], got ${p}`);
-  return wrap(ops.feature_dropout(x.handle, p, opts.training ?? true));
+  return wrap(ops.feature_dropout(x?.handle, p, opts.training ?? true));
 }
 
-export const relu = (x: Tensor): Tensor => wrap(ops.relu(x.handle));
-export const relu6 = (x: Tensor): Tensor => wrap(ops.hardtanh(x.handle, 0, 6));
-export const hardtanh = (x: Tensor, opts: { min?: number; max?: number } = {}): Tensor => wrap(ops.hardtanh(x.handle, opts.min ?? -1, opts.max ?? 1));
-export const leakyRelu = (x: Tensor, opts: { negativeSlope?: number } = {}): Tensor => wrap(ops.leaky_relu(x.handle, opts.negativeSlope ?? 0.01));
-export const elu = (x: Tensor, opts: { alpha?: number } = {}): Tensor => wrap(ops.elu(x.handle, opts.alpha ?? 1));
-export const gelu = (x: Tensor, opts: { approximate?: 'none' | 'tanh' } = {}): Tensor => wrap(ops.gelu(x.handle, opts.approximate ?? 'none'));
-export const silu = (x: Tensor): Tensor => wrap(ops.silu(x.handle));
-export const mish = (x: Tensor): Tensor => wrap(ops.mish(x.handle));
-export const hardswish = (x: Tensor): Tensor => wrap(ops.hardswish(x.handle));
-export const hardsigmoid = (x: Tensor): Tensor => wrap(ops.hardsigmoid(x.handle));
-export const sigmoid = (x: Tensor): Tensor => wrap(ops.sigmoid(x.handle));
-export const tanh = (x: Tensor): Tensor => wrap(ops.tanh(x.handle));
-export const softplus = (x: Tensor, opts: { beta?: number; threshold?: number } = {}): Tensor => wrap(ops.softplus(x.handle, opts.beta ?? 1, opts.threshold ?? 20));
-export const softmax = (x: Tensor, opts: { dim?: number } = {}): Tensor => wrap(ops.softmax(x.handle, opts.dim ?? -1));
-export const logSoftmax = (x: Tensor, opts: { dim?: number } = {}): Tensor => wrap(ops.log_softmax(x.handle, opts.dim ?? -1));
+export const relu = (x: Tensor): Tensor => wrap(ops.relu(x?.handle));
+export const relu6 = (x: Tensor): Tensor => wrap(ops.hardtanh(x?.handle, 0, 6));
+export const hardtanh = (x: Tensor, opts: { min?: number; max?: number } = {}): Tensor => wrap(ops.hardtanh(x?.handle, opts.min ?? -1, opts.max ?? 1));
+export const leakyRelu = (x: Tensor, opts: { negativeSlope?: number } = {}): Tensor => wrap(ops.leaky_relu(x?.handle, opts.negativeSlope ?? 0.01));
+export const elu = (x: Tensor, opts: { alpha?: number } = {}): Tensor => wrap(ops.elu(x?.handle, opts.alpha ?? 1));
+export const gelu = (x: Tensor, opts: { approximate?: 'none' | 'tanh' } = {}): Tensor => wrap(ops.gelu(x?.handle, opts.approximate ?? 'none'));
+export const silu = (x: Tensor): Tensor => wrap(ops.silu(x?.handle));
+export const mish = (x: Tensor): Tensor => wrap(ops.mish(x?.handle));
+export const hardswish = (x: Tensor): Tensor => wrap(ops.hardswish(x?.handle));
+export const hardsigmoid = (x: Tensor): Tensor => wrap(ops.hardsigmoid(x?.handle));
+export const sigmoid = (x: Tensor): Tensor => wrap(ops.sigmoid(x?.handle));
+export const tanh = (x: Tensor): Tensor => wrap(ops.tanh(x?.handle));
+export const softplus = (x: Tensor, opts: { beta?: number; threshold?: number } = {}): Tensor => wrap(ops.softplus(x?.handle, opts.beta ?? 1, opts.threshold ?? 20));
+export const softmax = (x: Tensor, opts: { dim?: number } = {}): Tensor => wrap(ops.softmax(x?.handle, opts.dim ?? -1));
+export const logSoftmax = (x: Tensor, opts: { dim?: number } = {}): Tensor => wrap(ops.log_softmax(x?.handle, opts.dim ?? -1));
 /**
  * ShuffleNet's channel shuffle: (N, g*k, ...) -> view (N, g, k, ...) -> transpose -> (N, k*g, ...).
  * Built from view/transpose rather than at::channel_shuffle, which has no derivative in libtorch 1.13.
@@ -131,38 +138,44 @@ export interface CrossEntropyOptions { weight?: Tensor | null; ignoreIndex?: num
 export function crossEntropy(logits: Tensor, target: Tensor, opts: CrossEntropyOptions = {}): Tensor {
   const ls = opts.labelSmoothing ?? 0;
   check(ls >= 0 && ls <= 1, 'crossEntropy', `labelSmoothing must be in [0, 1], got ${ls}`);
-  return wrap(ops.cross_entropy(logits.handle, target.handle, opts.weight?.handle, opts.reduction ?? 'mean', opts.ignoreIndex ?? -100, ls));
+  return wrap(ops.cross_entropy(logits?.handle, target?.handle, opts.weight?.handle, opts.reduction ?? 'mean', opts.ignoreIndex ?? -100, ls));
 }
 export function nllLoss(logProbs: Tensor, target: Tensor, opts: Omit<CrossEntropyOptions, 'labelSmoothing'> = {}): Tensor {
-  return wrap(ops.nll_loss(logProbs.handle, target.handle, opts.weight?.handle, opts.reduction ?? 'mean', opts.ignoreIndex ?? -100));
+  return wrap(ops.nll_loss(logProbs?.handle, target?.handle, opts.weight?.handle, opts.reduction ?? 'mean', opts.ignoreIndex ?? -100));
 }
 export function mseLoss(input: Tensor, target: Tensor, opts: { reduction?: Reduction } = {}): Tensor {
-  return wrap(ops.mse_loss(input.handle, target.handle, opts.reduction ?? 'mean'));
+  return wrap(ops.mse_loss(input?.handle, target?.handle, opts.reduction ?? 'mean'));
 }
 export function binaryCrossEntropyWithLogits(input: Tensor, target: Tensor, opts: { weight?: Tensor | null; reduction?: Reduction } = {}): Tensor {
-  return wrap(ops.bce_with_logits(input.handle, target.handle, opts.weight?.handle, opts.reduction ?? 'mean'));
+  return wrap(ops.bce_with_logits(input?.handle, target?.handle, opts.weight?.handle, opts.reduction ?? 'mean'));
 }
 
 /** Pads the last dimensions: `pad` lists (left, right, top, bottom, ...) as in torch. */
 export function pad(x: Tensor, padding: readonly number[], opts: { mode?: 'constant' | 'reflect' | 'replicate'; value?: number } = {}): Tensor {
   const mode = opts.mode ?? 'constant';
-  if (mode === 'constant') return wrap(ops.constant_pad_nd(x.handle, [...padding], opts.value ?? 0));
+  if (mode === 'constant') return wrap(ops.constant_pad_nd(x?.handle, [...padding], opts.value ?? 0));
   check(padding.length === 4 && x.ndim === 4, 'pad', `${mode} padding takes 4 values for a 4-d input`);
-  return wrap(mode === 'reflect' ? ops.reflection_pad2d(x.handle, [...padding]) : ops.replication_pad2d(x.handle, [...padding]));
+  return wrap(mode === 'reflect' ? ops.reflection_pad2d(x?.handle, [...padding]) : ops.replication_pad2d(x?.handle, [...padding]));
 }
 
 export interface InterpolateOptions { size?: Pair; scaleFactor?: number | readonly [number, number]; mode?: 'nearest' | 'bilinear'; alignCorners?: boolean }
 export function interpolate(x: Tensor, opts: InterpolateOptions): Tensor {
   check(x.ndim === 4, 'interpolate', `expected a 4-d (N, C, H, W) input, got ${x.ndim}-d`, 'E_SHAPE');
+  check((opts.size === undefined) !== (opts.scaleFactor === undefined), 'interpolate', 'give exactly one of size and scaleFactor');
   const [h, w] = [x.shape[2], x.shape[3]];
   let size: number[];
+  // With a scale factor, torch passes the scales to the kernel, which maps output to input
+  // coordinates by 1/scale (not inSize/outSize): the results differ for non-integer factors.
+  let scales: [number | undefined, number | undefined] = [undefined, undefined];
   if (opts.size !== undefined) size = pair(opts.size);
   else {
-    check(opts.scaleFactor !== undefined, 'interpolate', 'give size or scaleFactor');
-    const [sh, sw] = typeof opts.scaleFactor === 'number' ? [opts.scaleFactor, opts.scaleFactor] : opts.scaleFactor;
+    const [sh, sw] = typeof opts.scaleFactor === 'number' ? [opts.scaleFactor, opts.scaleFactor] : opts.scaleFactor!;
+    check(sh > 0 && sw > 0, 'interpolate', `expected positive scale factors, got [${sh}, ${sw}]`);
     size = [Math.floor(h * sh), Math.floor(w * sw)];
+    scales = [sh, sw];
   }
   const mode = opts.mode ?? 'nearest';
-  if (mode === 'nearest') return wrap(ops.upsample_nearest2d(x.handle, size));
-  return wrap(ops.upsample_bilinear2d(x.handle, size, opts.alignCorners ?? false));
+  if (mode === 'nearest') return wrap(ops.upsample_nearest2d(x?.handle, size, ...scales));
+  check(mode === 'bilinear', 'interpolate', `unknown mode '${String(mode)}' (expected nearest or bilinear)`);
+  return wrap(ops.upsample_bilinear2d(x?.handle, size, opts.alignCorners ?? false, ...scales));
 }

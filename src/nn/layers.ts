@@ -2,7 +2,7 @@
 // state-dict names.
 import { Tensor } from '../tensor/tensor.js';
 import { empty, zeros, ones, tensor } from '../tensor/creation.js';
-import { check, checkInt } from '../errors.js';
+import { ConvzooError, check, checkInt } from '../errors.js';
 import { Module, Parameter, buffer } from './module.js';
 import * as F from './functional.js';
 import * as init from './init.js';
@@ -270,7 +270,7 @@ export class ModuleList extends Module {
   length = 0;
   constructor(modules: Module[] = []) { super(); for (const m of modules) this.push(m); }
   push(m: Module): this { this[this.length++] = m; return this; }
-  forward(_x: Tensor): Tensor { throw new Error('ModuleList has no forward; iterate over it'); }
+  forward(_x: Tensor): Tensor { throw new ConvzooError('ModuleList: has no forward; iterate over it', 'E_ARG', 'ModuleList'); }
   *[Symbol.iterator](): Generator<Module> { for (let i = 0; i < this.length; i++) yield this[i]; }
 }
 
@@ -278,5 +278,5 @@ export class ModuleList extends Module {
 export class ModuleDict extends Module {
   [key: string]: unknown;
   constructor(modules: Record<string, Module> = {}) { super(); Object.assign(this, modules); }
-  forward(_x: Tensor): Tensor { throw new Error('ModuleDict has no forward; index it'); }
+  forward(_x: Tensor): Tensor { throw new ConvzooError('ModuleDict: has no forward; index it', 'E_ARG', 'ModuleDict'); }
 }

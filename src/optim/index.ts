@@ -1,2 +1,11 @@
-// Optimizers and LR schedulers.
-export {};
+// Optimizers and LR schedulers: cz.optim.SGD, Adam, AdamW, RMSprop and torch's schedulers
+// (also under cz.optim.lrScheduler, mirroring torch.optim.lr_scheduler).
+export {
+  Optimizer, type Hyperparameters, type ParamGroup, type ParamGroupInput, type ParamsInput,
+  type ParamGroupState, type OptimizerStateDict,
+} from './optimizer.js';
+export { SGD, type SGDHyperparameters, type SGDOptions } from './sgd.js';
+export { Adam, AdamW, type AdamHyperparameters, type AdamOptions } from './adam.js';
+export { RMSprop, type RMSpropHyperparameters, type RMSpropOptions } from './rmsprop.js';
+export * from './lr_scheduler.js';
+export * as lrScheduler from './lr_scheduler.js';

@@ -48,10 +48,7 @@ export interface ParamState {
   buffers: Record<string, Tensor>;
 }
 
-const isTensorIterable = (x: unknown): x is Iterable<Tensor> => {
-  if (x === null || typeof x !== 'object' || !(Symbol.iterator in (x as object))) return false;
-  return true;
-};
+const isIterable = (x: unknown): x is Iterable<unknown> => x !== null && typeof x === 'object' && Symbol.iterator in x;
 
 /** Throws E_ARG on an option that `allowed` does not list (a misspelt option fails at once). */
 export function checkOptionKeys(fn: string, opts: object, allowed: readonly string[]): void {
@@ -78,11 +75,11 @@ export abstract class Optimizer<H extends Hyperparameters = Hyperparameters> {
 
   protected constructor(name: string, params: ParamsInput<H>, defaults: H) {
     this.name = name;
-    this.defaults = Object.freeze({ ...defaults });
-    check(isTensorIterable(params), name, 'expected params to be an iterable of tensors (model.parameters()) or an array of parameter groups');
-    const list = [...(params as Iterable<unknown>)];
+    this.defaults = Object.freeze(structuredClone(defaults));
+    check(isIterable(params), name, 'expected params to be an iterable of tensors (model.parameters()) or an array of parameter groups');
+    const list = [...params];
     check(list.length > 0, name, 'got an empty parameter list');
-    if (list.every((x) => x instanceof Tensor)) this.addParamGroup({ params: list as Tensor[] } as ParamGroupInput<H>);
+    if (list.every((x) => x instanceof Tensor)) this.addParamGroup({ params: list as Tensor[] } as unknown as ParamGroupInput<H>);
     else if (list.every((x) => x !== null && typeof x === 'object' && !(x instanceof Tensor) && 'params' in (x as object))) {
       for (const g of list as ParamGroupInput<H>[]) this.addParamGroup(g);
     } else {
@@ -231,7 +228,7 @@ export abstract class Optimizer<H extends Hyperparameters = Hyperparameters> {
       }
     }
     sd.groups.forEach((g, i) => {
-      const target = this.paramGroups[i] as Record<string, unknown>;
+      const target = this.paramGroups[i] as unknown as Record<string, unknown>;
       for (const [k, v] of Object.entries(g)) if (k !== 'params') target[k] = structuredClone(v);
     });
   }

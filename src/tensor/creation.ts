@@ -17,6 +17,10 @@ function inferShape(values: Nested): number[] {
 function flattenNested(values: Nested, shape: number[], depth: number, out: (number | boolean | bigint)[]): void {
   if (depth === shape.length) {
     if (Array.isArray(values)) throw new ConvzooError('tensor: ragged nested array (deeper than its first element)', 'E_SHAPE');
+    const type = typeof values;
+    if (type !== 'number' && type !== 'boolean' && type !== 'bigint') {
+      throw new ConvzooError(`tensor: expected numbers, booleans or bigints, got ${values === null ? 'null' : type}`, 'E_ARG', 'tensor');
+    }
     out.push(values as number);
     return;
   }
@@ -88,6 +92,7 @@ function finish(t: Tensor, opts: CreateOptions): Tensor {
 
 /** A tensor holding a copy of raw bytes laid out as `dtype` with `shape`. */
 export function fromBytes(bytes: ArrayBufferView, shape: Shape, dtype: DType): Tensor {
+  check(Object.hasOwn(DTYPE_BYTES, dtype), 'fromBytes', `unknown dtype '${String(dtype)}'`, 'E_DTYPE');
   const n = shape.reduce((a, b) => a * b, 1);
   check(bytes.byteLength === n * DTYPE_BYTES[dtype], 'fromBytes',
     `${bytes.byteLength} bytes given, shape [${shape.join(', ')}] of ${dtype} needs ${n * DTYPE_BYTES[dtype]}`, 'E_SHAPE');
@@ -122,27 +127,31 @@ export function arange(startOrEnd: number, end?: number, step = 1, opts: CreateO
   return wrap(ops.arange(s, e, step, opts.dtype ?? (ints ? 'int64' : 'float32'), opts.device));
 }
 export function eye(n: number, opts: CreateOptions = {}): Tensor { return wrap(ops.eye(n, opts.dtype ?? 'float32', opts.device)); }
-export function zerosLike(t: Tensor): Tensor { return wrap(ops.zeros_like(t.handle)); }
-export function onesLike(t: Tensor): Tensor { return wrap(ops.ones_like(t.handle)); }
-export function emptyLike(t: Tensor): Tensor { return wrap(ops.empty_like(t.handle)); }
-export function fullLike(t: Tensor, value: number): Tensor { return wrap(ops.full_like(t.handle, value)); }
+export function zerosLike(t: Tensor): Tensor { return wrap(ops.zeros_like(t?.handle)); }
+export function onesLike(t: Tensor): Tensor { return wrap(ops.ones_like(t?.handle)); }
+export function emptyLike(t: Tensor): Tensor { return wrap(ops.empty_like(t?.handle)); }
+export function fullLike(t: Tensor, value: number): Tensor { return wrap(ops.full_like(t?.handle, value)); }
 export function scalarTensor(value: number, opts: CreateOptions = {}): Tensor { return wrap(ops.scalar_tensor(value, opts.dtype ?? 'float32', opts.device)); }
 
 // ---- joins and selections
-export function cat(tensors: readonly Tensor[], dim = 0): Tensor { return wrap(ops.cat(tensors.map((t) => t.handle), dim)); }
-export function stack(tensors: readonly Tensor[], dim = 0): Tensor { return wrap(ops.stack(tensors.map((t) => t.handle), dim)); }
+function handles(tensors: readonly Tensor[], fn: string): unknown[] {
+  check(Array.isArray(tensors), fn, `expected an array of tensors, got ${tensors === null ? 'null' : typeof tensors}`);
+  return tensors.map((t) => t?.handle);
+}
+export function cat(tensors: readonly Tensor[], dim = 0): Tensor { return wrap(ops.cat(handles(tensors, 'cat'), dim)); }
+export function stack(tensors: readonly Tensor[], dim = 0): Tensor { return wrap(ops.stack(handles(tensors, 'stack'), dim)); }
 export function split(t: Tensor, sizeOrSizes: number | number[], dim = 0): Tensor[] { return t.split(sizeOrSizes, dim); }
 export function chunk(t: Tensor, chunks: number, dim = 0): Tensor[] { return t.chunk(chunks, dim); }
 export function where(condition: Tensor, x: Tensor, y: Tensor | number): Tensor {
-  return wrap(ops.where(condition.handle, x.handle, y instanceof Tensor ? y.handle : y));
+  return wrap(ops.where(condition?.handle, x?.handle, y instanceof Tensor ? y.handle : y));
 }
-export function oneHot(t: Tensor, numClasses = -1): Tensor { return wrap(ops.one_hot(t.handle, numClasses)); }
+export function oneHot(t: Tensor, numClasses = -1): Tensor { return wrap(ops.one_hot(t?.handle, numClasses)); }
 
 // ---- random state and threads
 export function manualSeed(seed: number): void { ops.manual_seed(seed); }
 /** The CPU generator's state, a uint8 tensor (for checkpoints). */
 export function getRngState(): Tensor { return wrap(ops.get_rng_state()); }
-export function setRngState(state: Tensor): void { ops.set_rng_state(state.handle); }
+export function setRngState(state: Tensor): void { ops.set_rng_state(state?.handle); }
 export function setNumThreads(n: number): void { check(Number.isInteger(n) && n > 0, 'setNumThreads', `expected a positive integer, got ${n}`); ops.set_num_threads(n); }
 export function getNumThreads(): number { return ops.get_num_threads(); }
 export function cudaAvailable(): boolean { return ops.cuda_available(); }

@@ -1,6 +1,7 @@
 // Deterministic tensor lifetime: tidy() scopes free every tensor made inside except what is returned
 // or kept. Outside any scope a tensor lives until dispose() (or, as a safety net, garbage collection).
 import { native, type MemoryInfo } from '../native.js';
+import { ConvzooError } from '../errors.js';
 
 export interface Disposable { dispose(): void }
 
@@ -19,7 +20,7 @@ export function keep<T extends Disposable>(t: T): T {
 
 function collect(value: unknown, out: Set<unknown>, depth = 0): void {
   if (value === null || typeof value !== 'object' || depth > 4) return;
-  if (typeof (value as Disposable).dispose === 'function' && '_h' in (value as object)) { out.add(value); return; }
+  if ('_h' in (value as object) && typeof (value as Disposable).dispose === 'function') { out.add(value); return; }
   if (Array.isArray(value)) for (const v of value) collect(v, out, depth + 1);
   else if (Object.getPrototypeOf(value) === Object.prototype) for (const v of Object.values(value)) collect(v, out, depth + 1);
 }
@@ -30,6 +31,7 @@ function collect(value: unknown, out: Set<unknown>, depth = 0): void {
  * async code use `using` or dispose().
  */
 export function tidy<T>(fn: () => T): T {
+  if (typeof fn !== 'function') throw new ConvzooError(`tidy: expected a function, got ${fn === null ? 'null' : typeof fn}`, 'E_ARG', 'tidy');
   const scope = new Set<Disposable>();
   scopes.push(scope);
   let result: T;

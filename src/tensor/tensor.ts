@@ -18,6 +18,28 @@ export function isFloatingDType(d: DType): boolean {
   return d === 'float32' || d === 'float64' || d === 'float16' || d === 'bfloat16';
 }
 
+// Helpers that touch handles on behalf of an op; skipped when naming the op in an error.
+const HELPERS = new Set(['handle', 'handles', 'operand', 'wrap', 'map', 'disposedError']);
+
+/**
+ * The E_DISPOSED error, named after the op that was given the disposed tensor. Only this error path
+ * pays for reading the stack: the outermost Tensor method of the innermost run of them (`data`, not
+ * the `dtype` getter it calls), or else the first named function (`conv2d`, `cat`).
+ */
+function disposedError(): ConvzooError {
+  let op = '';
+  for (const line of (new Error().stack ?? '').split('\n').slice(1)) {
+    const m = /^\s*at (?:new )?(?:([\w$]+)\.)?(get |set )?([\w$]+)(?: \[as [\w$]+\])? \(/.exec(line);
+    if (!m || HELPERS.has(m[3])) continue;
+    const method = m[1] === 'Tensor' || m[1] === 'Parameter' || m[2] !== undefined; // V8 shows getters as "get dtype"
+    if (method) { op = m[3]; continue; }
+    if (!op) op = m[3];
+    break;
+  }
+  op ||= 'tensor';
+  return new ConvzooError(`${op}: tensor used after dispose()`, 'E_DISPOSED', op);
+}
+
 const wrap = (h: Handle): Tensor => new Tensor(h);
 const wrapAll = (hs: Handle[]): Tensor[] => hs.map(wrap);
 const dimList = (d: number | readonly number[]): number[] => (typeof d === 'number' ? [d] : [...d]);
@@ -36,7 +58,7 @@ export class Tensor {
 
   /** @internal The native handle; throws if the tensor was disposed. */
   get handle(): Handle {
-    if (this._h === null) throw new ConvzooError('tensor used after dispose()', 'E_DISPOSED');
+    if (this._h === null) throw disposedError();
     return this._h;
   }
 
@@ -124,6 +146,10 @@ export class Tensor {
 
   // ---- conversion
   to(target: DType | Device | string): Tensor {
+    if (typeof target === 'string' && target.startsWith('cuda') && !ops.cuda_available()) {
+      this.handle; // a disposed tensor reports that first
+      throw new ConvzooError(`to: cannot move a tensor to '${target}': this libtorch has no CUDA device available`, 'E_ARG', 'to');
+    }
     return target === 'cpu' || target.startsWith('cuda') ? wrap(ops.to_device(this.handle, target)) : wrap(ops.to_dtype(this.handle, target));
   }
   float(): Tensor { return this.to('float32'); }
@@ -142,11 +168,11 @@ export class Tensor {
   narrow(dim: number, start: number, length: number): Tensor { return wrap(ops.narrow(this.handle, dim, start, length)); }
   select(dim: number, index: number): Tensor { return wrap(ops.select(this.handle, dim, index)); }
   slice(dim: number, start?: number, end?: number, step = 1): Tensor { return wrap(ops.slice(this.handle, dim, start, end, step)); }
-  indexSelect(dim: number, index: Tensor): Tensor { return wrap(ops.index_select(this.handle, dim, index.handle)); }
+  indexSelect(dim: number, index: Tensor): Tensor { return wrap(ops.index_select(this.handle, dim, index?.handle)); }
   /** Boolean-mask or integer-index selection along dim 0 (PyTorch's `t[idx]`). */
-  index(idx: Tensor): Tensor { return wrap(ops.index_tensor(this.handle, idx.handle)); }
-  gather(dim: number, index: Tensor): Tensor { return wrap(ops.gather(this.handle, dim, index.handle)); }
-  scatter(dim: number, index: Tensor, src: Tensor): Tensor { return wrap(ops.scatter(this.handle, dim, index.handle, src.handle)); }
+  index(idx: Tensor): Tensor { return wrap(ops.index_tensor(this.handle, idx?.handle)); }
+  gather(dim: number, index: Tensor): Tensor { return wrap(ops.gather(this.handle, dim, index?.handle)); }
+  scatter(dim: number, index: Tensor, src: Tensor): Tensor { return wrap(ops.scatter(this.handle, dim, index?.handle, src?.handle)); }
   unsqueeze(dim: number): Tensor { return wrap(ops.unsqueeze(this.handle, dim)); }
   squeeze(dim?: number): Tensor { return wrap(ops.squeeze(this.handle, dim)); }
   expand(...shape: number[]): Tensor { return wrap(ops.expand(this.handle, shape)); }
@@ -157,7 +183,7 @@ export class Tensor {
   asStrided(shape: Shape, strides: Shape, offset = 0): Tensor { return wrap(ops.as_strided(this.handle, [...shape], [...strides], offset)); }
   split(sizeOrSizes: number | number[], dim = 0): Tensor[] { return wrapAll(ops.split(this.handle, sizeOrSizes, dim)); }
   chunk(chunks: number, dim = 0): Tensor[] { return wrapAll(ops.chunk(this.handle, chunks, dim)); }
-  maskedFill(mask: Tensor, value: number): Tensor { return wrap(ops.masked_fill(this.handle, mask.handle, value)); }
+  maskedFill(mask: Tensor, value: number): Tensor { return wrap(ops.masked_fill(this.handle, mask?.handle, value)); }
 
   // ---- arithmetic (tensor or number operands)
   add(other: Tensor | number, opts: { alpha?: number } = {}): Tensor {
@@ -175,14 +201,14 @@ export class Tensor {
   le(other: Tensor | number): Tensor { return wrap(ops.le(this.handle, operand(other))); }
   gt(other: Tensor | number): Tensor { return wrap(ops.gt(this.handle, operand(other))); }
   ge(other: Tensor | number): Tensor { return wrap(ops.ge(this.handle, operand(other))); }
-  maximum(other: Tensor): Tensor { return wrap(ops.maximum(this.handle, other.handle)); }
-  minimum(other: Tensor): Tensor { return wrap(ops.minimum(this.handle, other.handle)); }
+  maximum(other: Tensor): Tensor { return wrap(ops.maximum(this.handle, other?.handle)); }
+  minimum(other: Tensor): Tensor { return wrap(ops.minimum(this.handle, other?.handle)); }
   clamp(opts: { min?: number; max?: number }): Tensor { return wrap(ops.clamp(this.handle, opts.min, opts.max)); }
-  matmul(other: Tensor): Tensor { return wrap(ops.matmul(this.handle, other.handle)); }
-  mm(other: Tensor): Tensor { return wrap(ops.mm(this.handle, other.handle)); }
-  bmm(other: Tensor): Tensor { return wrap(ops.bmm(this.handle, other.handle)); }
-  logicalAnd(other: Tensor): Tensor { return wrap(ops.logical_and(this.handle, other.handle)); }
-  logicalOr(other: Tensor): Tensor { return wrap(ops.logical_or(this.handle, other.handle)); }
+  matmul(other: Tensor): Tensor { return wrap(ops.matmul(this.handle, other?.handle)); }
+  mm(other: Tensor): Tensor { return wrap(ops.mm(this.handle, other?.handle)); }
+  bmm(other: Tensor): Tensor { return wrap(ops.bmm(this.handle, other?.handle)); }
+  logicalAnd(other: Tensor): Tensor { return wrap(ops.logical_and(this.handle, other?.handle)); }
+  logicalOr(other: Tensor): Tensor { return wrap(ops.logical_or(this.handle, other?.handle)); }
   neg(): Tensor { return wrap(ops.neg(this.handle)); }
   abs(): Tensor { return wrap(ops.abs(this.handle)); }
   exp(): Tensor { return wrap(ops.exp(this.handle)); }
@@ -218,7 +244,7 @@ export class Tensor {
   sub_(other: Tensor | number): this { ops.sub_(this.handle, operand(other)); return this; }
   mul_(other: Tensor | number): this { ops.mul_(this.handle, operand(other)); return this; }
   div_(other: Tensor | number): this { ops.div_(this.handle, operand(other)); return this; }
-  copy_(src: Tensor): this { ops.copy_(this.handle, src.handle); return this; }
+  copy_(src: Tensor): this { ops.copy_(this.handle, src?.handle); return this; }
   fill_(value: number): this { ops.fill_(this.handle, value); return this; }
   zero_(): this { ops.zero_(this.handle); return this; }
   relu_(): this { ops.relu_(this.handle); return this; }
@@ -228,11 +254,11 @@ export class Tensor {
   sigmoid_(): this { ops.sigmoid_(this.handle); return this; }
   erfinv_(): this { ops.erfinv_(this.handle); return this; }
   clamp_(opts: { min?: number; max?: number }): this { ops.clamp_(this.handle, opts.min, opts.max); return this; }
-  addcmul_(t1: Tensor, t2: Tensor, opts: { value?: number } = {}): this { ops.addcmul_(this.handle, t1.handle, t2.handle, opts.value ?? 1); return this; }
-  addcdiv_(t1: Tensor, t2: Tensor, opts: { value?: number } = {}): this { ops.addcdiv_(this.handle, t1.handle, t2.handle, opts.value ?? 1); return this; }
-  lerp_(end: Tensor, weight: number): this { ops.lerp_(this.handle, end.handle, weight); return this; }
-  maximum_(other: Tensor): this { ops.maximum_(this.handle, other.handle); return this; }
-  maskedFill_(mask: Tensor, value: number): this { ops.masked_fill_(this.handle, mask.handle, value); return this; }
+  addcmul_(t1: Tensor, t2: Tensor, opts: { value?: number } = {}): this { ops.addcmul_(this.handle, t1?.handle, t2?.handle, opts.value ?? 1); return this; }
+  addcdiv_(t1: Tensor, t2: Tensor, opts: { value?: number } = {}): this { ops.addcdiv_(this.handle, t1?.handle, t2?.handle, opts.value ?? 1); return this; }
+  lerp_(end: Tensor, weight: number): this { ops.lerp_(this.handle, end?.handle, weight); return this; }
+  maximum_(other: Tensor): this { ops.maximum_(this.handle, other?.handle); return this; }
+  maskedFill_(mask: Tensor, value: number): this { ops.masked_fill_(this.handle, mask?.handle, value); return this; }
   normal_(mean = 0, std = 1): this { ops.normal_(this.handle, mean, std); return this; }
   uniform_(from = 0, to = 1): this { ops.uniform_(this.handle, from, to); return this; }
   bernoulli_(p = 0.5): this { ops.bernoulli_(this.handle, p); return this; }

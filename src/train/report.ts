@@ -1,0 +1,52 @@
+// Progress of a training run: a progress bar with loss, accuracy, images/s and ETA on a terminal;
+// JSON lines on a pipe (or when asked).
+import cliProgress from 'cli-progress';
+import type { TrainEvent } from './trainer.js';
+
+export function trainReporter(opts: { json?: boolean; stream?: NodeJS.WriteStream } = {}): (e: TrainEvent) => void {
+  const stream = opts.stream ?? process.stderr;
+  const json = opts.json ?? !stream.isTTY;
+  if (json) {
+    let lastStepLine = 0;
+    return (e) => {
+      if (e.type === 'eval') return;
+      // Steps are many: one line a second at most, plus each epoch's last step.
+      if (e.type === 'step') {
+        const now = Date.now();
+        if (now - lastStepLine < 1000 && e.step !== e.steps) return;
+        lastStepLine = now;
+      }
+      process.stdout.write(JSON.stringify(e) + '\n');
+    };
+  }
+  let bar: cliProgress.SingleBar | null = null;
+  const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
+  return (e) => {
+    switch (e.type) {
+      case 'start':
+        stream.write(`training ${e.model} (${(e.params / 1e6).toFixed(2)}M params) on ${e.trainSize} images, testing on ${e.testSize}; epochs ${e.startEpoch}..${e.epochs}; output in ${e.out}\n`);
+        break;
+      case 'step':
+        if (!bar) {
+          bar = new cliProgress.SingleBar({
+            format: `epoch ${e.epoch} {bar} {value}/{total} | loss {loss} | acc {acc} | {ips} img/s | lr {lr} | ETA {eta_formatted}`,
+            stream, hideCursor: true, clearOnComplete: false, etaBuffer: 50,
+          }, cliProgress.Presets.shades_classic);
+          bar.start(e.steps, 0, { loss: '-', acc: '-', ips: '-', lr: '-' });
+        }
+        bar.update(e.step, { loss: e.loss.toFixed(4), acc: pct(e.accuracy), ips: e.imagesPerSecond.toFixed(0), lr: e.lr.toExponential(2) });
+        break;
+      case 'eval':
+        if (bar) { bar.stop(); bar = null; }
+        if (e.done === e.total) stream.write(`evaluated ${e.total} batches\r`);
+        break;
+      case 'epoch':
+        if (bar) { bar.stop(); bar = null; }
+        stream.write(`epoch ${e.epoch}: train loss ${e.trainLoss.toFixed(4)} acc ${pct(e.trainAccuracy)} | test loss ${e.testLoss.toFixed(4)} top-1 ${pct(e.testAccuracy)} top-5 ${pct(e.testTop5)} | ${e.seconds.toFixed(1)} s${e.best ? ' | best' : ''}\n`);
+        break;
+      case 'done':
+        stream.write(`done in ${e.seconds.toFixed(1)} s: test accuracy ${pct(e.testAccuracy)} (best ${pct(e.bestAccuracy)}); files in ${e.out}\n`);
+        break;
+    }
+  };
+}
