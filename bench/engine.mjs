@@ -58,11 +58,14 @@ async function convzooWorker(o) {
     return loss.item();
   });
   for (let i = 0; i < o.warmup; i++) step();
-  const times = [];
+  const times = [], cpu = [];
   for (let i = 0; i < o.steps; i++) {
+    const c0 = process.cpuUsage();
     const t0 = performance.now();
     step();
     times.push((performance.now() - t0) / 1000);
+    const c = process.cpuUsage(c0);
+    cpu.push((c.user + c.system) / 1e6);
   }
   // Per-op overhead: c = a + b on 4-element tensors, freed right away, and 100 per tidy scope.
   const a = cz.ones([4]), b = cz.ones([4]);
@@ -79,7 +82,7 @@ async function convzooWorker(o) {
   const addDispose = opsPerSecond(() => { for (let i = 0; i < 100; i++) a.add(b).dispose(); });
   const addTidy = opsPerSecond(() => cz.tidy(() => { for (let i = 0; i < 100; i++) a.add(b); }));
   const addInPlace = opsPerSecond(() => { for (let i = 0; i < 100; i++) a.add_(b); });
-  return { times, ops: { 'c = a.add(b); c.dispose()': addDispose, 'a.add(b) x100 in tidy()': addTidy, 'a.add_(b)': addInPlace },
+  return { times, cpu, ops: { 'c = a.add(b); c.dispose()': addDispose, 'a.add(b) x100 in tidy()': addTidy, 'a.add_(b)': addInPlace },
     version: cz.torchVersion, threads: cz.getNumThreads(), allocator: cz.memory().cachingAllocator ? 'caching' : 'system' };
 }
 
@@ -105,9 +108,10 @@ def step():
     opt.step()
     return loss.item()
 for _ in range(o['warmup']): step()
-times = []
+times, cpu = [], []
 for _ in range(o['steps']):
-    t0 = time.perf_counter(); step(); times.append(time.perf_counter() - t0)
+    c0 = time.process_time(); t0 = time.perf_counter(); step()
+    times.append(time.perf_counter() - t0); cpu.append(time.process_time() - c0)
 a = torch.ones(4); b = torch.ones(4)
 def ops_per_second(fn):
     end = time.perf_counter() + o['opsSeconds'] / 2
@@ -122,7 +126,7 @@ def add_100():
     for _ in range(100): a.add_(b)
 with torch.no_grad():
     inplace = ops_per_second(add_100)
-print(json.dumps({'times': times, 'ops': {'c = a + b': ops_per_second(add100), 'a.add_(b)': inplace},
+print(json.dumps({'times': times, 'cpu': cpu, 'ops': {'c = a + b': ops_per_second(add100), 'a.add_(b)': inplace},
                   'version': torch.__version__, 'threads': torch.get_num_threads()}))
 `;
 
@@ -165,6 +169,10 @@ async function main() {
   console.log(`${tag}   convzoo ${fmt(czImg, 2)} img/s (${fmt(czStep * 1000, 0)} ms/step), pytorch ${fmt(pyImg, 2)} img/s (${fmt(pyStep * 1000, 0)} ms/step), ` +
     `ratio convzoo/pytorch ${fmt(czImg / pyImg, 3)} ${czImg / pyImg >= 0.95 ? '(ok, >= 0.95)' : '(BELOW 0.95)'}`);
   console.log(`${tag}   per-round medians (ms/step): convzoo ${cz.map((x) => fmt(median(x.times) * 1000, 0)).join(', ')}; pytorch ${py.map((x) => fmt(median(x.times) * 1000, 0)).join(', ')}`);
+  // CPU time (all threads) is less sensitive than wall time to other processes on the machine.
+  const bestCpu = (rs) => Math.min(...rs.map((x) => median(x.cpu)));
+  const czCpu = bestCpu(cz), pyCpu = bestCpu(py);
+  console.log(`${tag}   CPU time per step (all threads): convzoo ${fmt(czCpu * 1000, 0)} ms, pytorch ${fmt(pyCpu * 1000, 0)} ms, ratio pytorch/convzoo ${fmt(pyCpu / czCpu, 3)}`);
   const bestOps = (rs, k) => Math.max(...rs.map((x) => x.ops[k]));
   for (const k of Object.keys(cz[0].ops)) {
     const pyKey = k.includes('add_') ? 'a.add_(b)' : 'c = a + b';

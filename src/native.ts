@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import os from 'node:os';
 import { ConvzooError } from './errors.js';
 
 /** An opaque reference to one libtorch tensor, owned by a Tensor. */
@@ -44,6 +45,9 @@ function load(): NativeAddon {
   try {
     const addon = require(file) as NativeAddon;
     addon.setErrorClass(ConvzooError);
+    // libtorch picks one thread per physical core, 1 on small VMs; use every core we are given
+    // unless the user set OMP_NUM_THREADS.
+    if (!process.env.OMP_NUM_THREADS) addon.ops.set_num_threads(os.availableParallelism());
     return addon;
   } catch (e) {
     throw new ConvzooError(`convzoo: loading ${file} failed: ${(e as Error).message}. ` +

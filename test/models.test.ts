@@ -1,9 +1,9 @@
 // Model families against torchvision, and the paper variants against their papers.
 // For every model id that torchvision has, tools/tv_reference.py (run once as a server, one model at a
-// time, one model ahead of the test) builds torchvision's model with a fixed seed and writes its state
-// dict, an input, eval-mode logits, train-mode logits and the BN running statistics after one
-// train-mode forward. The tests check convzoo's state-dict keys, shapes and dtypes (in order),
-// parameter counts, then load the same weights and compare the outputs and statistics.
+// time, one model ahead of the test) builds torchvision's model with a fixed seed and torch.saves its
+// state dict, an input, eval-mode logits, train-mode logits and the BN running statistics after one
+// train-mode forward. The tests check convzoo's state-dict keys, shapes and dtypes (in order) and
+// parameter counts, then load the same file with cz.load and compare the outputs and statistics.
 import { describe, test, expect, beforeAll, afterAll, beforeEach, afterEach } from 'vitest';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -11,7 +11,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as cz from '../src/index.js';
-import type { Tensor, DType } from '../src/index.js';
+import type { Tensor } from '../src/index.js';
 import { GoogLeNet } from '../src/models/googlenet.js';
 import { AlexNet } from '../src/models/alexnet.js';
 import { VGG, VGG_CONFIGS } from '../src/models/vgg.js';
@@ -49,17 +49,15 @@ function stateSpec(m: cz.nn.Module): { key: string; shape: number[]; dtype: stri
   return out;
 }
 
-interface Entry { key?: string; shape: number[]; dtype: string; offset: number; nbytes: number }
 interface Fixture {
   id: string; size: number; batch: number; numParams: number;
-  stateDict: Entry[]; trainStats: Entry[]; tensors: Record<string, Entry>;
+  stateDict: { key: string; shape: number[]; dtype: string }[];
 }
 
-/** Tensors of one raw file of the fixture, by entry. */
-class RawFile {
-  private readonly buf: Buffer;
-  constructor(path: string) { this.buf = readFileSync(path); }
-  tensor(e: Entry): Tensor { return cz.fromBytes(this.buf.subarray(e.offset, e.offset + e.nbytes), e.shape, e.dtype as DType); }
+/** The tensors of a torch.save file, freed after fn. */
+async function withFile<T>(path: string, fn: (t: Record<string, Tensor>) => T | Promise<T>): Promise<T> {
+  const tensors = await cz.load(path);
+  try { return await fn(tensors); } finally { for (const t of Object.values(tensors)) t.dispose(); }
 }
 
 /** Runs tools/tv_reference.py --serve and hands out fixtures in request order. */
@@ -87,8 +85,8 @@ class Reference {
       pending = new Promise<Fixture>((resolve, reject) => {
         this.waiting.push((line) => {
           const reply = JSON.parse(line) as { ok: boolean; error?: string };
-          if (!reply.ok) reject(new Error(`tv_reference.py ${name}: ${reply.error}`));
-          else resolve(JSON.parse(readFileSync(join(out, 'index.json'), 'utf8')) as Fixture);
+          if (!reply.ok) return reject(new Error(`tv_reference.py ${name}: ${reply.error}`));
+          try { resolve(JSON.parse(readFileSync(join(out, 'index.json'), 'utf8')) as Fixture); } catch (e) { reject(e); }
         });
       });
       this.start().stdin.write(JSON.stringify({ ...req, out }) + '\n');
@@ -109,7 +107,7 @@ interface TvCase {
   /** Options for our builder; dropout is off so that train-mode outputs are deterministic. */
   opts?: Record<string, unknown>;
   /** Further checks with the same fixture. */
-  extra?: (fx: Fixture, state: () => Record<string, Tensor>, io: RawFile, ref: Reference) => Promise<void>;
+  extra?: (fx: Fixture, dir: string, io: Record<string, Tensor>, ref: Reference) => Promise<void>;
 }
 
 // Small inputs where adaptive pooling allows (VGG's minimum is 32, AlexNet's 63); batch 2 for BN statistics.
@@ -145,40 +143,40 @@ describe.skipIf(!havePython)('torchvision parity', () => {
         if (c.id !== 'googlenet') expect(meta.params).toBe(fx.numParams); // googlenet's published count omits the aux heads
         expect(meta.torchvision).toBe(c.id);
 
-        const stateFile = new RawFile(join(dir, 'state.bin'));
-        const state = () => Object.fromEntries(fx.stateDict.map((e) => [e.key!, stateFile.tensor(e)]));
-        cz.tidy(() => { model.loadStateDict(state()); });
-        const io = new RawFile(join(dir, 'io.bin'));
-        cz.tidy(() => {
-          let x = io.tensor(fx.tensors.input);
-          model.eval();
-          expect(relMaxDiff(cz.noGrad(() => model.forward(x)), io.tensor(fx.tensors.logits))).toBeLessThan(1e-4);
-          // forwardFeatures + forwardHead is forward.
-          expect(relMaxDiff(cz.noGrad(() => model.forwardHead(model.forwardFeatures(x))), io.tensor(fx.tensors.logits))).toBeLessThan(1e-6);
+        // torchvision's weights, saved by torch.save and read by cz.load.
+        await withFile(join(dir, 'state.pt'), (sd) => { model.loadStateDict(sd); });
+        await withFile(join(dir, 'io.pt'), async (io) => {
+          cz.tidy(() => {
+            let x = io.input;
+            model.eval();
+            expect(relMaxDiff(cz.noGrad(() => model.forward(x)), io.logits)).toBeLessThan(1e-4);
+            // forwardFeatures + forwardHead is forward.
+            expect(relMaxDiff(cz.noGrad(() => model.forwardHead(model.forwardFeatures(x))), io.logits)).toBeLessThan(1e-6);
 
-          // One train-mode forward: batch statistics in the outputs, running statistics updated. In
-          // float64 on both sides (batch statistics of deep random networks are ill-conditioned in float32).
-          model.to('float64').train();
-          x = x.to('float64');
-          if (model instanceof GoogLeNet) {
-            const out = cz.noGrad(() => model.forwardWithAux(x));
-            expect(relMaxDiff(out.logits, io.tensor(fx.tensors.trainLogits))).toBeLessThan(1e-4);
-            expect(out.aux.length).toBe(2);
-            expect(relMaxDiff(out.aux[0], io.tensor(fx.tensors.trainAux1))).toBeLessThan(1e-4);
-            expect(relMaxDiff(out.aux[1], io.tensor(fx.tensors.trainAux2))).toBeLessThan(1e-4);
-          } else {
-            expect(relMaxDiff(cz.noGrad(() => model.forward(x)), io.tensor(fx.tensors.trainLogits))).toBeLessThan(1e-4);
-          }
-          const ours = model.stateDict();
-          for (const e of fx.trainStats) {
-            const theirs = io.tensor(e);
-            if (e.dtype === 'int64') expect(ours[e.key!].toArray(), e.key).toEqual(theirs.toArray());
-            else expect(relMaxDiff(ours[e.key!], theirs), e.key).toBeLessThan(1e-4);
-          }
-          // num_batches_tracked only moves in train mode.
-          if (fx.trainStats.length) expect(fx.trainStats.some((e) => e.dtype === 'int64')).toBe(true);
+            // One train-mode forward: batch statistics in the outputs, running statistics updated. In
+            // float64 on both sides (batch statistics of deep random networks are ill-conditioned in float32).
+            model.to('float64').train();
+            x = x.to('float64');
+            if (model instanceof GoogLeNet) {
+              const out = cz.noGrad(() => model.forwardWithAux(x));
+              expect(relMaxDiff(out.logits, io.trainLogits)).toBeLessThan(1e-4);
+              expect(out.aux.length).toBe(2);
+              expect(relMaxDiff(out.aux[0], io.trainAux1)).toBeLessThan(1e-4);
+              expect(relMaxDiff(out.aux[1], io.trainAux2)).toBeLessThan(1e-4);
+            } else {
+              expect(relMaxDiff(cz.noGrad(() => model.forward(x)), io.trainLogits)).toBeLessThan(1e-4);
+            }
+            const ours = model.stateDict();
+            const stats = Object.keys(io).filter((k) => k.startsWith('trainStats.'));
+            expect(stats.length).toBe(Object.keys(ours).filter((k) => /running_mean|running_var|num_batches_tracked/.test(k)).length);
+            for (const k of stats) {
+              const key = k.slice('trainStats.'.length);
+              if (io[k].dtype === 'int64') expect(ours[key].toArray(), key).toEqual(io[k].toArray());
+              else expect(relMaxDiff(ours[key], io[k]), key).toBeLessThan(1e-4);
+            }
+          });
+          await c.extra?.(fx, dir, io, ref);
         });
-        await c.extra?.(fx, state, io, ref);
       } finally {
         disposeModel(model);
         ref.drop(c.id);
@@ -189,7 +187,7 @@ describe.skipIf(!havePython)('torchvision parity', () => {
 });
 
 /** GoogLeNet's options: transformInput, and the model without auxiliary heads. */
-async function googlenetExtra(fx: Fixture, state: () => Record<string, Tensor>, io: RawFile, ref: Reference): Promise<void> {
+async function googlenetExtra(fx: Fixture, dir: string, io: Record<string, Tensor>, ref: Reference): Promise<void> {
   // transform_input: torchvision's re-normalisation; on by default once createModel has loaded weights.
   const ti = build<GoogLeNet>('googlenet', { transformInput: true, auxLogits: false });
   const plain = build<GoogLeNet>('googlenet', { auxLogits: false });
@@ -198,14 +196,15 @@ async function googlenetExtra(fx: Fixture, state: () => Record<string, Tensor>, 
     expect([ti.transformInput, plain.transformInput, off.transformInput]).toEqual([true, false, false]);
     plain._weightsTag = off._weightsTag = 'IMAGENET1K_V1'; // what createModel sets after loading weights
     expect([plain.transformInput, off.transformInput]).toEqual([true, false]);
-    cz.tidy(() => {
-      const r = ti.loadStateDict(state()); // aux1.* / aux2.* are ignored: torchvision drops the heads after loading
+    await withFile(join(dir, 'state.pt'), (sd) => {
+      const r = ti.loadStateDict(sd); // aux1.* / aux2.* are ignored: torchvision drops the heads after loading
       expect(r.unexpectedKeys).toEqual([]);
+    });
+    cz.tidy(() => {
       ti.eval();
-      const x = io.tensor(fx.tensors.input);
-      expect(relMaxDiff(cz.noGrad(() => ti.forward(x)), io.tensor(fx.tensors.logitsTransformInput))).toBeLessThan(1e-4);
+      expect(relMaxDiff(cz.noGrad(() => ti.forward(io.input)), io.logitsTransformInput)).toBeLessThan(1e-4);
       ti.train();
-      expect(cz.noGrad(() => ti.forwardWithAux(x)).aux).toEqual([]);
+      expect(cz.noGrad(() => ti.forwardWithAux(io.input)).aux).toEqual([]);
     });
     // torchvision's googlenet(aux_logits=False): its keys, and its published parameter count.
     const noAux = await ref.request('googlenet-noaux', { id: 'googlenet', size: 64, batch: 2, options: { aux_logits: false }, metaOnly: true });

@@ -3,15 +3,14 @@
 
 For one torchvision model id it builds the model with a fixed seed (random init: no downloads) and
 writes into a directory:
-  index.json   id, parameter count, every state-dict entry (key, shape, dtype, byte offset) in
-               torchvision's order, and the reference tensors below
-  state.bin    the state dict's tensors, raw little-endian, one after another
-  state.pt     the same state dict with torch.save (with --pt), for convzoo's own loader
-  io.bin       input (seed 1, N(0, 1)), eval-mode logits, logits with transform_input (GoogLeNet),
-               and after ONE train-mode forward of the same input in float64 with dropout set to 0: the train-mode
-               logits (and GoogLeNet's aux1/aux2 logits) and every BatchNorm's running_mean /
-               running_var / num_batches_tracked
-With --meta-only only index.json is written (keys, shapes, count: no tensors).
+  index.json   id, parameter count, and every state-dict entry (key, shape, dtype) in torchvision's order
+  state.pt     the state dict, with torch.save (convzoo reads it with cz.load)
+  io.pt        with torch.save, a dict of: input (seed 1, N(0, 1)); logits, eval mode; logitsTransformInput
+               (GoogLeNet, with transform_input flipped); then after ONE train-mode forward of the same
+               input in float64 with dropout set to 0: trainLogits, trainAux1 / trainAux2 (GoogLeNet's
+               heads) and trainStats, a dict of every BatchNorm's running_mean / running_var /
+               num_batches_tracked (cz.load flattens it to 'trainStats.<key>')
+With metaOnly only index.json is written (keys, shapes, count: no tensors).
 
 Two ways to run it:
   /usr/bin/python3 tools/tv_reference.py OUT_DIR resnet18:64:2 vgg11:32:2 ...   (id:size:batch)
@@ -37,27 +36,6 @@ def build(model_id, options):
     return getattr(tvm, model_id)(**kwargs)
 
 
-class Writer:
-    """Appends tensors to one raw file and records where each one is."""
-
-    def __init__(self, path):
-        self.f = open(path, 'wb')
-        self.offset = 0
-
-    def add(self, t, key=None):
-        t = t.detach().contiguous().cpu()
-        data = t.numpy().tobytes()
-        self.f.write(data)
-        entry = {'shape': list(t.shape), 'dtype': str(t.dtype).replace('torch.', ''), 'offset': self.offset, 'nbytes': len(data)}
-        if key is not None:
-            entry['key'] = key
-        self.offset += len(data)
-        return entry
-
-    def close(self):
-        self.f.close()
-
-
 def bn_stats(model):
     out = {}
     for name, m in model.named_modules():
@@ -80,21 +58,16 @@ def make_fixture(req):
         'stateDict': [{'key': k, 'shape': list(v.shape), 'dtype': str(v.dtype).replace('torch.', '')} for k, v in sd.items()],
     }
     if not req.get('metaOnly'):
-        w = Writer(os.path.join(out, 'state.bin'))
-        index['stateDict'] = [w.add(v, k) for k, v in sd.items()]
-        w.close()
-        if req.get('pt'):
-            torch.save(sd, os.path.join(out, 'state.pt'))
+        torch.save(sd, os.path.join(out, 'state.pt'))
         torch.manual_seed(1)
         x = torch.randn(batch, 3, size, size)
-        io = Writer(os.path.join(out, 'io.bin'))
-        tensors = {'input': io.add(x)}
+        io = {'input': x}
         model.eval()
         with torch.no_grad():
-            tensors['logits'] = io.add(model(x))
+            io['logits'] = model(x)
             if hasattr(model, 'transform_input'):
                 model.transform_input = not model.transform_input
-                tensors['logitsTransformInput'] = io.add(model(x))
+                io['logitsTransformInput'] = model(x)
                 model.transform_input = not model.transform_input
             # Dropout off so that train-mode outputs are deterministic (batch norm statistics do not
             # depend on it: every dropout comes after the last batch norm of its path). In float64:
@@ -104,15 +77,19 @@ def make_fixture(req):
                 if isinstance(m, torch.nn.Dropout):
                     m.p = 0.0
             model.double().train()
+            # GoogLeNet runs its auxiliary heads in train mode: their outputs are taken from the heads
+            # themselves (the order of its output tuple is easy to misread).
+            aux = {}
+            hooks = [getattr(model, name).register_forward_hook(lambda m, i, o, name=name: aux.__setitem__(name, o))
+                     for name in ('aux1', 'aux2') if getattr(model, name, None) is not None]
             y = model(x.double())
-        # GoogLeNet in train mode returns (logits, aux2, aux1) and has run its auxiliary heads.
-        if isinstance(y, tuple):
-            tensors['trainLogits'], tensors['trainAux2'], tensors['trainAux1'] = (io.add(t) for t in y)
-        else:
-            tensors['trainLogits'] = io.add(y)
-        index['trainStats'] = [io.add(v, k) for k, v in bn_stats(model).items()]
-        io.close()
-        index['tensors'] = tensors
+            for h in hooks:
+                h.remove()
+        io['trainLogits'] = y[0] if isinstance(y, tuple) else y
+        for name, t in aux.items():
+            io['train' + name.capitalize()] = t
+        io['trainStats'] = bn_stats(model)
+        torch.save(io, os.path.join(out, 'io.pt'))
     with open(os.path.join(out, 'index.json'), 'w') as f:
         json.dump(index, f)
     return out
@@ -134,7 +111,6 @@ def serve():
 def main(argv):
     if argv[:1] == ['--serve']:
         return serve()
-    pt = '--pt' in argv
     meta_only = '--meta-only' in argv
     args = [a for a in argv if not a.startswith('--')]
     if len(args) < 2:
@@ -142,7 +118,7 @@ def main(argv):
     out_root = args[0]
     for spec in args[1:]:
         model_id, size, batch = (spec.split(':') + ['64', '2'])[:3]
-        d = make_fixture({'id': model_id, 'size': size, 'batch': batch, 'out': os.path.join(out_root, model_id), 'pt': pt, 'metaOnly': meta_only})
+        d = make_fixture({'id': model_id, 'size': size, 'batch': batch, 'out': os.path.join(out_root, model_id), 'metaOnly': meta_only})
         print(d)
 
 

@@ -15,7 +15,9 @@ void allocator_empty_cache();
 
 namespace {
 
-Napi::FunctionReference g_error_class;  // set from TS so that native errors are ConvzooError instances
+// Set from TS so that native errors are ConvzooError instances; one per JS environment (worker threads
+// load the addon again and have their own class).
+Napi::FunctionReference* error_class(Napi::Env env) { return env.GetInstanceData<Napi::FunctionReference>(); }
 
 const char* classify(const std::string& msg) {
   auto has = [&](const char* s) { return msg.find(s) != std::string::npos; };
@@ -39,8 +41,8 @@ std::string strip(const std::string& what) {
 [[noreturn]] void throw_js(Napi::Env env, const char* op, const std::string& message, const char* code) {
   std::string full = std::string(op) + ": " + message;
   Napi::Object err;
-  if (!g_error_class.IsEmpty()) {
-    err = g_error_class.New({Napi::String::New(env, full), Napi::String::New(env, code), Napi::String::New(env, op)});
+  if (auto* cls = error_class(env); cls && !cls->IsEmpty()) {
+    err = cls->New({Napi::String::New(env, full), Napi::String::New(env, code), Napi::String::New(env, op)});
   } else {
     err = Napi::Error::New(env, full).Value();
     err.Set("code", code);
@@ -69,7 +71,7 @@ Napi::Value dispatch(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value SetErrorClass(const Napi::CallbackInfo& info) {
-  g_error_class = Napi::Persistent(info[0].As<Napi::Function>());
+  info.Env().SetInstanceData(new Napi::FunctionReference(Napi::Persistent(info[0].As<Napi::Function>())));
   return info.Env().Undefined();
 }
 

@@ -34,7 +34,7 @@ Tensor with_grad(Tensor t, Args& a, size_t i) {
 #define UNARY(name) OP(name) { return ret(E, at::name(a.t(0))); } END
 #define UNARY_(name) OP(name) { a.t(0).name(); return a.info[0]; } END
 
-std::vector<std::unique_ptr<c10::InferenceMode>> g_inference_guards;
+thread_local std::vector<std::unique_ptr<c10::InferenceMode>> g_inference_guards;  // InferenceMode is per thread
 
 int64_t reduction(Args& a, size_t i) {
   if (!a.has(i)) return at::Reduction::Mean;
@@ -249,6 +249,17 @@ const OpEntry kOps[] = {
     OP(set_num_threads) { at::set_num_threads(int(a.i64(0))); return E.Undefined(); } END,
     OP(get_num_threads) { return Napi::Number::New(E, at::get_num_threads()); } END,
     OP(cuda_available) { return Napi::Boolean::New(E, at::hasCUDA()); } END,
+
+    // ---- passing tensors between worker threads (each thread has its own JS handles)
+    // share: a new reference parked on the heap, returned as an id (BigInt); adopt: takes it back as a handle.
+    OP(share) { return Napi::BigInt::New(E, static_cast<uint64_t>(reinterpret_cast<uintptr_t>(new Tensor(a.t(0))))); } END,
+    OP(adopt) {
+      bool lossless = false;
+      auto* parked = reinterpret_cast<Tensor*>(static_cast<uintptr_t>(a.info[0].As<Napi::BigInt>().Uint64Value(&lossless)));
+      Tensor t = std::move(*parked);
+      delete parked;
+      return ret(E, t);
+    } END,
 };
 
 const size_t kNumOps = sizeof(kOps) / sizeof(kOps[0]);

@@ -125,8 +125,8 @@ type Stage = { name: string; tap?: 'aux1' | 'aux2' };
 
 /**
  * GoogLeNet. `forward()` returns the main logits in every mode. The auxiliary classifiers are run by
- * `forwardWithAux(x)`, which returns `{ logits, aux: [aux1, aux2] }` (in the paper's order: aux1 is the
- * head after inception4a; torchvision's tuple lists aux2 first), or `aux: []` without heads. Training
+ * `forwardWithAux(x)`, which returns `{ logits, aux: [aux1, aux2] }` (aux1 is the head after
+ * inception4a, aux2 the one after inception4d), or `aux: []` for a model built without heads. Training
  * adds the auxiliary losses weighted by `auxLossWeight` (0.3). The heads run in eval mode too, with
  * their dropout off.
  */

@@ -17,7 +17,7 @@ export interface CheckpointInfo {
   options: Record<string, unknown>;
   classes: string[];
   best: number;
-  history: Record<string, unknown>[];
+  history: unknown[];
   scheduler?: unknown;
 }
 

@@ -103,6 +103,7 @@ export async function train(options: TrainOptions, onEvent: (e: TrainEvent) => v
 
   const auxWeight = opts.auxWeight ?? 0.3;
   let final: EvalResult | null = null;
+  try {
   let globalStep = (startEpoch - 1) * stepsPerEpoch;
   for (let epoch = startEpoch; epoch <= opts.epochs; epoch++) {
     const epochStart = performance.now();
@@ -155,8 +156,10 @@ export async function train(options: TrainOptions, onEvent: (e: TrainEvent) => v
     if (isBest) await saveCheckpoint(path.join(out, 'best.ckpt'), info, model);
     onEvent({ type: 'epoch', epoch, trainLoss: row.trainLoss, trainAccuracy: row.trainAccuracy, testLoss: result.loss, testAccuracy: result.top1, testTop5: result.top5, seconds, lr: row.lr, best: isBest });
   }
-  await data.close?.();
   if (!final) final = await evaluate(model, data.test, { numClasses: data.classes.length });
+  } finally {
+    await data.close();
+  }
   await plotCurves(history, out);
   await plotConfusion(final.confusion, data.classes, out);
   const seconds = (performance.now() - started) / 1000;

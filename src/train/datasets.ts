@@ -1,0 +1,114 @@
+// The data of a training run, from the CLI's names: Fashion-MNIST (Debian's files, or a folder holding
+// the IDX files) or an image folder (one sub-folder per class; `train/` and `val/` sub-folders are used
+// as they are, otherwise a seeded stratified split holds out --val-split).
+import { existsSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { ConvzooError } from '../errors.js';
+import {
+  FashionMNIST, FASHION_MNIST_DIR, FASHION_MNIST_MEAN, FASHION_MNIST_STD, ImageFolder, DataLoader, trainValSplit,
+  Compose, Resize, CenterCrop, RandomCrop, RandomResizedCrop, RandomHorizontalFlip, Normalize, IMAGENET_MEAN, IMAGENET_STD,
+  Rng, type Dataset, type Transform,
+} from '../data/index.js';
+
+export type Augment = 'none' | 'crop-flip' | 'imagenet';
+
+export interface DataOptions {
+  /** 'fashion-mnist' (default), a folder of Fashion-MNIST IDX files, or an image folder. */
+  data?: string;
+  batchSize?: number;
+  /** Train on the first N training images only. */
+  subset?: number;
+  numWorkers?: number;
+  augment?: Augment;
+  /** Resize images to inputSize x inputSize (default: 28 for Fashion-MNIST, 224 for folders). */
+  inputSize?: number;
+  /** Image folders without train/ and val/: the fraction held out for testing (default 0.2). */
+  valSplit?: number;
+  seed?: number;
+}
+
+export interface RunData {
+  train: DataLoader;
+  test: DataLoader;
+  classes: string[];
+  channels: number;
+  trainSize: number;
+  testSize: number;
+  close(): Promise<void>;
+}
+
+const isIdxFolder = (dir: string) => ['train-images-idx3-ubyte', 'train-images-idx3-ubyte.gz'].some((f) => existsSync(path.join(dir, f)));
+
+function fashionTransforms(o: DataOptions): { train: Transform; test: Transform } {
+  const size = o.inputSize ?? 28;
+  const resize: Transform[] = size !== 28 ? [new Resize(size)] : [];
+  const norm = new Normalize(FASHION_MNIST_MEAN, FASHION_MNIST_STD);
+  const aug: Transform[] = (o.augment ?? 'crop-flip') === 'none' ? [] : [new RandomCrop(size, { padding: Math.round(size / 7) }), new RandomHorizontalFlip()];
+  return { train: new Compose([...resize, ...aug, norm]), test: new Compose([...resize, norm]) };
+}
+
+function folderTransforms(o: DataOptions): { train: Transform; test: Transform } {
+  const size = o.inputSize ?? 224;
+  const norm = new Normalize(IMAGENET_MEAN, IMAGENET_STD);
+  const evalT = new Compose([new Resize(Math.round(size / 0.875)), new CenterCrop(size), norm]);
+  const augment = o.augment ?? 'imagenet';
+  const train = augment === 'imagenet' ? new Compose([new RandomResizedCrop(size), new RandomHorizontalFlip(), norm])
+    : augment === 'crop-flip' ? new Compose([new Resize(Math.round(size / 0.875)), new RandomCrop(size), new RandomHorizontalFlip(), norm])
+      : evalT;
+  return { train, test: evalT };
+}
+
+export async function makeData(o: DataOptions): Promise<RunData> {
+  const name = o.data ?? 'fashion-mnist';
+  const seed = o.seed ?? 0;
+  let trainSet: Dataset, testSet: Dataset, channels: number, t: { train: Transform; test: Transform };
+  if (name === 'fashion-mnist' || (existsSync(name) && statSync(name).isDirectory() && isIdxFolder(name))) {
+    const root = name === 'fashion-mnist' ? FASHION_MNIST_DIR : name;
+    trainSet = new FashionMNIST({ root, train: true });
+    testSet = new FashionMNIST({ root, train: false });
+    channels = 1;
+    t = fashionTransforms(o);
+  } else {
+    if (!existsSync(name) || !statSync(name).isDirectory()) {
+      throw new ConvzooError(`--data ${name}: not 'fashion-mnist' and not a folder (expected one sub-folder of images per class, or train/ and val/ folders of such)`, 'E_DATA');
+    }
+    const warn = (m: string) => process.stderr.write(`warning: ${m}\n`);
+    if (existsSync(path.join(name, 'train')) && existsSync(path.join(name, 'val'))) {
+      trainSet = new ImageFolder(path.join(name, 'train'), { onWarning: warn });
+      testSet = new ImageFolder(path.join(name, 'val'), { onWarning: warn });
+    } else {
+      const all = new ImageFolder(name, { onWarning: warn });
+      const split = trainValSplit(all, { valFraction: o.valSplit ?? 0.2, seed });
+      trainSet = split.train; testSet = split.val;
+    }
+    if (trainSet.length === 0) throw new ConvzooError(`--data ${name}: no images found (expected ${name}/<class>/<image>.jpg|png|webp)`, 'E_DATA');
+    channels = 3;
+    t = folderTransforms(o);
+  }
+  const batchSize = o.batchSize ?? 128;
+  const numWorkers = o.numWorkers ?? 1;
+  const train = new DataLoader(trainSet, { batchSize, shuffle: true, seed, transform: t.train, numWorkers, subset: o.subset, dropLast: false });
+  const test = new DataLoader(testSet, { batchSize: Math.max(batchSize, 256), shuffle: false, seed, transform: t.test, numWorkers });
+  return {
+    train, test, classes: [...trainSet.classes], channels,
+    trainSize: o.subset ? Math.min(o.subset, trainSet.length) : trainSet.length, testSize: testSet.length,
+    async close() { await train.close(); await test.close(); },
+  };
+}
+
+/** The first `n` Fashion-MNIST test images, normalised, for showing predictions. */
+export async function fashionMnistSamples(o: DataOptions, n: number): Promise<{ images: Float32Array; labels: number[]; shape: number[] }> {
+  const root = !o.data || o.data === 'fashion-mnist' ? FASHION_MNIST_DIR : o.data;
+  const ds = new FashionMNIST({ root, train: false });
+  const t = fashionTransforms(o).test;
+  const size = o.inputSize ?? 28;
+  const images = new Float32Array(n * size * size);
+  const labels: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const s = await ds.get(i);
+    const img = t.apply(s.image, new Rng(0));
+    images.set(img.data, i * size * size);
+    labels.push(s.label);
+  }
+  return { images, labels, shape: [n, 1, size, size] };
+}
