@@ -96,6 +96,8 @@ export async function train(options: TrainOptions, onEvent: (e: TrainEvent) => v
     best = resumeFrom.best;
     history.push(...(resumeFrom.history as TrainResult['history']));
     resumeFrom.dispose();
+    // The log restarts from what the checkpoint holds (a kill may have cut it anywhere).
+    writeFileSync(path.join(out, 'metrics.jsonl'), history.map((h) => JSON.stringify(h) + '\n').join(''));
   } else if (existsSync(path.join(out, 'metrics.jsonl'))) {
     writeFileSync(path.join(out, 'metrics.jsonl'), ''); // a fresh run starts a fresh log
   }
@@ -150,10 +152,11 @@ export async function train(options: TrainOptions, onEvent: (e: TrainEvent) => v
     const seconds = (performance.now() - epochStart) / 1000;
     const row = { epoch, trainLoss: lossSum / seen, trainAccuracy: correct / seen, valLoss: result.loss, valAccuracy: result.top1, testTop5: result.top5, lr: optimizer.paramGroups[0].lr, seconds };
     history.push(row);
-    appendFileSync(path.join(out, 'metrics.jsonl'), JSON.stringify(row) + '\n');
     const info: CheckpointInfo = { epoch, modelId: opts.model, options: { ...opts, resume: undefined }, classes: data.classes, best, history, scheduler: scheduler.state() };
+    // The checkpoint first: metrics.jsonl never lists an epoch that no checkpoint holds.
     await saveCheckpoint(path.join(out, 'last.ckpt'), info, model, optimizer);
     if (isBest) await saveCheckpoint(path.join(out, 'best.ckpt'), info, model);
+    appendFileSync(path.join(out, 'metrics.jsonl'), JSON.stringify(row) + '\n');
     onEvent({ type: 'epoch', epoch, trainLoss: row.trainLoss, trainAccuracy: row.trainAccuracy, testLoss: result.loss, testAccuracy: result.top1, testTop5: result.top5, seconds, lr: row.lr, best: isBest });
   }
   if (!final) final = await evaluate(model, data.test, { numClasses: data.classes.length });

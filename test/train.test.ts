@@ -1,0 +1,133 @@
+// Training end to end through the CLI on a small Fashion-MNIST folder made from Debian's files:
+// checkpoints and metrics, an exact resume after SIGKILL, kills during checkpoint writes, a diverging
+// loss, evaluation of a checkpoint, and the plots.
+import { describe, it, expect, beforeAll } from 'vitest';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
+import os from 'node:os';
+import path from 'node:path';
+import sharp from 'sharp';
+import { loadCheckpoint } from '../src/train/checkpoint.js';
+import { memory } from '../src/index.js';
+
+const CLI = path.resolve('dist/cli/main.js');
+const FM = '/usr/share/datasets/fashion-mnist';
+let data = '';
+const tmp = (p: string) => mkdtempSync(path.join(os.tmpdir(), `cz-train-${p}-`));
+
+/** Writes the first `n` images and labels of a Fashion-MNIST split as IDX files. */
+function sliceIdx(split: 'train' | 't10k', n: number, dir: string) {
+  const img = gunzipSync(readFileSync(`${FM}/${split}-images-idx3-ubyte.gz`));
+  const lab = gunzipSync(readFileSync(`${FM}/${split}-labels-idx1-ubyte.gz`));
+  const ih = Buffer.from(img.subarray(0, 16)); ih.writeUInt32BE(n, 4);
+  const lh = Buffer.from(lab.subarray(0, 8)); lh.writeUInt32BE(n, 4);
+  const prefix = split === 'train' ? 'train' : 't10k';
+  writeFileSync(path.join(dir, `${prefix}-images-idx3-ubyte`), Buffer.concat([ih, img.subarray(16, 16 + n * 784)]));
+  writeFileSync(path.join(dir, `${prefix}-labels-idx1-ubyte`), Buffer.concat([lh, lab.subarray(8, 8 + n)]));
+}
+
+const base = (out: string, extra: string[] = []) => ['train', '--model', 'resnet20', '--data', data, '--epochs', '3', '--batch-size', '64',
+  '--lr', '0.05', '--seed', '7', '--threads', '1', '--workers', '0', '--json', '--out', out, ...extra];
+const run = (args: string[]) => spawnSync('node', [CLI, ...args], { encoding: 'utf8', timeout: 120_000 });
+const rows = (dir: string) => readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+const sameEpoch = (a: Record<string, number>, b: Record<string, number>) => {
+  for (const k of ['epoch', 'trainLoss', 'trainAccuracy', 'valLoss', 'valAccuracy', 'lr']) expect(a[k], k).toBe(b[k]);
+};
+
+beforeAll(() => {
+  data = tmp('data');
+  sliceIdx('train', 384, data);
+  sliceIdx('t10k', 128, data);
+});
+
+describe('convzoo train', () => {
+  let full = '';
+  it('trains, writes metrics, checkpoints and plots', () => {
+    full = tmp('full');
+    const r = run(base(full));
+    expect(r.status, r.stderr).toBe(0);
+    const m = rows(full);
+    expect(m.map((x) => x.epoch)).toEqual([1, 2, 3]);
+    expect(m[2].trainLoss).toBeLessThan(m[0].trainLoss);
+    for (const f of ['last.ckpt', 'best.ckpt', 'curves.svg', 'curves.png', 'confusion.svg', 'confusion.png']) expect(existsSync(path.join(full, f)), f).toBe(true);
+    // JSON lines on stdout: start, steps, epochs, done, then the summary line.
+    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(events[0].type).toBe('start');
+    expect(events.filter((e) => e.type === 'epoch')).toHaveLength(3);
+  });
+
+  it('renders the plots as real images', async () => {
+    const meta = await sharp(path.join(full, 'curves.png')).metadata();
+    expect(meta.format).toBe('png');
+    expect(meta.width).toBeGreaterThan(300);
+    expect(readFileSync(path.join(full, 'confusion.svg'), 'utf8')).toMatch(/<svg/);
+  });
+
+  it('resumes after SIGKILL with the same epoch results as the uninterrupted run', async () => {
+    const out = tmp('killed');
+    const child = spawn('node', [CLI, ...base(out)], { stdio: 'ignore' });
+    // Kill as soon as the first epoch is recorded (the process is then inside epoch 2).
+    await new Promise<void>((resolve, reject) => {
+      const t = setInterval(() => {
+        if (existsSync(path.join(out, 'metrics.jsonl')) && rows(out).length >= 1) { clearInterval(t); child.kill('SIGKILL'); resolve(); }
+      }, 20);
+      child.on('exit', () => { clearInterval(t); reject(new Error('the run ended before it could be killed')); });
+    });
+    await new Promise((r) => child.on('exit', r));
+    const done = rows(out).length;
+    expect(done).toBeLessThan(3);
+    const r = run(['train', '--resume', path.join(out, 'last.ckpt'), '--json']);
+    expect(r.status, r.stderr).toBe(0);
+    const resumed = rows(out);
+    const reference = rows(full);
+    expect(resumed).toHaveLength(3);
+    for (let i = 0; i < 3; i++) sameEpoch(resumed[i], reference[i]);
+  });
+
+  it('leaves a loadable checkpoint when killed at any moment, even during a write', async () => {
+    const out = tmp('kills');
+    for (const delay of [2500, 3300, 4100, 4900]) {
+      const child = spawn('node', [CLI, ...base(out, ['--epochs', '40'])], { stdio: 'ignore' });
+      await new Promise((r) => setTimeout(r, delay));
+      child.kill('SIGKILL');
+      await new Promise((r) => child.on('exit', r));
+      if (existsSync(path.join(out, 'last.ckpt'))) {
+        const before = memory().tensors;
+        const ck = await loadCheckpoint(path.join(out, 'last.ckpt'));
+        expect(ck.epoch).toBeGreaterThanOrEqual(1);
+        expect(Object.keys(ck.model)).toContain('fc.weight');
+        ck.dispose();
+        expect(memory().tensors).toBe(before);
+      }
+    }
+  });
+
+  it('stops on a non-finite loss, naming the step', () => {
+    const out = tmp('nan');
+    const r = run(base(out, ['--lr', '1e12', '--epochs', '2']));
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/loss became (NaN|Infinity|-Infinity) at epoch \d+, step \d+/);
+  });
+
+  it('evaluates a checkpoint with the accuracy the run recorded', () => {
+    const r = run(['eval', '--checkpoint', path.join(full, 'last.ckpt'), '--data', data, '--json']);
+    expect(r.status, r.stderr).toBe(0);
+    const e = JSON.parse(r.stdout);
+    expect(e.count).toBe(128);
+    expect(e.top1).toBeCloseTo(rows(full)[2].valAccuracy, 10);
+    expect(e.confusion.flat().reduce((a: number, b: number) => a + b, 0)).toBe(128);
+    expect(e.perClass).toHaveLength(10);
+    const ten = run(['eval', '--checkpoint', path.join(full, 'last.ckpt'), '--data', data, '--ten-crop', '24', '--json']);
+    expect(ten.status, ten.stderr).toBe(0);
+    expect(JSON.parse(ten.stdout).count).toBe(128);
+  });
+
+  it('explains a missing dataset', () => {
+    const empty = tmp('empty');
+    mkdirSync(path.join(empty, 'x'));
+    const r = run(['train', '--model', 'resnet20', '--data', path.join(empty, 'nope'), '--epochs', '1']);
+    expect(r.status).toBe(3);
+    expect(r.stderr).toMatch(/not 'fashion-mnist' and not a folder/);
+  });
+});
