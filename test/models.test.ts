@@ -97,7 +97,7 @@ class Reference {
 
   dir(name: string): string { return join(this.root, name); }
   drop(name: string): void { rmSync(this.dir(name), { recursive: true, force: true }); }
-  close(): void { this.proc?.stdin.end(); this.proc = null; }
+  close(): void { this.proc?.kill(); this.proc = null; }
 }
 
 // ---- torchvision parity
@@ -203,9 +203,27 @@ async function googlenetExtra(fx: Fixture, dir: string, io: Record<string, Tenso
     cz.tidy(() => {
       ti.eval();
       expect(relMaxDiff(cz.noGrad(() => ti.forward(io.input)), io.logitsTransformInput)).toBeLessThan(1e-4);
-      ti.train();
-      expect(cz.noGrad(() => ti.forwardWithAux(io.input)).aux).toEqual([]);
     });
+    // The builder's pretrained path with a local file: transformInput switches on as in torchvision.
+    const path = join(dir, 'state.pt');
+    for (const opts of [{}, { numClasses: 10 }, { numClasses: 10, auxLogits: false }]) {
+      const m = await cz.createModel('googlenet', { weights: path, ...opts }) as GoogLeNet;
+      try {
+        expect(m.transformInput).toBe(true);
+        m.eval();
+        cz.tidy(() => {
+          const y = cz.noGrad(() => m.forward(io.input));
+          if (!opts.numClasses) expect(relMaxDiff(y, io.logitsTransformInput)).toBeLessThan(1e-4);
+          else expect(y.shape).toEqual([2, 10]);
+          // The trunk came from the file either way.
+          const f = cz.noGrad(() => m.forwardFeatures(io.input));
+          const g = cz.noGrad(() => ti.forwardFeatures(io.input));
+          expect(relMaxDiff(f, g)).toBeLessThan(1e-6);
+        });
+        expect(m.aux1 === null).toBe(opts.auxLogits === false);
+      } finally { disposeModel(m); }
+    }
+    cz.tidy(() => { ti.train(); expect(cz.noGrad(() => ti.forwardWithAux(io.input)).aux).toEqual([]); });
     // torchvision's googlenet(aux_logits=False): its keys, and its published parameter count.
     const noAux = await ref.request('googlenet-noaux', { id: 'googlenet', size: 64, batch: 2, options: { aux_logits: false }, metaOnly: true });
     expect(stateSpec(plain)).toEqual(noAux.stateDict.map((e) => ({ key: e.key, shape: e.shape, dtype: e.dtype })));

@@ -121,6 +121,11 @@ export class AlexNet extends ClassifierModel {
       return out;
     });
   }
+  /** Re-draws every weight: the paper's scheme for alexnet_original, PyTorch's layer defaults for torchvision's variant. */
+  initWeights(): void {
+    if (this._cfg === PAPER) initPaperWeights(this);
+    else for (const m of this.modules()) if (m instanceof Conv2d || m instanceof Linear) m.resetParameters();
+  }
   resetClassifier(numClasses: number): void {
     this.numClasses = numClasses;
     const i = this.classifier.length - 1;
@@ -161,4 +166,4 @@ registerModel<AlexNetOptions>({
     + 'alpha=1e-4, beta=0.75) after conv1 and conv2, overlapping 3x3/2 max-pools, FC 4096-4096-1000 with dropout 0.5 '
     + 'on the hidden layers, N(0, 0.01) weights and unit biases in conv2, conv4, conv5 and fc6, fc7. '
     + 'The paper subtracts the mean image instead of normalising; ImageNet mean/std are used here.',
-}, (opts) => { const m = new AlexNet(PAPER, opts); initPaperWeights(m); return m; });
+}, (opts) => { const m = new AlexNet(PAPER, opts); m.initWeights(); return m; });

@@ -44,10 +44,12 @@ export function resolveWeights(meta: ModelMeta, weights: string): WeightsEntry |
  * count other than the weights' gets a fresh head; `inChans` other than 3 sums or tiles the first conv.
  */
 export async function createModel(id: string, opts: CreateModelOptions = {}): Promise<ClassifierModel> {
-  const { weights, onProgress, ...archOpts } = opts;
+  const { weights, onProgress, ...rest } = opts;
+  let archOpts: Record<string, unknown> = rest;
   const meta = getModelEntry(id).meta;
   if (!weights) return buildModel(id, archOpts);
   const entry = resolveWeights(meta, weights);
+  archOpts = { ...meta.pretrainedOptions, ...archOpts };
   const file = entry ? await downloadCached(entry.url, { sha256Prefix: entry.sha256Prefix, onProgress })
     : /^https?:\/\//.test(weights) ? await downloadCached(weights, { onProgress }) : weights;
   const sd = await load(file);
@@ -86,7 +88,7 @@ export function loadPretrained(model: ClassifierModel, sd: Record<string, Tensor
 export function adaptInputConv(weight: Tensor, inChans: number): Tensor {
   return noGrad(() => {
     const [, c] = weight.shape;
-    if (inChans === 1) return c === 3 ? weight.sum(1, { keepdim: true }) : weight.sum(1, { keepdim: true });
+    if (inChans === 1) return weight.sum(1, { keepdim: true });
     const reps = Math.ceil(inChans / c);
     const tiled = weight.repeat(1, reps, 1, 1);
     const cut = tiled.narrow(1, 0, inChans);

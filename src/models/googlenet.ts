@@ -190,7 +190,12 @@ export class GoogLeNet extends ClassifierModel {
       'conv1', 'maxpool1', 'lrn1', 'conv2', 'conv3', 'lrn2', 'maxpool2', 'inception3a', 'inception3b', 'maxpool3',
       'inception4a', 'inception4b', 'inception4c', 'inception4d', 'inception4e', 'maxpool4', 'inception5a', 'inception5b',
     ].map((name) => ({ name, tap: name === 'inception4a' ? 'aux1' as const : name === 'inception4d' ? 'aux2' as const : undefined }));
-    if (cfg.batchNorm) initTorchvisionWeights(this);
+    this.initWeights();
+  }
+
+  /** Re-draws every weight: torchvision's scheme for googlenet, Caffe's reference fillers for googlenet_original. */
+  initWeights(): void {
+    if (this._cfg.batchNorm) initTorchvisionWeights(this);
     else initCaffeWeights(this);
   }
 
@@ -306,6 +311,8 @@ registerModel<GoogLeNetOptions>({
   id: 'googlenet', family: 'googlenet', paper: PAPER_REF, inputSize: [3, 224, 224], mean: IMAGENET_MEAN, std: IMAGENET_STD,
   interpolation: 'bilinear', numClasses: 1000, params: 6624904, gmacs: 1.498, torchvision: 'googlenet',
   firstConv: 'conv1.conv', classifier: 'fc', weights: TORCHVISION_WEIGHTS.googlenet ?? [],
+  // As torchvision: pretrained weights come without the (untrained) auxiliary heads unless asked for.
+  pretrainedOptions: { auxLogits: false },
   notes: 'torchvision\'s variant: batch norm (eps 1e-3) after every convolution, 3x3 convolutions in the "5x5" branch, '
     + '2x2 final max-pool, dropout 0.2. params excludes the auxiliary heads (torchvision\'s figure); built with '
     + 'auxLogits (the default) they add 6,379,984. Auxiliary loss weight 0.3 (GoogLeNet.auxLossWeight).',

@@ -48,6 +48,8 @@ export interface ModelMeta {
   firstConv: string;
   classifier: string;
   weights: WeightsEntry[];
+  /** Architecture options applied when pretrained weights are loaded (the user's options still win). */
+  pretrainedOptions?: Record<string, unknown>;
   notes?: string;
 }
 

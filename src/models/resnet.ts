@@ -131,6 +131,7 @@ export class ResNet extends ClassifierModel {
   }
   resetClassifier(numClasses: number): void {
     this.numClasses = numClasses;
+    for (const p of this.fc.parameters()) p.dispose(); // modules own their parameters
     this.fc = numClasses > 0 ? new Linear(this.numFeatures, numClasses) : new Identity();
   }
 }
@@ -202,6 +203,7 @@ export class CifarResNet extends ClassifierModel {
   }
   resetClassifier(numClasses: number): void {
     this.numClasses = numClasses;
+    for (const p of this.fc.parameters()) p.dispose();
     this.fc = numClasses > 0 ? new Linear(64, numClasses) : new Identity();
   }
 }

@@ -82,7 +82,7 @@ export class VGG extends ClassifierModel {
       new Linear(4096, 4096), new ReLU(), new Dropout(p),
       this.numClasses > 0 ? new Linear(4096, this.numClasses) : new Identity(),
     );
-    initVggWeights(this);
+    this.initWeights();
   }
 
   forwardFeatures(x: Tensor): Tensor {
@@ -97,6 +97,8 @@ export class VGG extends ClassifierModel {
       return out;
     });
   }
+  /** Re-draws every weight with torchvision's scheme. */
+  initWeights(): void { initVggWeights(this); }
   resetClassifier(numClasses: number): void {
     this.numClasses = numClasses;
     const last = numClasses > 0 ? new Linear(4096, numClasses) : new Identity();
