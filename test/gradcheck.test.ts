@@ -202,6 +202,8 @@ describe('padding and resizing', () => {
     ['interpolate bilinear', (x) => F.interpolate(x, { size: [5, 4], mode: 'bilinear' }), () => [inp([1, 2, 3, 3])]],
     ['interpolate bilinear alignCorners', (x) => F.interpolate(x, { scaleFactor: 2, mode: 'bilinear', alignCorners: true }), () => [inp([1, 1, 3, 2])]],
     ['interpolate bilinear downscale', (x) => F.interpolate(x, { size: 2, mode: 'bilinear' }), () => [inp([1, 1, 5, 5])]],
+    ['interpolate bilinear non-integer scale', (x) => F.interpolate(x, { scaleFactor: [1.5, 0.7], mode: 'bilinear' }), () => [inp([1, 1, 4, 5])]],
+    ['interpolate nearest non-integer scale', (x) => F.interpolate(x, { scaleFactor: 1.7 }), () => [inp([1, 1, 3, 4])]],
   ]);
 });
 

@@ -91,7 +91,9 @@ export const commands: CommandSpec[] = [
       { flags: '--num-classes <n>', description: 'classifier outputs', parse: int('--num-classes') },
     ],
     async run([id], opts) {
-      const model = cz.buildModel(id as string, opts.numClasses ? { numClasses: opts.numClasses as number } : {});
+      // The deployable form: as the pretrained weights build it (GoogLeNet without its training-only heads).
+      const pretrained = cz.modelMeta(id as string).pretrainedOptions ?? {};
+      const model = cz.buildModel(id as string, { ...pretrained, ...(opts.numClasses ? { numClasses: opts.numClasses as number } : {}) });
       const meta = model.meta!;
       const s = cz.summary(model, opts.inputSize as number[] | undefined);
       if (opts.json) {
