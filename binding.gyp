@@ -11,7 +11,7 @@
       "<!@(node -p \"require('node-addon-api').include_dir\")",
       "<!@(node scripts/find-libtorch.mjs include)"
     ],
-    "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
+    "defines": ["NAPI_EXPERIMENTAL", "NAPI_CPP_EXCEPTIONS"],
     "cflags!": ["-fno-exceptions", "-fno-rtti"],
     "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=gnu++14"],
     "cflags_cc": ["-std=c++17", "-fexceptions", "-frtti", "-O2", "-Wno-unused-parameter", "-Wno-deprecated-declarations", "<!@(node scripts/find-libtorch.mjs abi)"],

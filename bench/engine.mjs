@@ -12,7 +12,8 @@
 // machine. On a shared virtual machine the CPU time of the very same step swings by up to 10x with the
 // host's load; comparing each adjacent pair of steps (and each side's fastest step) cancels that out.
 // PyTorch runs with glibc's mmap and trim thresholds raised (MALLOC_MMAP_THRESHOLD_ at glibc's
-// maximum, 32 MiB; MALLOC_TRIM_THRESHOLD_ 1 GiB), its best setting here, as convzoo's addon does for itself.
+// maximum, 32 MiB; MALLOC_TRIM_THRESHOLD_ 1 GiB), its best setting here, as convzoo's addon does for itself,
+// and with the OpenMP wait policy convzoo sets (OMP_WAIT_POLICY=PASSIVE unless the environment says otherwise).
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import os from 'node:os';
@@ -150,6 +151,9 @@ function startWorker(side, o) {
     args = ['-c', PY_WORKER, JSON.stringify({ ...o, blocks: BLOCKS, classes: CLASSES, input: INPUT })];
     env.MALLOC_MMAP_THRESHOLD_ = String(32 << 20); // glibc's maximum
     env.MALLOC_TRIM_THRESHOLD_ = String(1 << 30);
+    // The OpenMP wait policy convzoo uses (src/native.ts defaults it to PASSIVE), so that both sides'
+    // thread teams behave alike next to other busy processes.
+    env.OMP_WAIT_POLICY ??= 'PASSIVE';
   }
   const child = spawn(cmd, args, { env, stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
@@ -190,7 +194,8 @@ async function main() {
   workers.convzoo.stop(); workers.pytorch.stop();
 
   const machine = `${cpu}, ${os.cpus().length} cpus, ${fmt(os.totalmem() / 2 ** 30, 0)} GiB, load ${load0}..${os.loadavg()[0].toFixed(2)}`;
-  const tag = `[${machine} | libtorch ${czHello.version} (torch ${pyHello.version}) | ${o.dtype} | batch ${o.batch} | threads ${czHello.threads}/${pyHello.threads}]`;
+  const tag = `[${machine} | libtorch ${czHello.version} (torch ${pyHello.version}) | ${o.dtype} | batch ${o.batch} | threads ${czHello.threads}/${pyHello.threads}` +
+    ` | OMP_WAIT_POLICY ${process.env.OMP_WAIT_POLICY ?? 'PASSIVE'}]`;
   const best = (side, k) => Math.min(...steps[side].map((s) => s[k]));
   const czStep = best('convzoo', 't'), pyStep = best('pytorch', 't');
   const blocks = BLOCKS.map(([a, b, s]) => `${a}->${b}${s > 1 ? '/2' : ''}`).join(' ');

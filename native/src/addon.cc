@@ -22,8 +22,10 @@ Napi::FunctionReference* error_class(Napi::Env env) { return env.GetInstanceData
 const char* classify(const std::string& msg) {
   auto has = [&](const char* s) { return msg.find(s) != std::string::npos; };
   if (has("out of memory") || has("DefaultCPUAllocator: can't allocate") || has("bad_alloc")) return "E_OOM";
-  if (has("dtype") || has("scalar type") || has("Scalar type") || has("ScalarType") || has("expected type")) return "E_DTYPE";
-  if (has("shape") || has("size") || has("dimension") || has("dim ") || has("out of range") || has("channels")) return "E_SHAPE";
+  if (has("dtype") || has("scalar type") || has("Scalar type") || has("ScalarType") || has("expected type") ||
+      has("not implemented for '") || has("can't be cast to the desired output type")) return "E_DTYPE";
+  if (has("shape") || has("size") || has("dimension") || has("dim ") || has("out of range") || has("channels") ||
+      has("out of bounds") || has("must be a matrix") || has("Length of pad") || has("must match")) return "E_SHAPE";
   return "E_TORCH";
 }
 

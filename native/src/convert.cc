@@ -16,12 +16,14 @@ static int64_t storage_bytes(const at::Tensor& t) {
 Napi::Value wrap(Napi::Env env, at::Tensor t) {
   Box* box = new Box{std::move(t)};
   // Report a share of the memory so that V8's GC, the safety net for forgotten tensors, feels it.
+  // The finalizer is a "pure" one (BasicEnv): it runs during GC itself, so memory of forgotten handles
+  // comes back even in a loop that never yields to the event loop.
   box->bytes = storage_bytes(box->tensor);
   g_live_bytes += box->bytes;
   box->accounted = std::min<int64_t>(box->bytes, 64 << 20);
   if (box->accounted) Napi::MemoryManagement::AdjustExternalMemory(env, box->accounted);
   g_live_handles++;
-  auto ext = Napi::External<Box>::New(env, box, [](Napi::Env env, Box* b) {
+  auto ext = Napi::External<Box>::New(env, box, [](Napi::BasicEnv env, Box* b) {
     if (b->tensor.defined()) { g_live_handles--; g_live_bytes -= b->bytes; }
     if (b->accounted) Napi::MemoryManagement::AdjustExternalMemory(env, -b->accounted);
     delete b;

@@ -91,7 +91,7 @@ export class Linear extends Module {
   extraRepr(): string { return `inFeatures=${this.inFeatures}, outFeatures=${this.outFeatures}${this.bias ? '' : ', bias=false'}`; }
 }
 
-export interface BatchNormOptions { eps?: number; momentum?: number; affine?: boolean; trackRunningStats?: boolean }
+export interface BatchNormOptions { eps?: number; momentum?: number | null; affine?: boolean; trackRunningStats?: boolean }
 
 export class BatchNorm2d extends Module {
   weight: Parameter | null;
@@ -119,6 +119,7 @@ export class BatchNorm2d extends Module {
   }
   forward(x: Tensor): Tensor {
     check(x.ndim === 4, 'BatchNorm2d', `expected a 4-d (N, C, H, W) input, got ${x.ndim}-d`, 'E_SHAPE');
+    check(x.shape[1] === this.numFeatures, 'BatchNorm2d', `expected ${this.numFeatures} channels, got ${x.shape[1]}`, 'E_SHAPE');
     let momentum = this.momentum ?? 0;
     if (this.training && this.num_batches_tracked) {
       this.num_batches_tracked.add_(1);

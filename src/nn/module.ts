@@ -105,6 +105,12 @@ export abstract class Module {
     return this;
   }
 
+  /** Frees every parameter and buffer of this module and its children (the module is unusable afterwards). */
+  dispose(): void {
+    for (const t of [...this.parameters(), ...this.buffers()]) t.dispose();
+  }
+  [Symbol.dispose](): void { this.dispose(); }
+
   // ---- state
   /** Detached handles on every parameter and buffer, keyed by PyTorch name. Dispose them when done. */
   stateDict(): Record<string, Tensor> {
