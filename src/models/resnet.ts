@@ -72,6 +72,15 @@ export class Bottleneck extends Module {
 
 type BlockClass = (typeof BasicBlock | typeof Bottleneck) & { expansion: number };
 
+/** Both networks' head: global average pool, optional dropout, the classifier (or the pooled features). */
+function poolAndClassify(x: Tensor, fc: Module, dropRate: number, training: boolean, preLogits: boolean): Tensor {
+  return tidy(() => {
+    let pooled = F.adaptiveAvgPool2d(x, 1).flatten(1);
+    if (dropRate > 0) pooled = F.dropout(pooled, { p: dropRate, training });
+    return preLogits ? pooled : fc.forward(pooled);
+  });
+}
+
 // ---- the ImageNet network
 
 export interface ResNetOptions extends ModelOptions {
@@ -123,15 +132,11 @@ export class ResNet extends ClassifierModel {
     });
   }
   forwardHead(x: Tensor, opts: { preLogits?: boolean } = {}): Tensor {
-    return tidy(() => {
-      let pooled = F.adaptiveAvgPool2d(x, 1).flatten(1);
-      if (this.dropRate > 0) pooled = F.dropout(pooled, { p: this.dropRate, training: this.training });
-      return opts.preLogits ? pooled : this.fc.forward(pooled);
-    });
+    return poolAndClassify(x, this.fc, this.dropRate, this.training, opts.preLogits ?? false);
   }
   resetClassifier(numClasses: number): void {
     this.numClasses = numClasses;
-    for (const p of this.fc.parameters()) p.dispose(); // modules own their parameters
+    this.fc.dispose(); // modules own their parameters
     this.fc = numClasses > 0 ? new Linear(this.numFeatures, numClasses) : new Identity();
   }
 }
@@ -195,16 +200,12 @@ export class CifarResNet extends ClassifierModel {
     return tidy(() => this.layer3.forward(this.layer2.forward(this.layer1.forward(this.bn1.forward(this.conv1.forward(x)).relu_()))));
   }
   forwardHead(x: Tensor, opts: { preLogits?: boolean } = {}): Tensor {
-    return tidy(() => {
-      let pooled = F.adaptiveAvgPool2d(x, 1).flatten(1);
-      if (this.dropRate > 0) pooled = F.dropout(pooled, { p: this.dropRate, training: this.training });
-      return opts.preLogits ? pooled : this.fc.forward(pooled);
-    });
+    return poolAndClassify(x, this.fc, this.dropRate, this.training, opts.preLogits ?? false);
   }
   resetClassifier(numClasses: number): void {
     this.numClasses = numClasses;
-    for (const p of this.fc.parameters()) p.dispose();
-    this.fc = numClasses > 0 ? new Linear(64, numClasses) : new Identity();
+    this.fc.dispose(); // modules own their parameters
+    this.fc = numClasses > 0 ? new Linear(this.numFeatures, numClasses) : new Identity();
   }
 }
 
