@@ -106,60 +106,60 @@ export async function train(options: TrainOptions, onEvent: (e: TrainEvent) => v
   const auxWeight = opts.auxWeight ?? 0.3;
   let final: EvalResult | null = null;
   try {
-  let globalStep = (startEpoch - 1) * stepsPerEpoch;
-  for (let epoch = startEpoch; epoch <= opts.epochs; epoch++) {
-    const epochStart = performance.now();
-    data.train.setEpoch(epoch);
-    model.train();
-    let lossSum = 0, correct = 0, seen = 0, step = 0;
-    for await (const { images, labels } of data.train) {
-      step++; globalStep++;
-      const n = labels.shape[0];
-      const r = tidy(() => {
-        let logits, loss;
-        if (hasAux(model)) {
-          const o = model.forwardWithAux(images);
-          logits = o.logits;
-          loss = F.crossEntropy(logits, labels, { labelSmoothing: opts.labelSmoothing });
-          for (const a of o.aux) loss = loss.add(F.crossEntropy(a, labels, { labelSmoothing: opts.labelSmoothing }).mul(auxWeight));
-        } else {
-          logits = model.forward(images);
-          loss = F.crossEntropy(logits, labels, { labelSmoothing: opts.labelSmoothing });
+    let globalStep = (startEpoch - 1) * stepsPerEpoch;
+    for (let epoch = startEpoch; epoch <= opts.epochs; epoch++) {
+      const epochStart = performance.now();
+      data.train.setEpoch(epoch);
+      model.train();
+      let lossSum = 0, correct = 0, seen = 0, step = 0;
+      for await (const { images, labels } of data.train) {
+        step++; globalStep++;
+        const n = labels.shape[0];
+        const r = tidy(() => {
+          let logits, loss;
+          if (hasAux(model)) {
+            const o = model.forwardWithAux(images);
+            logits = o.logits;
+            loss = F.crossEntropy(logits, labels, { labelSmoothing: opts.labelSmoothing });
+            for (const a of o.aux) loss = loss.add(F.crossEntropy(a, labels, { labelSmoothing: opts.labelSmoothing }).mul(auxWeight));
+          } else {
+            logits = model.forward(images);
+            loss = F.crossEntropy(logits, labels, { labelSmoothing: opts.labelSmoothing });
+          }
+          const value = loss.item();
+          if (!Number.isFinite(value)) return { value, correct: 0 };
+          optimizer.zeroGrad();
+          loss.backward();
+          optimizer.step();
+          return { value, correct: logits.argmax(1).eq(labels).sum().item() };
+        });
+        images.dispose(); labels.dispose();
+        if (!Number.isFinite(r.value)) {
+          throw new ConvzooError(`train: the loss became ${r.value} at epoch ${epoch}, step ${step} (global step ${globalStep}); ` +
+            `stopping. The last good checkpoint is ${path.join(out, 'last.ckpt')}${epoch > 1 ? '' : ' (none yet: this was the first epoch)'}. Try a lower --lr.`, 'E_TORCH', 'train');
         }
-        const value = loss.item();
-        if (!Number.isFinite(value)) return { value, correct: 0 };
-        optimizer.zeroGrad();
-        loss.backward();
-        optimizer.step();
-        return { value, correct: logits.argmax(1).eq(labels).sum().item() };
-      });
-      images.dispose(); labels.dispose();
-      if (!Number.isFinite(r.value)) {
-        throw new ConvzooError(`train: the loss became ${r.value} at epoch ${epoch}, step ${step} (global step ${globalStep}); ` +
-          `stopping. The last good checkpoint is ${path.join(out, 'last.ckpt')}${epoch > 1 ? '' : ' (none yet: this was the first epoch)'}. Try a lower --lr.`, 'E_TORCH', 'train');
+        scheduler.afterStep();
+        lossSum += r.value * n; correct += r.correct; seen += n;
+        const elapsed = (performance.now() - epochStart) / 1000;
+        onEvent({ type: 'step', epoch, step, steps: stepsPerEpoch, loss: lossSum / seen, accuracy: correct / seen, imagesPerSecond: seen / elapsed,
+          etaSeconds: (elapsed / step) * (stepsPerEpoch - step), lr: optimizer.paramGroups[0].lr });
       }
-      scheduler.afterStep();
-      lossSum += r.value * n; correct += r.correct; seen += n;
-      const elapsed = (performance.now() - epochStart) / 1000;
-      onEvent({ type: 'step', epoch, step, steps: stepsPerEpoch, loss: lossSum / seen, accuracy: correct / seen, imagesPerSecond: seen / elapsed,
-        etaSeconds: (elapsed / step) * (stepsPerEpoch - step), lr: optimizer.paramGroups[0].lr });
+      const result = await evaluate(model, data.test, { numClasses: data.classes.length, onBatch: (done, total) => onEvent({ type: 'eval', done, total }) });
+      final = result;
+      scheduler.afterEpoch(result.top1);
+      const isBest = result.top1 > best;
+      if (isBest) best = result.top1;
+      const seconds = (performance.now() - epochStart) / 1000;
+      const row = { epoch, trainLoss: lossSum / seen, trainAccuracy: correct / seen, valLoss: result.loss, valAccuracy: result.top1, testTop5: result.top5, lr: optimizer.paramGroups[0].lr, seconds };
+      history.push(row);
+      const info: CheckpointInfo = { epoch, modelId: opts.model, options: { ...opts, resume: undefined }, classes: data.classes, best, history, scheduler: scheduler.state() };
+      // The checkpoint first: metrics.jsonl never lists an epoch that no checkpoint holds.
+      await saveCheckpoint(path.join(out, 'last.ckpt'), info, model, optimizer);
+      if (isBest) await saveCheckpoint(path.join(out, 'best.ckpt'), info, model);
+      appendFileSync(path.join(out, 'metrics.jsonl'), JSON.stringify(row) + '\n');
+      onEvent({ type: 'epoch', epoch, trainLoss: row.trainLoss, trainAccuracy: row.trainAccuracy, testLoss: result.loss, testAccuracy: result.top1, testTop5: result.top5, seconds, lr: row.lr, best: isBest });
     }
-    const result = await evaluate(model, data.test, { numClasses: data.classes.length, onBatch: (done, total) => onEvent({ type: 'eval', done, total }) });
-    final = result;
-    scheduler.afterEpoch(result.top1);
-    const isBest = result.top1 > best;
-    if (isBest) best = result.top1;
-    const seconds = (performance.now() - epochStart) / 1000;
-    const row = { epoch, trainLoss: lossSum / seen, trainAccuracy: correct / seen, valLoss: result.loss, valAccuracy: result.top1, testTop5: result.top5, lr: optimizer.paramGroups[0].lr, seconds };
-    history.push(row);
-    const info: CheckpointInfo = { epoch, modelId: opts.model, options: { ...opts, resume: undefined }, classes: data.classes, best, history, scheduler: scheduler.state() };
-    // The checkpoint first: metrics.jsonl never lists an epoch that no checkpoint holds.
-    await saveCheckpoint(path.join(out, 'last.ckpt'), info, model, optimizer);
-    if (isBest) await saveCheckpoint(path.join(out, 'best.ckpt'), info, model);
-    appendFileSync(path.join(out, 'metrics.jsonl'), JSON.stringify(row) + '\n');
-    onEvent({ type: 'epoch', epoch, trainLoss: row.trainLoss, trainAccuracy: row.trainAccuracy, testLoss: result.loss, testAccuracy: result.top1, testTop5: result.top5, seconds, lr: row.lr, best: isBest });
-  }
-  if (!final) final = await evaluate(model, data.test, { numClasses: data.classes.length });
+    if (!final) final = await evaluate(model, data.test, { numClasses: data.classes.length });
   } finally {
     await data.close();
   }
