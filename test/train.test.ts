@@ -123,6 +123,28 @@ describe('convzoo train', () => {
     expect(JSON.parse(ten.stdout).count).toBe(128);
   });
 
+  it('trains on an image folder with the papers\' augmentations, skipping a corrupt image', async () => {
+    const root = tmp('folder');
+    for (const [c, color] of [['cats', [200, 40, 40]], ['dogs', [40, 40, 200]]] as const) {
+      mkdirSync(path.join(root, c));
+      for (let i = 0; i < 6; i++) {
+        await sharp({ create: { width: 40 + i, height: 48, channels: 3, background: { r: color[0], g: color[1] + i * 10, b: color[2] } } })
+          .png().toFile(path.join(root, c, `${i}.png`));
+      }
+    }
+    writeFileSync(path.join(root, 'dogs', 'broken.png'), 'not a png');
+    for (const augment of ['alexnet', 'vgg']) {
+      const out = tmp(`folder-${augment}`);
+      const r = run(['train', '--model', 'resnet18', '--data', root, '--input-size', '32', '--augment', augment, '--epochs', '1',
+        '--batch-size', '4', '--lr', '0.01', '--val-split', '0.34', '--threads', '1', '--workers', '1', '--json', '--out', out]);
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stderr).toMatch(/broken\.png/);
+      const [row] = rows(out);
+      expect(row.epoch).toBe(1);
+      expect(Number.isFinite(row.trainLoss)).toBe(true);
+    }
+  });
+
   it('explains a missing dataset', () => {
     const empty = tmp('empty');
     mkdirSync(path.join(empty, 'x'));

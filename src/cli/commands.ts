@@ -7,6 +7,7 @@ import { trainReporter } from '../train/report.js';
 import { demo, DEMO_OPTIONS } from '../train/demo.js';
 import { evaluateCommand } from '../train/eval_command.js';
 import { OPTIMIZERS, SCHEDULES } from '../train/recipe.js';
+import { AUGMENTS } from '../train/datasets.js';
 
 export interface OptionSpec {
   flags: string; description: string; default?: unknown; choices?: string[];
@@ -44,7 +45,7 @@ const trainOptions: OptionSpec[] = [
   { flags: '--schedule <name>', description: 'learning-rate schedule', choices: SCHEDULES },
   { flags: '--warmup-epochs <x>', description: 'linear warm-up epochs (fractions allowed)', parse: num('--warmup-epochs') },
   { flags: '--label-smoothing <x>', description: 'label smoothing', parse: num('--label-smoothing') },
-  { flags: '--augment <kind>', description: 'training augmentation', choices: ['none', 'crop-flip', 'imagenet'] },
+  { flags: '--augment <kind>', description: 'training augmentation (alexnet: PCA lighting; vgg: scale jittering)', choices: AUGMENTS },
   { flags: '--input-size <n>', description: 'resize images to n x n (e.g. for ImageNet models on Fashion-MNIST)', parse: int('--input-size') },
   { flags: '--val-split <x>', description: 'image folders: fraction held out for testing', parse: num('--val-split') },
   { flags: '--subset <n>', description: 'train on the first n images only (quick runs)', parse: int('--subset') },

@@ -6,11 +6,18 @@ import path from 'node:path';
 import { ConvzooError } from '../errors.js';
 import {
   FashionMNIST, FASHION_MNIST_DIR, FASHION_MNIST_MEAN, FASHION_MNIST_STD, ImageFolder, DataLoader, trainValSplit,
-  Compose, Resize, CenterCrop, RandomCrop, RandomResizedCrop, RandomHorizontalFlip, Normalize, IMAGENET_MEAN, IMAGENET_STD,
+  Compose, Resize, CenterCrop, RandomCrop, RandomResizedCrop, RandomHorizontalFlip, Normalize, Lighting, ScaleJitter, IMAGENET_MEAN, IMAGENET_STD,
   Rng, type Dataset, type Transform,
 } from '../data/index.js';
 
-export type Augment = 'none' | 'crop-flip' | 'imagenet';
+/**
+ * none: resize and center crop. crop-flip: random crop (after resize) and flip. imagenet: torchvision's
+ * RandomResizedCrop and flip. alexnet: the 2012 paper's random 224 crops of 256 images, flips and PCA
+ * lighting noise (alphastd 0.1). vgg: the VGG paper's scale jittering (shorter side S in [256, 512],
+ * random 224 crop) and flips.
+ */
+export type Augment = 'none' | 'crop-flip' | 'imagenet' | 'alexnet' | 'vgg';
+export const AUGMENTS: Augment[] = ['none', 'crop-flip', 'imagenet', 'alexnet', 'vgg'];
 
 export interface DataOptions {
   /** 'fashion-mnist' (default), a folder of Fashion-MNIST IDX files, or an image folder. */
@@ -43,6 +50,7 @@ function fashionTransforms(o: DataOptions): { train: Transform; test: Transform 
   const size = o.inputSize ?? 28;
   const resize: Transform[] = size !== 28 ? [new Resize(size)] : [];
   const norm = new Normalize(FASHION_MNIST_MEAN, FASHION_MNIST_STD);
+  // Grayscale 28x28 images: every augmentation but 'none' is the CIFAR recipe (padded random crop, flip).
   const aug: Transform[] = (o.augment ?? 'crop-flip') === 'none' ? [] : [new RandomCrop(size, { padding: Math.round(size / 7) }), new RandomHorizontalFlip()];
   return { train: new Compose([...resize, ...aug, norm]), test: new Compose([...resize, norm]) };
 }
@@ -51,10 +59,15 @@ function folderTransforms(o: DataOptions): { train: Transform; test: Transform }
   const size = o.inputSize ?? 224;
   const norm = new Normalize(IMAGENET_MEAN, IMAGENET_STD);
   const evalT = new Compose([new Resize(Math.round(size / 0.875)), new CenterCrop(size), norm]);
-  const augment = o.augment ?? 'imagenet';
-  const train = augment === 'imagenet' ? new Compose([new RandomResizedCrop(size), new RandomHorizontalFlip(), norm])
-    : augment === 'crop-flip' ? new Compose([new Resize(Math.round(size / 0.875)), new RandomCrop(size), new RandomHorizontalFlip(), norm])
-      : evalT;
+  const resized = Math.round(size / 0.875);
+  const trainBy: Record<Augment, Transform> = {
+    'none': evalT,
+    'crop-flip': new Compose([new Resize(resized), new RandomCrop(size), new RandomHorizontalFlip(), norm]),
+    'imagenet': new Compose([new RandomResizedCrop(size), new RandomHorizontalFlip(), norm]),
+    'alexnet': new Compose([new Resize(resized), new RandomCrop(size), new RandomHorizontalFlip(), new Lighting(0.1), norm]),
+    'vgg': new Compose([new ScaleJitter({ minSize: resized, maxSize: 2 * resized, cropSize: size }), new RandomHorizontalFlip(), norm]),
+  };
+  const train = trainBy[o.augment ?? 'imagenet'];
   return { train, test: evalT };
 }
 
@@ -87,11 +100,13 @@ export async function makeData(o: DataOptions): Promise<RunData> {
   }
   const batchSize = o.batchSize ?? 128;
   const numWorkers = o.numWorkers ?? 1;
-  const train = new DataLoader(trainSet, { batchSize, shuffle: true, seed, transform: t.train, numWorkers, subset: o.subset, dropLast: false });
+  // Training drops a last partial batch (as timm does): a batch of one breaks batch norm.
+  const trainCount = o.subset ? Math.min(o.subset, trainSet.length) : trainSet.length;
+  const train = new DataLoader(trainSet, { batchSize, shuffle: true, seed, transform: t.train, numWorkers, subset: o.subset, dropLast: trainCount > batchSize });
   const test = new DataLoader(testSet, { batchSize: Math.max(batchSize, 256), shuffle: false, seed, transform: t.test, numWorkers });
   return {
     train, test, classes: [...trainSet.classes], channels,
-    trainSize: o.subset ? Math.min(o.subset, trainSet.length) : trainSet.length, testSize: testSet.length,
+    trainSize: trainCount, testSize: testSet.length,
     async close() { await train.close(); await test.close(); },
   };
 }
