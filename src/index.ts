@@ -13,4 +13,4 @@ export * from './models/index.js';
 export { summary, formatSummary, type ModelSummary, type LayerRow } from './summary.js';
 export { predict, type Prediction, type PredictResult, type PredictOptions } from './predict.js';
 export { loadImage, evalTransformFor, imagenetCategories, type EvalTransform } from './vision/preprocess.js';
-export { ModelWorker, type ModelWorkerOptions } from './worker/model_worker.js';
+export { ModelWorker, type ModelWorkerOptions, type WorkerTrainConfig } from './worker/model_worker.js';

@@ -35,6 +35,33 @@ describe('ModelWorker', () => {
     await expect(worker.forward(cz.zeros([1]))).rejects.toThrow(/closed/);
   });
 
+  it('trains on the worker thread and hands back its state', async () => {
+    cz.manualSeed(5);
+    const worker = await cz.ModelWorker.create('resnet20', { inChans: 1, numClasses: 10, threads: 1, train: { optimizer: 'sgd', lr: 0.05, momentum: 0.9 } });
+    const x = cz.randn([16, 1, 28, 28]);
+    const y = cz.randint(0, 10, [16]);
+    try {
+      const losses: number[] = [];
+      for (let i = 0; i < 15; i++) losses.push((await worker.trainStep(x, y)).loss);
+      expect(losses.at(-1)!).toBeLessThan(losses[0] * 0.7);
+      const sd = await worker.stateDict();
+      expect(Object.keys(sd)).toContain('layer3.2.bn2.running_var');
+      const local = cz.buildModel('resnet20', { inChans: 1, numClasses: 10 });
+      local.loadStateDict(sd);
+      for (const t of Object.values(sd)) t.dispose();
+      const mine = cz.inferenceMode(() => local.eval().forward(x));
+      const theirs = await worker.forward(x);
+      expect(cz.tidy(() => mine.sub(theirs).abs().max().item())).toBe(0);
+      mine.dispose(); theirs.dispose(); local.dispose();
+      const noTrain = await cz.ModelWorker.create('resnet20', { inChans: 1, numClasses: 10, threads: 1 });
+      await expect(noTrain.trainStep(x, y)).rejects.toThrow(/create the worker with a `train` configuration/);
+      await noTrain.close();
+    } finally {
+      await worker.close();
+      x.dispose(); y.dispose();
+    }
+  });
+
   it('fails clearly for an unknown model', async () => {
     await expect(cz.ModelWorker.create('resnet5')).rejects.toThrow(/unknown model 'resnet5'/);
   });
