@@ -5,11 +5,10 @@
 // "One weird trick for parallelizing convolutional neural networks", 2014), key-for-key compatible
 // with torchvision's weights.
 import { Tensor } from '../tensor/tensor.js';
-import { tidy } from '../tensor/scope.js';
 import { Module } from '../nn/module.js';
 import { Conv2d, Linear, MaxPool2d, AdaptiveAvgPool2d, LocalResponseNorm, Dropout, ReLU, Sequential, Identity } from '../nn/layers.js';
 import * as init from '../nn/init.js';
-import { ClassifierModel } from './base.js';
+import { ClassifierModel, sequentialHead } from './base.js';
 import { registerModel, IMAGENET_MEAN, IMAGENET_STD, type ModelOptions } from './registry.js';
 import { TORCHVISION_WEIGHTS } from './torchvision_weights.js';
 
@@ -112,14 +111,7 @@ export class AlexNet extends ClassifierModel {
     return this.features.forward(x);
   }
   forwardHead(x: Tensor, opts: { preLogits?: boolean } = {}): Tensor {
-    return tidy(() => {
-      const flat = this.avgpool.forward(x).flatten(1);
-      if (!opts.preLogits) return this.classifier.forward(flat);
-      // Everything but the last FC: the 4096-d fc7 features.
-      let out = flat;
-      for (let i = 0; i < this.classifier.length - 1; i++) out = this.classifier[i].forward(out);
-      return out;
-    });
+    return sequentialHead(this.avgpool, this.classifier, x, opts.preLogits ?? false);
   }
   /** Re-draws every weight: the paper's scheme for alexnet_original, PyTorch's layer defaults for torchvision's variant. */
   initWeights(): void {

@@ -4,6 +4,7 @@
 import { Tensor } from '../tensor/tensor.js';
 import { tidy } from '../tensor/scope.js';
 import { Module } from '../nn/module.js';
+import type { Sequential } from '../nn/layers.js';
 import type { ModelMeta } from './registry.js';
 
 export abstract class ClassifierModel extends Module {
@@ -27,4 +28,18 @@ export abstract class ClassifierModel extends Module {
   }
 
   get meta(): ModelMeta | undefined { return this._meta; }
+}
+
+/**
+ * The head of the VGG-style networks: pooled features flattened into a Sequential classifier; with
+ * `preLogits`, every layer but the last (the penultimate features, e.g. AlexNet's fc7).
+ */
+export function sequentialHead(pool: Module, classifier: Sequential, x: Tensor, preLogits: boolean): Tensor {
+  return tidy(() => {
+    const flat = pool.forward(x).flatten(1);
+    if (!preLogits) return classifier.forward(flat);
+    let out = flat;
+    for (let i = 0; i < classifier.length - 1; i++) out = classifier[i].forward(out);
+    return out;
+  });
 }

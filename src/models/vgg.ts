@@ -4,11 +4,10 @@
 // average pool to 7x7, FC 4096-4096 with dropout) and state-dict keys. vgg11/13/16/19 are torchvision's
 // names for A/B/D/E, and their `_bn` variants put a batch norm after every convolution.
 import { Tensor } from '../tensor/tensor.js';
-import { tidy } from '../tensor/scope.js';
 import { Module } from '../nn/module.js';
 import { Conv2d, BatchNorm2d, Linear, MaxPool2d, AdaptiveAvgPool2d, LocalResponseNorm, Dropout, ReLU, Sequential, Identity } from '../nn/layers.js';
 import * as init from '../nn/init.js';
-import { ClassifierModel } from './base.js';
+import { ClassifierModel, sequentialHead } from './base.js';
 import { registerModel, IMAGENET_MEAN, IMAGENET_STD, type ModelOptions } from './registry.js';
 import { TORCHVISION_WEIGHTS } from './torchvision_weights.js';
 
@@ -89,13 +88,7 @@ export class VGG extends ClassifierModel {
     return this.features.forward(x);
   }
   forwardHead(x: Tensor, opts: { preLogits?: boolean } = {}): Tensor {
-    return tidy(() => {
-      const flat = this.avgpool.forward(x).flatten(1);
-      if (!opts.preLogits) return this.classifier.forward(flat);
-      let out = flat; // the 4096-d output of the second hidden layer, after its dropout
-      for (let i = 0; i < this.classifier.length - 1; i++) out = this.classifier[i].forward(out);
-      return out;
-    });
+    return sequentialHead(this.avgpool, this.classifier, x, opts.preLogits ?? false);
   }
   /** Re-draws every weight with torchvision's scheme. */
   initWeights(): void { initVggWeights(this); }
