@@ -14,6 +14,7 @@ import time
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 import torchvision
 
 # ---- the paper networks torchvision does not have
@@ -21,12 +22,32 @@ import torchvision
 LRN_PAPER = dict(size=5, alpha=1e-4 * 5, beta=0.75, k=2.0)  # AlexNet's LRN in torch's convention (alpha / n)
 
 
+class _LrnOnnx(torch.autograd.Function):
+    """F.local_response_norm is Python code, not an aten op: torch.onnx would trace its pow/pad/avg_pool pieces
+    (and lose the spatial sizes that AdaptiveAvgPool2d's export needs). ONNX has the op itself, with torch's
+    formula (alpha divided by size, the window centred on the channel)."""
+    @staticmethod
+    def forward(ctx, x, size, alpha, beta, k):
+        return F.local_response_norm(x, size, alpha, beta, k)
+
+    @staticmethod
+    def symbolic(g, x, size, alpha, beta, k):
+        return g.op('LRN', x, size_i=size, alpha_f=alpha, beta_f=beta, bias_f=k)
+
+
+class LRN(nn.LocalResponseNorm):
+    def forward(self, x):
+        if torch.onnx.is_in_onnx_export():
+            return _LrnOnnx.apply(x, self.size, self.alpha, self.beta, self.k)
+        return super().forward(x)
+
+
 def alexnet_original():
     """Krizhevsky et al. 2012, both towers as groups=2 convolutions, LRN after conv1 and conv2."""
     def conv(cin, cout, k, stride=1, padding=0, groups=1):
         return [nn.Conv2d(cin, cout, k, stride=stride, padding=padding, groups=groups), nn.ReLU(inplace=True)]
     pool = lambda: nn.MaxPool2d(3, 2)
-    lrn = lambda: nn.LocalResponseNorm(**LRN_PAPER)
+    lrn = lambda: LRN(**LRN_PAPER)
     m = torchvision.models.AlexNet()
     m.features = nn.Sequential(
         *conv(3, 96, 11, stride=4), lrn(), pool(),
@@ -54,7 +75,7 @@ def vgg_paper(cfg):
         if v == 'M':
             layers.append(nn.MaxPool2d(2, 2))
         elif v == 'LRN':
-            layers.append(nn.LocalResponseNorm(**LRN_PAPER))
+            layers.append(LRN(**LRN_PAPER))
         else:
             cout, k = (v[1], 1) if isinstance(v, tuple) else (v, 3)
             layers += [nn.Conv2d(cin, cout, k, padding=k // 2), nn.ReLU(inplace=True)]
@@ -98,7 +119,7 @@ class GoogLeNetPaper(nn.Module):
     def __init__(self):
         super().__init__()
         pool = lambda: nn.MaxPool2d(3, 2, ceil_mode=True)
-        lrn = lambda: nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0)
+        lrn = lambda: LRN(5, alpha=1e-4, beta=0.75, k=1.0)
         self.stem = nn.Sequential(ConvRelu(3, 64, 7, stride=2, padding=3), pool(), lrn(),
                                   ConvRelu(64, 64, 1), ConvRelu(64, 192, 3, padding=1), lrn(), pool())
         self.trunk = nn.Sequential(*[pool() if r == 'M' else InceptionPaper(*r) for r in self.ROWS])
