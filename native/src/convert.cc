@@ -20,7 +20,9 @@ Napi::Value wrap(Napi::Env env, at::Tensor t) {
   // comes back even in a loop that never yields to the event loop.
   box->bytes = storage_bytes(box->tensor);
   g_live_bytes += box->bytes;
-  box->accounted = std::min<int64_t>(box->bytes, 64 << 20);
+  // A sixteenth, at most 4 MiB: enough for forgotten handles to trigger collections, little enough that
+  // V8 does not run a full GC several times per batch-16 forward (measured: up to 11% of a forward).
+  box->accounted = std::min<int64_t>(box->bytes / 16, 4 << 20);
   if (box->accounted) Napi::MemoryManagement::AdjustExternalMemory(env, box->accounted);
   g_live_handles++;
   auto ext = Napi::External<Box>::New(env, box, [](Napi::BasicEnv env, Box* b) {
