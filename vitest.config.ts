@@ -5,6 +5,9 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     // The native addon and libtorch's thread pool live in one process per test file.
     pool: 'forks',
+    // test/setup.ts collects garbage before each test, so that leak checks count only that test's tensors.
+    execArgv: ['--expose-gc'],
+    setupFiles: ['test/setup.ts'],
     maxWorkers: 2,
     testTimeout: 120_000,
     hookTimeout: 120_000,
