@@ -14,8 +14,8 @@
 // PyTorch runs with glibc's mmap and trim thresholds raised (MALLOC_MMAP_THRESHOLD_ at glibc's
 // maximum, 32 MiB; MALLOC_TRIM_THRESHOLD_ 1 GiB), its best setting here, as convzoo's addon does for itself,
 // and with the OpenMP wait policy convzoo sets (OMP_WAIT_POLICY=PASSIVE unless the environment says otherwise).
-import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { lineWorker, median } from './worker_client.mjs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -155,21 +155,10 @@ function startWorker(side, o) {
     // thread teams behave alike next to other busy processes.
     env.OMP_WAIT_POLICY ??= 'PASSIVE';
   }
-  const child = spawn(cmd, args, { env, stdio: ['pipe', 'pipe', 'inherit'] });
-  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
-  const next = async () => {
-    const r = await lines.next();
-    if (r.done) throw new Error(`${side} worker exited early`);
-    return JSON.parse(r.value);
-  };
-  return {
-    hello: next(),
-    ask: (cmd) => { child.stdin.write(cmd + '\n'); return next(); },
-    stop: () => { child.stdin.end('quit\n'); },
-  };
+  const w = lineWorker(side, cmd, args, env);
+  return { hello: w.hello, ask: (cmd) => w.ask(cmd), stop: () => w.stop('quit') };
 }
 
-const median = (xs) => { const s = [...xs].sort((p, q) => p - q); return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
 const fmt = (n, d = 1) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
 
 async function main() {

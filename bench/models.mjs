@@ -23,8 +23,9 @@
 // processes; the median is printed too); each ratio is given both as the ratio of the fastest forwards
 // and as the median of the per-round ratios. When those two disagree by over 10% or the per-round
 // ratios scatter, the case is measured a second time (its rounds added) and flagged if still noisy.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { lineWorker, median } from './worker_client.mjs';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -153,23 +154,12 @@ function startWorker(side, o) {
     cmd = process.execPath;
     args = [fileURLToPath(import.meta.url), '--worker', side, '--threads', String(o.threads)];
   }
-  const child = spawn(cmd, args, { env, stdio: ['pipe', 'pipe', 'inherit'] });
-  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
-  const next = async () => {
-    const r = await lines.next();
-    if (r.done) throw new Error(`${side} worker exited early`);
-    return JSON.parse(r.value);
-  };
-  return {
-    hello: next(),
-    ask: (msg) => { child.stdin.write(JSON.stringify(msg) + '\n'); return next(); },
-    stop: () => { child.stdin.end(JSON.stringify({ cmd: 'quit' }) + '\n'); },
-  };
+  const w = lineWorker(side, cmd, args, env);
+  return { hello: w.hello, ask: (msg) => w.ask(JSON.stringify(msg)), stop: () => w.stop(JSON.stringify({ cmd: 'quit' })) };
 }
 
 // ---------------------------------------------------------------------------------------------------
 
-const median = (xs) => { const s = [...xs].sort((p, q) => p - q); return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
 const fmt = (n, d = 1) => (Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }) : '-');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
