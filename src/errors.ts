@@ -27,3 +27,9 @@ export function checkInt(value: unknown, fn: string, name: string, min = -Infini
   check(Number.isInteger(value) && (value as number) >= min, fn,
     `expected ${name} to be an integer${min > -Infinity ? ` >= ${min}` : ''}, got ${String(value)}`);
 }
+
+/** Throws an E_ARG error unless `value` is a finite number within [min, max]. */
+export function checkNumber(value: unknown, fn: string, name: string, min = -Infinity, max = Infinity): asserts value is number {
+  check(typeof value === 'number' && Number.isFinite(value) && value >= min && value <= max, fn,
+    `expected ${name} to be a number${min > -Infinity ? ` >= ${min}` : ''}${max < Infinity ? `${min > -Infinity ? ' and' : ''} <= ${max}` : ''}, got ${String(value)}`);
+}
