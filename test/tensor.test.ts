@@ -170,8 +170,13 @@ describe('metadata and data out', () => {
     expect(() => x.size(3)).toThrow(/out of range/);
     expect(cz.tensor([7]).item()).toBe(7);
     expect(cz.tensor([true]).item()).toBe(1);
-    expect(cz.tensor([1, 2]).toString()).toBe('Tensor(shape=[2], dtype=int64, [1, 2])');
-    expect(cz.zeros([100]).toString()).toMatch(/<100 values>/);
+    expect(cz.tensor([1, 2]).toString()).toBe('tensor([1, 2], shape=[2], dtype=int64)');
+    // Values are shown, as PyTorch's repr does, and long dimensions of large tensors are summarised.
+    expect(cz.arange(100).toString()).toContain('99');
+    expect(cz.tensor([[0.5, 1], [2, -3.25]]).toString()).toBe('tensor([[0.5, 1.],\n        [2., -3.25]], shape=[2, 2], dtype=float32)');
+    const big = cz.arange(2000).reshape(2, 1000);
+    expect(big.toString()).toBe('tensor([[0, 1, 2, ..., 997, 998, 999],\n        [1000, 1001, 1002, ..., 1997, 1998, 1999]], shape=[2, 1000], dtype=int64)');
+    expect(cz.tensor([true, false]).toString()).toBe('tensor([true, false], shape=[2], dtype=bool)');
     const s = x.shape; s[0] = 99;
     expect(x.shape).toEqual([2, 3, 4]); // shape is a copy
   }));

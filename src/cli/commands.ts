@@ -1,5 +1,6 @@
 // The CLI's commands as data: name, arguments, options, and a run function that calls the library.
 import path from 'node:path';
+import { InvalidArgumentError } from 'commander';
 import * as cz from '../index.js';
 import { ConvzooError } from '../errors.js';
 import { train, TRAIN_DEFAULTS, type TrainOptions } from '../train/trainer.js';
@@ -21,17 +22,27 @@ export interface CommandSpec {
   run: (args: unknown[], opts: Record<string, unknown>) => Promise<number | void>;
 }
 
-const int = (name: string) => (v: string): number => {
+// Option parsers: a bad value is a one-line usage error (commander's InvalidArgumentError), never a trace.
+const int = (name: string, min = Number.MIN_SAFE_INTEGER, max = Number.MAX_SAFE_INTEGER) => (v: string): number => {
   const n = Number(v);
-  if (!Number.isInteger(n)) throw new ConvzooError(`${name}: expected an integer, got '${v}'`, 'E_ARG');
+  if (v.trim() === '' || !Number.isInteger(n)) throw new InvalidArgumentError(`expected an integer, got '${v}'.`);
+  if (n < min || n > max) throw new InvalidArgumentError(`expected an integer${max < Number.MAX_SAFE_INTEGER ? ` from ${min} to ${max}` : ` of at least ${min}`}, got ${v}.`);
   return n;
 };
-const num = (name: string) => (v: string): number => {
+const num = (name: string, min = -Infinity, max = Infinity, { open = false } = {}) => (v: string): number => {
   const n = Number(v);
-  if (!Number.isFinite(n)) throw new ConvzooError(`${name}: expected a number, got '${v}'`, 'E_ARG');
+  if (v.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`expected a number, got '${v}'.`);
+  if (n < min || n > max || (open && (n === min || n === max))) {
+    throw new InvalidArgumentError(`expected a number ${open ? 'strictly ' : ''}between ${min} and ${max}, got ${v}.`);
+  }
   return n;
 };
-const shape = (v: string): number[] => v.split(/[,x]/).map(int('--input-size'));
+/** An image size: one number (square) for the training commands; C,H,W or HxW for info. */
+const shape = (v: string): number[] => {
+  const dims = v.split(/[,x]/).map(int('--input-size', 1, 4096));
+  if (dims.length < 1 || dims.length > 3) throw new InvalidArgumentError(`expected C,H,W, HxW or one size, got '${v}'.`);
+  return dims;
+};
 const out = (s: string) => process.stdout.write(s + '\n');
 
 const trainOptions: OptionSpec[] = [
@@ -89,7 +100,7 @@ export const commands: CommandSpec[] = [
     options: [
       { flags: '--json', description: 'print {id, params, macs, inputSize, mean, std, paper}' },
       { flags: '--input-size <C,H,W>', description: 'input size (default: the model\'s)', parse: shape },
-      { flags: '--num-classes <n>', description: 'classifier outputs', parse: int('--num-classes') },
+      { flags: '--num-classes <n>', description: 'classifier outputs', parse: int('--num-classes', 1, 1_000_000) },
     ],
     async run([id], opts) {
       // The deployable form: as the pretrained weights build it (GoogLeNet without its training-only heads).
@@ -98,10 +109,10 @@ export const commands: CommandSpec[] = [
       const meta = model.meta!;
       const s = cz.summary(model, opts.inputSize as number[] | undefined);
       if (opts.json) {
-        out(JSON.stringify({ id, params: s.totalParams, macs: s.totalMacs, inputSize: s.inputShape, mean: meta.mean, std: meta.std, paper: meta.paper }));
+        out(JSON.stringify({ id: meta.id, params: s.totalParams, macs: s.totalMacs, inputSize: s.inputShape, mean: meta.mean, std: meta.std, paper: meta.paper }));
         return;
       }
-      out(`${id}: ${meta.paper.title} (${meta.paper.year})`);
+      out(`${meta.id}: ${meta.paper.title} (${meta.paper.year})`);
       out(s.toString());
     },
   },
@@ -112,8 +123,8 @@ export const commands: CommandSpec[] = [
     options: [
       { flags: '-m, --model <id>', description: 'model id', default: 'resnet50' },
       { flags: '-w, --weights <w>', description: "'DEFAULT', a tag, a file or a URL (default: DEFAULT when the model has weights)" },
-      { flags: '-k, --topk <k>', description: 'labels per image', default: 5, parse: int('--topk') },
-      { flags: '--batch-size <n>', description: 'images per forward pass', default: 16, parse: int('--batch-size') },
+      { flags: '-k, --topk <k>', description: 'labels per image', default: 5, parse: int('--topk', 1) },
+      { flags: '--batch-size <n>', description: 'images per forward pass', default: 16, parse: int('--batch-size', 1, 65536) },
       { flags: '--json', description: 'print JSON' },
     ],
     async run([images], opts) {

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The convzoo command line: a table of commands, each calling library functions. Errors map to exit
 // codes in one place (exitCodeFor).
+import { createRequire } from 'node:module';
 import { Command, Option } from 'commander';
 import { ConvzooError } from '../errors.js';
 import { commands } from './commands.js';
@@ -15,9 +16,15 @@ export function exitCodeFor(e: unknown): number {
   }
 }
 
+const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
+
 const program = new Command('convzoo')
   .description('Classic image-classification CNNs on libtorch: list, inspect, predict, train, evaluate.')
-  .showHelpAfterError();
+  .version(version, '-V, --version', 'print the version of convzoo')
+  .showHelpAfterError('(add --help for the options)')
+  .showSuggestionAfterError()
+  // Usage errors (unknown option, bad number) exit 2 like E_ARG; help and --version exit 0.
+  .exitOverride((err) => { process.exit(err.exitCode === 0 ? 0 : 2); });
 
 for (const spec of commands) {
   const cmd = program.command(spec.name).description(spec.description);
@@ -36,8 +43,13 @@ for (const spec of commands) {
       const code = await spec.run(positional, opts);
       if (typeof code === 'number') process.exitCode = code;
     } catch (e) {
+      // A ConvzooError is the user's to fix and gets one line; anything else is a bug in convzoo, so
+      // its stack is shown with CONVZOO_DEBUG=1.
       const msg = e instanceof Error ? e.message : String(e);
       process.stderr.write(`convzoo ${spec.name}: ${msg}\n`);
+      if (!(e instanceof ConvzooError) && e instanceof Error && e.stack) {
+        process.stderr.write(process.env.CONVZOO_DEBUG ? `${e.stack}\n` : '(an internal error: CONVZOO_DEBUG=1 shows where)\n');
+      }
       process.exitCode = exitCodeFor(e);
     }
   });

@@ -1,7 +1,7 @@
 // One path from an id to a ready model: resolve the id, construct, load weights (tag, path or URL),
 // adapt the first conv for other input channels and the head for other class counts, attach metadata.
 import { existsSync } from 'node:fs';
-import { ConvzooError } from '../errors.js';
+import { ConvzooError, check, checkInt, checkNumber } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
 import { noGrad } from '../tensor/creation.js';
 import { load } from '../io/index.js';
@@ -20,9 +20,21 @@ export interface CreateModelOptions extends ModelOptions {
 /** Builds a model by id with random initialisation (no weights). */
 export function buildModel(id: string, opts: ModelOptions & Record<string, unknown> = {}): ClassifierModel {
   const entry = getModelEntry(id);
+  checkModelOptions(entry.meta.id, opts);
   const model = entry.build(opts);
   model._meta = entry.meta;
   return model;
+}
+
+/** The options every family takes, checked before anything is built. */
+export function checkModelOptions(id: string, opts: ModelOptions): void {
+  check(opts !== null && typeof opts === 'object', id, 'expected the options to be an object');
+  if (opts.numClasses !== undefined) checkInt(opts.numClasses, id, 'numClasses', 1);
+  if (opts.inChans !== undefined) checkInt(opts.inChans, id, 'inChans', 1);
+  if (opts.dropRate !== undefined) {
+    checkNumber(opts.dropRate, id, 'dropRate', 0);
+    check(opts.dropRate < 1, id, `expected dropRate to be below 1, got ${opts.dropRate}`);
+  }
 }
 
 /** The weights entry a `weights` argument names, or null for a path / URL. */

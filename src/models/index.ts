@@ -5,7 +5,7 @@ import './vgg.js';
 import './googlenet.js';
 
 export { ClassifierModel } from './base.js';
-export { registerModel, listModels, modelMeta, getModelEntry, IMAGENET_MEAN, IMAGENET_STD } from './registry.js';
+export { registerModel, listModels, modelMeta, getModelEntry, suggestIds, editDistance, IMAGENET_MEAN, IMAGENET_STD } from './registry.js';
 export type { ModelMeta, ModelOptions, WeightsEntry, PaperRef, Interpolation } from './registry.js';
 export { buildModel, createModel, resolveWeights, loadPretrained, adaptInputConv, type CreateModelOptions } from './builder.js';
 export { downloadCached, convzooHome, sha256File } from './hub.js';

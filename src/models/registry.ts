@@ -78,20 +78,51 @@ export function registerModel<O extends ModelOptions>(meta: ModelMeta, build: (o
 }
 
 export function getModelEntry(id: string): RegisteredModel {
-  const e = registry.get(id);
+  if (typeof id !== 'string' || !id) throw new ConvzooError(`expected a model id (a string), got ${JSON.stringify(id)}`, 'E_ARG');
+  // Ids are lower case; 'ResNet50' means resnet50.
+  const e = registry.get(id) ?? registry.get(id.toLowerCase());
   if (!e) {
-    const near = [...registry.keys()].filter((k) => k.startsWith(id.slice(0, 3))).slice(0, 8);
+    const near = suggestIds(id);
     throw new ConvzooError(`unknown model '${id}'${near.length ? `; did you mean ${near.join(', ')}?` : ''} (convzoo list shows all)`, 'E_NOT_FOUND');
   }
   return e;
 }
 
-/** Registered ids, optionally filtered by family or a substring/glob ('resnet*'). */
+/** Levenshtein distance (insertions, deletions, substitutions). */
+export function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) row[j] = Math.min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = row;
+  }
+  return prev[b.length];
+}
+
+/** The registered ids closest to `id` (case-insensitive edit distance, ids containing it first), at most `max`. */
+export function suggestIds(id: string, max = 5): string[] {
+  const q = id.toLowerCase();
+  const scored = [...registry.keys()].map((k) => ({ k, d: k.includes(q) || q.includes(k) ? 0.5 : editDistance(q, k) }));
+  const limit = Math.max(2, Math.ceil(q.length / 3));
+  return scored.filter((s) => s.d <= limit).sort((a, b) => a.d - b.d || a.k.length - b.k.length || a.k.localeCompare(b.k)).slice(0, max).map((s) => s.k);
+}
+
+/**
+ * Registered ids, optionally filtered (case-insensitive): a glob ('resnet*', 'vgg1?_bn') matches whole
+ * ids; a plain word matches ids containing it and families named by it ('resnet' includes resnet_cifar).
+ */
 export function listModels(filter?: string): string[] {
   const ids = [...registry.keys()];
   if (!filter) return ids;
-  const re = new RegExp('^' + filter.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*') + '$');
-  return ids.filter((id) => re.test(id) || registry.get(id)!.meta.family === filter);
+  const f = filter.toLowerCase();
+  if (/[*?]/.test(f)) {
+    const re = new RegExp('^' + f.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.') + '$');
+    return ids.filter((id) => re.test(id));
+  }
+  return ids.filter((id) => {
+    const family = registry.get(id)!.meta.family;
+    return id.includes(f) || family === f || family.startsWith(`${f}_`);
+  });
 }
 
 export function modelMeta(id: string): ModelMeta {

@@ -121,11 +121,27 @@ export class Tensor {
     const v = ops.item(this.handle);
     return typeof v === 'boolean' ? Number(v) : v;
   }
+  /**
+   * The values, nested like PyTorch's repr: tensors of more than 1000 elements show the first and last
+   * three entries of each long dimension around '...'.
+   */
   toString(): string {
     if (this._h === null) return 'Tensor(disposed)';
-    const n = this.numel();
-    const vals = n <= 12 ? `[${this.toArray().map((v) => +v.toPrecision(5)).join(', ')}]` : `<${n} values>`;
-    return `Tensor(shape=[${this.shape.join(', ')}], dtype=${this.dtype}, ${vals})`;
+    const summarize = this.numel() > 1000;
+    const num = (v: number | boolean) => (typeof v === 'boolean' ? (v ? 'true' : 'false')
+      : isFloatingDType(this.dtype) ? (Number.isInteger(v) && Math.abs(v) < 1e16 ? `${v}.` : String(+v.toPrecision(5))) : String(v));
+    const format = (t: Tensor, indent: string): string => {
+      if (t.ndim === 0) return num(this.dtype === 'bool' ? Boolean(t.item()) : t.item());
+      const n = t.shape[0];
+      const rows = summarize && n > 6 ? [0, 1, 2, -1, n - 3, n - 2, n - 1] : Array.from({ length: n }, (_, i) => i);
+      const parts = rows.map((i) => {
+        if (i < 0) return '...';
+        const sub = t.select(0, i);
+        try { return format(sub, indent + ' '); } finally { sub.dispose(); }
+      });
+      return `[${parts.join(t.ndim > 1 ? `,\n${indent} ` : ', ')}]`;
+    };
+    return `tensor(${format(this, '       ')}, shape=[${this.shape.join(', ')}], dtype=${this.dtype})`;
   }
 
   // ---- autograd
