@@ -14,3 +14,11 @@ export { summary, formatSummary, type ModelSummary, type LayerRow } from './summ
 export { predict, type Prediction, type PredictResult, type PredictOptions } from './predict.js';
 export { loadImage, evalTransformFor, imagenetCategories, type EvalTransform } from './vision/preprocess.js';
 export { ModelWorker, type ModelWorkerOptions, type WorkerTrainConfig } from './worker/model_worker.js';
+// Training and evaluation: what the CLI's train, eval and demo commands call.
+export { train, TRAIN_DEFAULTS, type TrainOptions, type TrainEvent, type TrainResult } from './train/trainer.js';
+export { evaluate, tenCrops, type EvalResult, type EvaluateOptions } from './train/evaluate.js';
+export { evaluateCommand, type EvalCommandOptions } from './train/eval_command.js';
+export { saveCheckpoint, loadCheckpoint, restoreRng, CHECKPOINT_FORMAT, type Checkpoint, type CheckpointInfo } from './train/checkpoint.js';
+export { demo, type DemoResult } from './train/demo.js';
+export { trainReporter } from './train/report.js';
+export { plotCurves, plotConfusion } from './train/plots.js';

@@ -132,7 +132,13 @@ export const commands: CommandSpec[] = [
       const meta = cz.modelMeta(id);
       const weights = (opts.weights as string | undefined) ?? (meta.weights.length ? 'DEFAULT' : undefined);
       if (!weights) process.stderr.write(`convzoo predict: ${id} has no pretrained weights; predicting with random weights\n`);
-      const model = await cz.createModel(id, { weights, onProgress: progressPrinter(`downloading ${id} weights`) });
+      const model = await cz.createModel(id, { weights, onProgress: progressPrinter(`downloading ${id} weights`) }).catch((e: unknown) => {
+        // Offline or behind a proxy: the weights can come from a file the user copied by other means.
+        if (e instanceof ConvzooError && e.code === 'E_IO' && !opts.weights) {
+          throw new ConvzooError(`${e.message}\n  (no network? download the file elsewhere and pass --weights FILE)`, e.code, e.op);
+        }
+        throw e;
+      });
       const results = await cz.predict(model, images as string[], { topk: opts.topk as number, batchSize: opts.batchSize as number });
       if (opts.json) out(JSON.stringify(results));
       else for (const r of results) {
