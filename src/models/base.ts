@@ -6,12 +6,20 @@ import { tidy } from '../tensor/scope.js';
 import { Module } from '../nn/module.js';
 import type { Sequential } from '../nn/layers.js';
 import type { ModelMeta } from './registry.js';
+import type { EvalTransform } from '../vision/preprocess.js';
 
 export abstract class ClassifierModel extends Module {
   /** Set by the builder: the registry entry this model was made from. */
   _meta?: ModelMeta;
   /** Set by the builder: the weights' evaluation transform, when pretrained weights were loaded. */
   _weightsTag?: string;
+  /**
+   * Set by the builder from a convzoo checkpoint: the preprocessing its training data used for
+   * evaluation (resize, crop, mean/std, channels), which predict then applies.
+   */
+  _evalTransform?: EvalTransform;
+  /** Class names, when the weights came with them (a convzoo checkpoint); index i is logit i. */
+  classes?: string[];
 
   abstract readonly numClasses: number;
   /** Channels of the features that the head consumes. */
