@@ -7,6 +7,7 @@ Usage: /usr/bin/python3 tools/preprocess_reference.py MANIFEST.json
 The manifest is JSON:
   {"resize": 256, "crop": 224, "mean": [...], "std": [...], "interpolation": "bilinear",
    "images": [{"file": "a.jpg", "out": "a.f32", "exifTranspose": false}, ...],
+   (an image may override resize, crop, interpolation, mean, std, and set "mode": "L" for convert('L'))
    "model": {"id": "resnet18", "seed": 0, "state": "state.pt", "logits": "logits.f32"}}   (model optional)
 
 For every image it writes `out`: the normalised input, float32 little-endian, C x crop x crop, made as
@@ -18,7 +19,8 @@ EXIF orientation by default; torchvision does not).
 
 With "model": torchvision's model built with torch.manual_seed(seed) (random init, no download) is
 saved to `state` (torch.save of the state dict, which cz.load reads) and its eval-mode logits for the
-reference inputs, N x classes float32, to `logits`. It prints one JSON line: the PIL mode of each image.
+reference inputs (those without "model": false), N x classes float32, to `logits`.
+It prints one JSON line: the PIL mode of each image as opened.
 """
 import json, os, sys, warnings
 
@@ -38,12 +40,14 @@ def main(manifest_path):
         man = json.load(f)
     base = os.path.dirname(os.path.abspath(manifest_path))
     p = lambda name: name if os.path.isabs(name) else os.path.join(base, name)
-    tf = T.Compose([
-        T.Resize(man['resize'], interpolation=MODES[man.get('interpolation', 'bilinear')]),
-        T.CenterCrop(man['crop']),
-        T.ToTensor(),
-        T.Normalize(man['mean'], man['std']),
-    ])
+    def transform(item):
+        get = lambda key, default=None: item.get(key, man.get(key, default))
+        return T.Compose([
+            T.Resize(get('resize'), interpolation=MODES[get('interpolation', 'bilinear')]),
+            T.CenterCrop(get('crop')),
+            T.ToTensor(),
+            T.Normalize(get('mean'), get('std')),
+        ])
     inputs, modes = [], []
     for item in man['images']:
         with open(p(item['file']), 'rb') as f:
@@ -51,10 +55,11 @@ def main(manifest_path):
             modes.append(img.mode)
             if item.get('exifTranspose'):
                 img = ImageOps.exif_transpose(img)
-            img = img.convert('RGB')
-        x = tf(img)
+            img = img.convert(item.get('mode', 'RGB'))
+        x = transform(item)(img)
         x.contiguous().numpy().astype('<f4').tofile(p(item['out']))
-        inputs.append(x)
+        if item.get('model', True):
+            inputs.append(x)
     model = man.get('model')
     if model:
         torch.manual_seed(model.get('seed', 0))

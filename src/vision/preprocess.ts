@@ -85,7 +85,7 @@ export function preprocessPixels(img: DecodedImage, t: EvalTransform): Float32Ar
   const ya = axis(rh), xa = axis(rw);
   return inferenceMode(() => tidy(() => {
     const hwc = fromBytes(px.data, [px.height, px.width, px.channels], 'uint8');
-    const chw = hwc.permute(2, 0, 1).contiguous();
+    const chw = hwc.permute(2, 0, 1); // a view: the passes copy only the bands they read
     let x = resizeCropPIL(chw, { height: rh, width: rw, top: ya.start, left: xa.start, cropHeight: ya.len, cropWidth: xa.len,
       filter: t.interpolation as ResampleFilter });
     if (ya.before + ya.after + xa.before + xa.after > 0) x = padZeros(x, xa.before, xa.after, ya.before, ya.after);

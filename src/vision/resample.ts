@@ -97,8 +97,13 @@ function sourceRange(c: AxisCoefficients, o0: number, o1: number): [number, numb
   return [lo, hi];
 }
 
-/** Output pixels per matmul: the band of source pixels each one reads stays narrow (about CHUNK * scale). */
-const CHUNK = 64;
+/**
+ * Output pixels per matmul: at most 64, and fewer when the float64 band of source pixels they read
+ * (about outputs * scale lines) would pass 16 MB, so that a large photo is never copied whole to float64.
+ */
+function chunkSize(lineBytes: number, scale: number): number {
+  return Math.max(4, Math.min(64, Math.floor(16e6 / (lineBytes * Math.max(scale, 1)))));
+}
 
 /**
  * Resamples `x` (C x H x W, any real dtype holding 0..255 values) along `dim` (1: rows, 2: columns)
@@ -109,8 +114,9 @@ function pass(x: Tensor, dim: 1 | 2, inSize: number, outSize: number, filter: Ex
   o0: number, o1: number, offset: number): Tensor {
   const c = pilCoefficients(inSize, outSize, filter);
   const parts: Tensor[] = [];
-  for (let a = o0; a < o1; a += CHUNK) {
-    const b = Math.min(a + CHUNK, o1);
+  const chunk = chunkSize((x.numel() / x.shape[dim]) * 8, inSize / outSize);
+  for (let a = o0; a < o1; a += chunk) {
+    const b = Math.min(a + chunk, o1);
     const [lo, hi] = sourceRange(c, a, b);
     const span = hi - lo, n = b - a;
     // Columns: x[..., lo:hi] (span) @ M (span x n); rows: M' (n x span) @ x[:, lo:hi, :].
