@@ -79,6 +79,7 @@ async function writeImages(): Promise<void> {
   // A Display P3 profile: ignored, as PIL ignores it.
   await add({ file: 'p3.jpg' }, rgb(300, 200).withIccProfile('p3').jpeg());
   await add({ file: 'lossless.webp', exact: true }, rgb(300, 200, 4).webp({ lossless: true }));
+  await add({ file: 'lossy.webp' }, rgb(300, 200, 5).webp({ quality: 80 }));
   // Odd sizes: upscaling, tall, wide, one side already at the resize size, centre crop at a half pixel.
   await add({ file: 'tiny.png', exact: true }, rgb(37, 23).png());
   await add({ file: 'tall.jpg' }, rgb(199, 601).jpeg());
