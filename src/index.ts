@@ -11,8 +11,8 @@ export * as data from './data/index.js';
 export * from './io/index.js';
 export * from './models/index.js';
 export { summary, formatSummary, type ModelSummary, type LayerRow } from './summary.js';
-export { predict, type Prediction, type PredictResult, type PredictOptions } from './predict.js';
-export { loadImage, evalTransformFor, imagenetCategories, type EvalTransform } from './vision/preprocess.js';
+export { predict, predictStream, type Prediction, type PredictResult, type PredictOptions } from './predict.js';
+export { loadImage, evalTransformFor, imagenetCategories, checkTransform, preprocessPixels, decodeImage, type EvalTransform, type LoadImageOptions, type DecodedImage, type DecodeOptions } from './vision/preprocess.js';
 export { ModelWorker, type ModelWorkerOptions, type WorkerTrainConfig } from './worker/model_worker.js';
 // Training and evaluation: what the CLI's train, eval and demo commands call.
 export { train, TRAIN_DEFAULTS, type TrainOptions, type TrainEvent, type TrainResult } from './train/trainer.js';
