@@ -1,6 +1,7 @@
 // Random-access byte sources. The readers ask for byte ranges instead of holding whole files, so a
 // 500 MB checkpoint is never in memory twice: each storage is read, copied into its tensor, dropped.
-import { open, type FileHandle } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
+import { open, stat, type FileHandle } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { ConvzooError } from '../errors.js';
 
@@ -34,11 +35,11 @@ export function _setChunkBytes(n: number): number {
   return prev;
 }
 
-/** `length` bytes from `offset`, as consecutive chunks of at most CHUNK_BYTES. */
-export async function* readChunks(src: Source, offset: number, length: number): AsyncGenerator<Uint8Array> {
+/** `length` bytes from `offset`, as consecutive chunks of at most `chunkBytes` (CHUNK_BYTES). */
+export async function* readChunks(src: Source, offset: number, length: number, chunkBytes = CHUNK_BYTES): AsyncGenerator<Uint8Array> {
   checkRange(src, offset, length);
   if (length === 0) { yield new Uint8Array(0); return; }
-  for (let done = 0; done < length; done += CHUNK_BYTES) yield await src.read(offset + done, Math.min(CHUNK_BYTES, length - done));
+  for (let done = 0; done < length; done += chunkBytes) yield await src.read(offset + done, Math.min(chunkBytes, length - done));
 }
 
 export function bufferSource(bytes: Uint8Array, name = 'buffer'): Source {
@@ -57,10 +58,17 @@ export class FileSource implements Source {
   private constructor(readonly name: string, readonly size: number, private readonly fh: FileHandle) {}
 
   static async open(path: string): Promise<FileSource> {
-    const fh = await open(path, 'r').catch((e: NodeJS.ErrnoException) => { throw ioError('load', path, e); });
+    // Opening a FIFO for reading blocks until a writer appears (forever, for a stray pipe or a
+    // device), so the type is checked before opening. O_NONBLOCK makes the open itself return at
+    // once if the path is swapped for a FIFO after that check, and fstat then catches the swap;
+    // for a regular file O_NONBLOCK changes nothing.
+    const notRegular = () => new ConvzooError(`load: ${path} is not a regular file`, 'E_IO', 'load');
+    const before = await stat(path).catch((e: NodeJS.ErrnoException) => { throw ioError('load', path, e); });
+    if (!before.isFile()) throw notRegular();
+    const fh = await open(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK).catch((e: NodeJS.ErrnoException) => { throw ioError('load', path, e); });
     try {
       const st = await fh.stat();
-      if (!st.isFile()) throw new ConvzooError(`load: ${path} is not a regular file`, 'E_IO', 'load');
+      if (!st.isFile()) throw notRegular();
       return new FileSource(path, st.size, fh);
     } catch (e) {
       await fh.close();

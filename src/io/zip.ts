@@ -2,8 +2,10 @@
 // torch.save writes a plain zip (stored, i.e. uncompressed, entries aligned to 64 bytes, zip64 past
 // 4 GiB), so a reader of ~150 lines beats a dependency; deflate is handled too in case a file was
 // re-zipped. Layout per PKWARE's APPNOTE.TXT, sections 4.3 and 4.5.
+import { Readable, pipeline } from 'node:stream';
 import zlib from 'node:zlib';
-import { formatError, readChunks, type Source } from './source.js';
+import { ConvzooError } from '../errors.js';
+import { CHUNK_BYTES, formatError, readChunks, type Source } from './source.js';
 
 export interface ZipEntry {
   name: string;
@@ -126,14 +128,29 @@ export async function readZipDirectory(src: Source): Promise<Map<string, ZipEntr
 }
 
 /**
- * The entry's bytes, decompressed, as chunks (one for deflated entries), checked against the
- * directory's size and CRC-32; the CRC is checked after the last chunk, so a consumer must
- * finish the iteration before trusting what it built.
+ * Deflate cannot expand data by more than 1032:1 (a 258-byte match coded in 2 bits), so an entry
+ * declaring more than this times its compressed size is lying, and is refused before anything is
+ * allocated for it.
+ */
+export const MAX_DEFLATE_RATIO = 1032;
+
+/** Compressed input is read in pieces this large at most: each can inflate 1032-fold. */
+const DEFLATE_INPUT_BYTES = 1 << 20;
+
+/**
+ * The entry's bytes, decompressed, as chunks of CHUNK_BYTES (the last one shorter; one empty chunk
+ * for an empty entry), checked against the directory's size and CRC-32. The CRC is checked after
+ * the last chunk, so a consumer must finish the iteration before trusting what it built. Nothing
+ * is allocated from the declared size beyond one chunk, and inflating stops as soon as the output
+ * passes the declared size, so a lying or hostile entry costs bounded memory.
  */
 export async function* zipEntryChunks(src: Source, e: ZipEntry): AsyncGenerator<Uint8Array> {
   if (e.flags & 1) throw formatError(src, `zip entry '${e.name}' is encrypted`);
   if (e.method !== 0 && e.method !== 8) throw formatError(src, `zip entry '${e.name}' uses compression method ${e.method} (only stored and deflate are supported)`);
   if (e.method === 0 && e.compressedSize !== e.size) throw formatError(src, `zip entry '${e.name}' is stored but its sizes differ`);
+  if (e.method === 8 && e.size > 0 && e.size / MAX_DEFLATE_RATIO > e.compressedSize) {
+    throw formatError(src, `zip entry '${e.name}' declares ${e.size} bytes from ${e.compressedSize} compressed, more than deflate's maximum ratio of ${MAX_DEFLATE_RATIO}:1 (corrupt or hostile archive)`);
+  }
   const lh = dv(await src.read(e.localHeaderOffset, 30));
   if (lh.getUint32(0, true) !== SIG_LOCAL) throw formatError(src, `zip entry '${e.name}': local header missing (corrupt archive)`);
   // The local header's name and extra lengths can differ from the central directory's (torch pads
@@ -143,23 +160,50 @@ export async function* zipEntryChunks(src: Source, e: ZipEntry): AsyncGenerator<
   // zlib.crc32 arrived in Node 20.15; on older 20.x the check is skipped.
   const crc32 = (zlib as unknown as { crc32?: (d: Uint8Array, prev?: number) => number }).crc32;
   let crc = 0;
-  if (e.method === 8) {
-    let data: Uint8Array;
-    try {
-      data = zlib.inflateRawSync(await src.read(start, e.compressedSize), { maxOutputLength: Math.max(e.size, 1) });
-    } catch {
-      throw formatError(src, `zip entry '${e.name}' does not inflate (corrupt data)`);
-    }
-    if (data.byteLength !== e.size) throw formatError(src, `zip entry '${e.name}' inflates to ${data.byteLength} bytes, expected ${e.size}`);
-    if (crc32) crc = crc32(data);
-    yield data;
-  } else {
-    for await (const chunk of readChunks(src, start, e.size)) {
-      if (crc32) crc = crc32(chunk, crc);
-      yield chunk;
-    }
+  const chunks = e.method === 8 ? inflatedChunks(src, e, start) : readChunks(src, start, e.size);
+  for await (const chunk of chunks) {
+    if (crc32) crc = crc32(chunk, crc);
+    yield chunk;
   }
   if (crc32 && crc !== e.crc32) throw formatError(src, `zip entry '${e.name}' fails its CRC-32 check (corrupt data)`);
+}
+
+/** A deflated entry inflated as a stream, regrouped into chunks of CHUNK_BYTES. */
+async function* inflatedChunks(src: Source, e: ZipEntry, start: number): AsyncGenerator<Uint8Array> {
+  const compressed = Readable.from(readChunks(src, start, e.compressedSize, Math.min(CHUNK_BYTES, DEFLATE_INPUT_BYTES)), { objectMode: false });
+  const inflater = zlib.createInflateRaw({ chunkSize: 1 << 16 });
+  // Errors (a read failing, corrupt data) reach the loop below through the inflater.
+  pipeline(compressed, inflater, () => {});
+  const nextChunk = (yielded: number) => Buffer.allocUnsafe(Math.min(CHUNK_BYTES, e.size - yielded));
+  let total = 0;
+  let yielded = 0;
+  let out = nextChunk(0);
+  let filled = 0;
+  try {
+    for await (const piece of inflater as AsyncIterable<Buffer>) {
+      total += piece.byteLength;
+      if (total > e.size) throw formatError(src, `zip entry '${e.name}' inflates to more than the ${e.size} bytes its directory declares (corrupt or hostile archive)`);
+      for (let p = 0; p < piece.byteLength;) {
+        const n = piece.copy(out, filled, p);
+        filled += n;
+        p += n;
+        if (filled === out.byteLength) {
+          yield out;
+          yielded += filled;
+          out = nextChunk(yielded);
+          filled = 0;
+        }
+      }
+    }
+  } catch (err) {
+    if (err instanceof ConvzooError) throw err;
+    throw formatError(src, `zip entry '${e.name}' does not inflate (corrupt data: ${(err as Error).message})`);
+  } finally {
+    inflater.destroy();
+    compressed.destroy();
+  }
+  if (total !== e.size) throw formatError(src, `zip entry '${e.name}' inflates to ${total} bytes, expected ${e.size}`);
+  if (e.size === 0) yield out; // the one empty chunk, like readChunks
 }
 
 /** The whole entry in one array (for the small ones: data.pkl, byteorder). */
