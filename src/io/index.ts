@@ -250,7 +250,7 @@ async function planSafetensors(src: Source, opts: LoadOptions): Promise<Plan> {
       try {
         for (const i of indices) {
           const { e, name } = picked[i];
-          const chunks = mapChunks(readChunks(src, e.begin, e.end - e.begin), (c) => (HOST_LITTLE_ENDIAN ? c : byteSwapped(c, DTYPE_BYTES[e.dtype])));
+          const chunks = mapChunks(readChunks(src, e.begin, e.end - e.begin, { transient: true }), (c) => (HOST_LITTLE_ENDIAN ? c : byteSwapped(c, DTYPE_BYTES[e.dtype])));
           put(out, name, await tensorFromChunks(chunks, e.shape, e.dtype));
         }
       } catch (err) {
@@ -267,7 +267,8 @@ async function* mapChunks(chunks: AsyncIterable<Uint8Array>, fn: (c: Uint8Array)
 }
 
 /**
- * A tensor holding the bytes of `chunks`. Small data is one chunk and one copy. Large data goes
+ * A tensor holding the bytes of `chunks`, each copied before the next is asked for (so chunks may
+ * share one buffer). Small data is one chunk and one copy. Large data goes
  * into a tensor allocated up front, chunk by chunk, so that a 500 MB storage never sits in memory
  * twice (file bytes and tensor): only one chunk at a time does.
  */

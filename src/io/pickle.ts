@@ -69,9 +69,10 @@ const MAX_LONG_BYTES = 1024;
 
 // Bounds on what a pickle may make the VM do, so that a small hostile file (a deflated flood of
 // one opcode) fails with E_FORMAT in bounded memory and time instead of exhausting the process.
-// A real state_dict's pickle is tiny beside them: about 100 bytes, 10 objects and 10 memo entries
-// per tensor (resnet50's is 30 KB; 10,000 tensors with optimizer state stay under ~5 MB and ~20 MB
-// of objects), and its stack holds at most ~1000 items per MARK (pickle batches APPENDS and SETITEMS).
+// A real state_dict's pickle is small beside them: about 120 bytes and 2.4 KB of objects by the
+// estimate below per tensor (resnet50's: 320 tensors, 39 KB, 0.76 MB; with Adam state, 803 tensors,
+// 79 KB, 1.8 MB), so the budget fits ~25,000 tensors; its stack holds at most ~1000 items per MARK
+// (pickle batches APPENDS and SETITEMS) and its containers nest a few levels deep.
 
 /** data.pkl (or a legacy header) larger than this is refused unread: its opcodes run one per byte at most. */
 export const MAX_PICKLE_BYTES = 64 << 20;
@@ -82,16 +83,17 @@ export const MAX_MARKS = 10_000;
 /**
  * An estimate of the JavaScript heap the built objects take, charged per object and per reference
  * stored in a container or the memo (costs measured in V8: a dict ~300 bytes, a list or tuple ~100,
- * a Map entry ~64). This is what bounds floods of MEMOIZE, of APPEND, of nested TUPLE1, and so on.
+ * a Map entry ~64). This is what bounds floods of MEMOIZE, of APPEND, of nested TUPLE1, and so on:
+ * with the pickle's own bytes and the stack, a hostile pickle costs ~200 MB of memory at most.
  */
-export const MAX_PICKLE_HEAP_BYTES = 128 << 20;
+export const MAX_PICKLE_HEAP_BYTES = 64 << 20;
 /** Text lines (protocol 0 INT, FLOAT, PUT/GET, GLOBAL) are short; BigInt parsing of a long one is slow. */
 const MAX_LINE_BYTES = 4096;
 
 const COST_DICT = 320;
 const COST_DICT_ITEM = 64; // a key-value pair, or a memo entry (a Map entry)
 const COST_OBJECT = 96; // a list, tuple or set, or a storage/tensor/global description
-const COST_REF = 8; // an element of a list, tuple or set
+const COST_REF = 16; // an element of a list, tuple or set (8 bytes, plus room arrays keep to grow)
 const COST_NUMBER = 16; // a boxed double or big int
 const COST_STRING = 32; // plus its length
 

@@ -9,7 +9,10 @@ import { readZipDirectory, readZipEntry, zipEntryChunks } from './zip.js';
 export interface Checkpoint {
   /** The unpickled object (usually a dict of tensors). */
   root: PyValue;
-  /** The storage's bytes in the host's byte order, numel * element size in all, as chunks. */
+  /**
+   * The storage's bytes in the host's byte order, numel * element size in all, as chunks; each is
+   * valid only until the next one is asked for (they share one buffer).
+   */
   storageChunks(s: StorageRef): AsyncIterable<Uint8Array>;
 }
 
@@ -83,7 +86,7 @@ export async function readZipCheckpoint(src: Source): Promise<Checkpoint> {
       if (!e) throw formatError(src, `storage '${s.key}' is missing from the archive (no ${name})`);
       const need = s.numel * DTYPE_BYTES[s.dtype];
       if (e.size !== need) throw formatError(src, `storage '${s.key}' holds ${e.size} bytes, expected ${need} (${s.numel} x ${s.dtype})`);
-      for await (const c of zipEntryChunks(src, e)) yield toHostOrder(c, littleEndian, DTYPE_BYTES[s.dtype]);
+      for await (const c of zipEntryChunks(src, e, { transient: true })) yield toHostOrder(c, littleEndian, DTYPE_BYTES[s.dtype]);
     },
   };
 }
@@ -151,7 +154,7 @@ export async function readLegacyCheckpoint(src: Source): Promise<Checkpoint> {
       const at = offsets.get(s.key);
       if (at === undefined) throw formatError(src, `storage '${s.key}' is not in the file's storage list`);
       const n = DTYPE_BYTES[s.dtype];
-      for await (const c of readChunks(src, at, s.numel * n)) yield toHostOrder(c, littleEndian, n);
+      for await (const c of readChunks(src, at, s.numel * n, { transient: true })) yield toHostOrder(c, littleEndian, n);
     },
   };
 }

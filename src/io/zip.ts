@@ -136,15 +136,22 @@ export const MAX_DEFLATE_RATIO = 1032;
 
 /** Compressed input is read in pieces this large at most: each can inflate 1032-fold. */
 const DEFLATE_INPUT_BYTES = 1 << 20;
+/**
+ * Inflated output is handed on in pieces this large at most. Each piece is a new buffer that the
+ * consumer copies and drops; small ones keep the garbage awaiting collection small (64 MiB pieces
+ * let a 256 MiB storage peak at 2x its size before the collector ran).
+ */
+const INFLATED_CHUNK_BYTES = 4 << 20;
 
 /**
- * The entry's bytes, decompressed, as chunks of CHUNK_BYTES (the last one shorter; one empty chunk
+ * The entry's bytes, decompressed, as chunks of up to CHUNK_BYTES (the last one shorter; one empty chunk
  * for an empty entry), checked against the directory's size and CRC-32. The CRC is checked after
  * the last chunk, so a consumer must finish the iteration before trusting what it built. Nothing
  * is allocated from the declared size beyond one chunk, and inflating stops as soon as the output
- * passes the declared size, so a lying or hostile entry costs bounded memory.
+ * passes the declared size, so a lying or hostile entry costs bounded memory. `transient`: as in
+ * readChunks, every chunk shares one buffer and is valid until the next is asked for.
  */
-export async function* zipEntryChunks(src: Source, e: ZipEntry): AsyncGenerator<Uint8Array> {
+export async function* zipEntryChunks(src: Source, e: ZipEntry, opts: { transient?: boolean } = {}): AsyncGenerator<Uint8Array> {
   if (e.flags & 1) throw formatError(src, `zip entry '${e.name}' is encrypted`);
   if (e.method !== 0 && e.method !== 8) throw formatError(src, `zip entry '${e.name}' uses compression method ${e.method} (only stored and deflate are supported)`);
   if (e.method === 0 && e.compressedSize !== e.size) throw formatError(src, `zip entry '${e.name}' is stored but its sizes differ`);
@@ -160,7 +167,8 @@ export async function* zipEntryChunks(src: Source, e: ZipEntry): AsyncGenerator<
   // zlib.crc32 arrived in Node 20.15; on older 20.x the check is skipped.
   const crc32 = (zlib as unknown as { crc32?: (d: Uint8Array, prev?: number) => number }).crc32;
   let crc = 0;
-  const chunks = e.method === 8 ? inflatedChunks(src, e, start) : readChunks(src, start, e.size);
+  const transient = opts.transient ?? false;
+  const chunks = e.method === 8 ? inflatedChunks(src, e, start, transient) : readChunks(src, start, e.size, { transient });
   for await (const chunk of chunks) {
     if (crc32) crc = crc32(chunk, crc);
     yield chunk;
@@ -168,13 +176,19 @@ export async function* zipEntryChunks(src: Source, e: ZipEntry): AsyncGenerator<
   if (crc32 && crc !== e.crc32) throw formatError(src, `zip entry '${e.name}' fails its CRC-32 check (corrupt data)`);
 }
 
-/** A deflated entry inflated as a stream, regrouped into chunks of CHUNK_BYTES. */
-async function* inflatedChunks(src: Source, e: ZipEntry, start: number): AsyncGenerator<Uint8Array> {
-  const compressed = Readable.from(readChunks(src, start, e.compressedSize, Math.min(CHUNK_BYTES, DEFLATE_INPUT_BYTES)), { objectMode: false });
+/** A deflated entry inflated as a stream, regrouped into chunks of INFLATED_CHUNK_BYTES (or CHUNK_BYTES if smaller). */
+async function* inflatedChunks(src: Source, e: ZipEntry, start: number, transient: boolean): AsyncGenerator<Uint8Array> {
+  // Not transient: the inflater may hold on to its input pieces.
+  const compressed = Readable.from(readChunks(src, start, e.compressedSize, { chunkBytes: Math.min(CHUNK_BYTES, DEFLATE_INPUT_BYTES) }), { objectMode: false });
   const inflater = zlib.createInflateRaw({ chunkSize: 1 << 16 });
   // Errors (a read failing, corrupt data) reach the loop below through the inflater.
   pipeline(compressed, inflater, () => {});
-  const nextChunk = (yielded: number) => Buffer.allocUnsafe(Math.min(CHUNK_BYTES, e.size - yielded));
+  const chunkBytes = Math.min(CHUNK_BYTES, INFLATED_CHUNK_BYTES);
+  const scratch = transient ? Buffer.allocUnsafe(Math.min(chunkBytes, e.size)) : undefined;
+  const nextChunk = (yielded: number) => {
+    const n = Math.min(chunkBytes, e.size - yielded);
+    return scratch ? scratch.subarray(0, n) : Buffer.allocUnsafe(n);
+  };
   let total = 0;
   let yielded = 0;
   let out = nextChunk(0);
@@ -206,9 +220,17 @@ async function* inflatedChunks(src: Source, e: ZipEntry, start: number): AsyncGe
   if (e.size === 0) yield out; // the one empty chunk, like readChunks
 }
 
-/** The whole entry in one array (for the small ones: data.pkl, byteorder). */
+/**
+ * The whole entry in one array (for the small ones: data.pkl, byteorder; callers bound e.size).
+ * Allocated once the entry's checks have passed, and filled chunk by chunk.
+ */
 export async function readZipEntry(src: Source, e: ZipEntry): Promise<Uint8Array> {
-  const chunks: Uint8Array[] = [];
-  for await (const c of zipEntryChunks(src, e)) chunks.push(c);
-  return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
+  let out: Uint8Array | undefined;
+  let at = 0;
+  for await (const c of zipEntryChunks(src, e, { transient: true })) {
+    out ??= new Uint8Array(e.size);
+    out.set(c, at);
+    at += c.byteLength;
+  }
+  return out ?? new Uint8Array(0);
 }
