@@ -137,15 +137,15 @@ export const MAX_DEFLATE_RATIO = 1032;
 /** Compressed input is read in pieces this large at most: each can inflate 1032-fold. */
 const DEFLATE_INPUT_BYTES = 1 << 20;
 /**
- * Inflated output is handed on in pieces this large at most. Each piece is a new buffer that the
- * consumer copies and drops; small ones keep the garbage awaiting collection small (64 MiB pieces
- * let a 256 MiB storage peak at 2x its size before the collector ran).
+ * Inflated output is handed on in pieces this large at most: one reused buffer for transient
+ * consumers, otherwise a new buffer per piece, whose garbage small pieces keep small (64 MiB
+ * pieces let a 256 MiB storage peak at 2x its size before the collector ran).
  */
 const INFLATED_CHUNK_BYTES = 4 << 20;
 
 /**
- * The entry's bytes, decompressed, as chunks of up to CHUNK_BYTES (the last one shorter; one empty chunk
- * for an empty entry), checked against the directory's size and CRC-32. The CRC is checked after
+ * The entry's bytes, decompressed, as chunks of up to CHUNK_BYTES (the last one shorter; one
+ * empty chunk for an empty entry), checked against the directory's size and CRC-32. The CRC is checked after
  * the last chunk, so a consumer must finish the iteration before trusting what it built. Nothing
  * is allocated from the declared size beyond one chunk, and inflating stops as soon as the output
  * passes the declared size, so a lying or hostile entry costs bounded memory. `transient`: as in
