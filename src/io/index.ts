@@ -1,5 +1,7 @@
 // Weight files: cz.load / cz.loadBuffer read PyTorch checkpoints (.pth/.pt, zip or legacy format)
 // and safetensors, told apart by their bytes; cz.save / cz.saveBuffer write safetensors.
+// cz.openWeights lists a file's tensors (names, shapes, dtypes) before reading any of them; load is
+// openWeights + read() + close(), so both go through one code path.
 //
 // What a PyTorch checkpoint loads as: the returned record holds every tensor of the saved object,
 // nested dicts and lists flattened with dotted keys ({'a': {'b': t}} gives 'a.b'; list items by
@@ -45,7 +47,7 @@ export async function load(file: string, opts: LoadOptions = {}): Promise<Record
 /** `load` for bytes already in memory (a fetched file, an embedded asset). */
 export async function loadBuffer(bytes: Uint8Array, opts: LoadOptions = {}): Promise<Record<string, Tensor>> {
   if (!(bytes instanceof Uint8Array)) throw new ConvzooError('loadBuffer: expected a Uint8Array or Buffer', 'E_ARG', 'loadBuffer');
-  return (await loadFrom(bufferSource(bytes), opts)).tensors;
+  return (await openSource(bufferSource(bytes), opts, async () => {})).read();
 }
 
 /**
@@ -53,11 +55,51 @@ export async function loadBuffer(bytes: Uint8Array, opts: LoadOptions = {}): Pro
  * safetensors file without metadata).
  */
 export async function loadWithMetadata(file: string, opts: LoadOptions = {}): Promise<{ tensors: Record<string, Tensor>; metadata: Record<string, string> }> {
+  const weights = await openWeights(file, opts);
+  try {
+    return { tensors: await weights.read(), metadata: weights.metadata };
+  } finally {
+    await weights.close();
+  }
+}
+
+/** A tensor of a weights file, as `openWeights` lists it before reading anything. */
+export interface WeightsFileEntry {
+  /** The key `load` returns it under. */
+  name: string;
+  shape: number[];
+  dtype: DType;
+}
+
+/** An opened weights file: its tensors' names, shapes and dtypes, read on demand. */
+export interface WeightsFile {
+  /** Every tensor `load` would return, in the same order and under the same names (with `key` applied). */
+  readonly entries: WeightsFileEntry[];
+  /** The safetensors `__metadata__` strings ({} for a PyTorch checkpoint). */
+  readonly metadata: Record<string, string>;
+  /**
+   * Reads the named tensors (all of them without `names`), returned in file order. Only their
+   * storages are read; tensors of one read that shared a storage in the file share one here too.
+   * An unknown name fails with E_NOT_FOUND before anything is read. The caller owns the tensors.
+   */
+  read(names?: string[]): Promise<Record<string, Tensor>>;
+  /** Closes the file; `read` fails afterwards. Closing twice is harmless. */
+  close(): Promise<void>;
+}
+
+/**
+ * Opens a weights file (like `load`: PyTorch zip or legacy, or safetensors) and reads only its
+ * header, so that callers can check keys, shapes and dtypes before any tensor data is read or
+ * allocated. The pickle or JSON header is fully validated here (unsafe pickles, views outside their
+ * storage, malformed headers all fail now). Close it when done.
+ */
+export async function openWeights(file: string, opts: LoadOptions = {}): Promise<WeightsFile> {
   const src = await FileSource.open(file);
   try {
-    return await loadFrom(src, opts);
-  } finally {
+    return await openSource(src, opts, () => src.close());
+  } catch (e) {
     await src.close();
+    throw e;
   }
 }
 
@@ -121,30 +163,70 @@ function* tensorChunksLE(t: Tensor): Generator<Uint8Array> {
 
 // ---------------------------------------------------------------------------------------------
 
-type Loaded = { tensors: Record<string, Tensor>; metadata: Record<string, string> };
+/** What a format's reader knows after its header: the entries, and how to read some of them. */
+interface Plan {
+  entries: WeightsFileEntry[];
+  metadata: Record<string, string>;
+  /** `picked`: indices into `entries`, ascending. */
+  read(picked: number[]): Promise<Record<string, Tensor>>;
+}
 
-async function loadFrom(src: Source, opts: LoadOptions): Promise<Loaded> {
+async function openSource(src: Source, opts: LoadOptions, closeSource: () => Promise<void>): Promise<WeightsFile> {
   if (opts.key !== undefined && typeof opts.key !== 'string') throw new ConvzooError('load: expected key to be a string', 'E_ARG', 'load');
+  const plan = await asFormatErrors(src, () => planFor(src, opts));
+  const index = new Map(plan.entries.map((e, i) => [e.name, i]));
+  let closed = false;
+  return {
+    // Copies, so that a caller editing them cannot change what read() does.
+    entries: plan.entries.map((e) => ({ ...e, shape: [...e.shape] })),
+    metadata: { ...plan.metadata },
+    async read(names?: string[]) {
+      if (closed) throw new ConvzooError(`load: ${src.name}: the weights file was closed`, 'E_ARG', 'load');
+      let picked: number[];
+      if (names === undefined) picked = plan.entries.map((_, i) => i);
+      else {
+        if (!Array.isArray(names) || !names.every((n) => typeof n === 'string')) throw new ConvzooError('load: expected names to be an array of strings', 'E_ARG', 'load');
+        const missing = names.filter((n) => !index.has(n));
+        if (missing.length) {
+          throw new ConvzooError(`load: ${src.name}: no tensor ${missing.slice(0, 5).map((n) => `'${n}'`).join(', ')}${missing.length > 5 ? ` (and ${missing.length - 5} more)` : ''} in the file`, 'E_NOT_FOUND', 'load');
+        }
+        picked = [...new Set(names.map((n) => index.get(n)!))].sort((x, y) => x - y);
+      }
+      return asFormatErrors(src, () => plan.read(picked));
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await closeSource();
+    },
+  };
+}
+
+/** Runs `fn`; any failure that is not already a ConvzooError (a RangeError from a forged length, say) still means a bad file, not a crash. */
+async function asFormatErrors<T>(src: Source, fn: () => Promise<T>): Promise<T> {
   try {
-    const head = await src.read(0, Math.min(src.size, 16));
-    if (looksLikeZip(head)) return { tensors: await loadCheckpoint(src, await readZipCheckpoint(src), opts), metadata: {} };
-    if (looksLikeLegacyTorch(head)) return { tensors: await loadCheckpoint(src, await readLegacyCheckpoint(src), opts), metadata: {} };
-    if (looksLikeSafetensors(head)) return await loadSafetensors(src, opts);
-    // Neither signature: still read it as safetensors (whose header has no magic number), and if
-    // that fails say both what the file is not and what the safetensors reader found.
-    return await loadSafetensors(src, opts).catch((e: unknown) => {
-      if (!(e instanceof ConvzooError) || e.code !== 'E_FORMAT') throw e;
-      const start = [...head.subarray(0, 8)].map((b) => b.toString(16).padStart(2, '0')).join(' ');
-      throw formatError(src, `not a PyTorch checkpoint (zip or legacy format) nor a safetensors file (starts with ${start || 'nothing: empty file'}; `
-        + `as safetensors: ${e.message.slice(`load: ${src.name}: `.length)})`);
-    });
+    return await fn();
   } catch (e) {
     if (e instanceof ConvzooError) throw e;
-    // Anything else (a RangeError from a forged length, say) still means a bad file, not a crash.
     const err: Error = formatError(src, `unreadable file (${(e as Error).message})`);
     err.cause = e;
     throw err;
   }
+}
+
+async function planFor(src: Source, opts: LoadOptions): Promise<Plan> {
+  const head = await src.read(0, Math.min(src.size, 16));
+  if (looksLikeZip(head)) return planCheckpoint(src, await readZipCheckpoint(src), opts);
+  if (looksLikeLegacyTorch(head)) return planCheckpoint(src, await readLegacyCheckpoint(src), opts);
+  if (looksLikeSafetensors(head)) return planSafetensors(src, opts);
+  // Neither signature: still read it as safetensors (whose header has no magic number), and if
+  // that fails say both what the file is not and what the safetensors reader found.
+  return planSafetensors(src, opts).catch((e: unknown) => {
+    if (!(e instanceof ConvzooError) || e.code !== 'E_FORMAT') throw e;
+    const start = [...head.subarray(0, 8)].map((b) => b.toString(16).padStart(2, '0')).join(' ');
+    throw formatError(src, `not a PyTorch checkpoint (zip or legacy format) nor a safetensors file (starts with ${start || 'nothing: empty file'}; `
+      + `as safetensors: ${e.message.slice(`load: ${src.name}: `.length)})`);
+  });
 }
 
 /** Sets a key as an own property, so that a file's '__proto__' key cannot touch the prototype. */
@@ -152,7 +234,7 @@ function put(out: Record<string, Tensor>, name: string, t: Tensor): void {
   Object.defineProperty(out, name, { value: t, enumerable: true, writable: true, configurable: true });
 }
 
-async function loadSafetensors(src: Source, opts: LoadOptions): Promise<Loaded> {
+async function planSafetensors(src: Source, opts: LoadOptions): Promise<Plan> {
   const { entries, metadata } = await readSafetensorsHeader(src);
   let picked = entries.map((e) => ({ e, name: e.name }));
   if (opts.key !== undefined) {
@@ -160,17 +242,24 @@ async function loadSafetensors(src: Source, opts: LoadOptions): Promise<Loaded> 
     picked = picked.filter(({ name }) => name.startsWith(prefix)).map(({ e, name }) => ({ e, name: name.slice(prefix.length) }));
     if (!picked.length) throw new ConvzooError(`load: ${src.name}: no tensor names start with '${prefix}'`, 'E_NOT_FOUND', 'load');
   }
-  const out: Record<string, Tensor> = {};
-  try {
-    for (const { e, name } of picked) {
-      const chunks = mapChunks(readChunks(src, e.begin, e.end - e.begin), (c) => (HOST_LITTLE_ENDIAN ? c : byteSwapped(c, DTYPE_BYTES[e.dtype])));
-      put(out, name, await tensorFromChunks(chunks, e.shape, e.dtype));
-    }
-  } catch (err) {
-    for (const t of Object.values(out)) t.dispose();
-    throw err;
-  }
-  return { tensors: out, metadata };
+  return {
+    entries: picked.map(({ e, name }) => ({ name, shape: e.shape, dtype: e.dtype })),
+    metadata,
+    async read(indices) {
+      const out: Record<string, Tensor> = {};
+      try {
+        for (const i of indices) {
+          const { e, name } = picked[i];
+          const chunks = mapChunks(readChunks(src, e.begin, e.end - e.begin, { transient: true }), (c) => (HOST_LITTLE_ENDIAN ? c : byteSwapped(c, DTYPE_BYTES[e.dtype])));
+          put(out, name, await tensorFromChunks(chunks, e.shape, e.dtype));
+        }
+      } catch (err) {
+        for (const t of Object.values(out)) t.dispose();
+        throw err;
+      }
+      return out;
+    },
+  };
 }
 
 async function* mapChunks(chunks: AsyncIterable<Uint8Array>, fn: (c: Uint8Array) => Uint8Array): AsyncGenerator<Uint8Array> {
@@ -178,7 +267,8 @@ async function* mapChunks(chunks: AsyncIterable<Uint8Array>, fn: (c: Uint8Array)
 }
 
 /**
- * A tensor holding the bytes of `chunks`. Small data is one chunk and one copy. Large data goes
+ * A tensor holding the bytes of `chunks`, each copied before the next is asked for (so chunks may
+ * share one buffer). Small data is one chunk and one copy. Large data goes
  * into a tensor allocated up front, chunk by chunk, so that a 500 MB storage never sits in memory
  * twice (file bytes and tensor): only one chunk at a time does.
  */
@@ -305,38 +395,45 @@ function flatten(src: Source, root: PyValue): [string, TensorRef][] {
   return out;
 }
 
-async function loadCheckpoint(src: Source, ckpt: Checkpoint, opts: LoadOptions): Promise<Record<string, Tensor>> {
+function planCheckpoint(src: Source, ckpt: Checkpoint, opts: LoadOptions): Plan {
   const picks = flatten(src, selectRoot(src, ckpt.root, opts.key));
   if (opts.key !== undefined && !picks.length) throw new ConvzooError(`load: ${src.name}: entry '${opts.key}' holds no tensors`, 'E_NOT_FOUND', 'load');
   // Check every view against its storage before reading anything.
-  const byStorage = new Map<StorageRef, [string, TensorRef][]>();
-  for (const [name, t] of picks) {
-    checkView(src, name, t);
-    const list = byStorage.get(t.storage);
-    if (list) list.push([name, t]);
-    else byStorage.set(t.storage, [[name, t]]);
-  }
-  const made = new Map<string, Tensor>();
-  try {
-    // One libtorch tensor per storage, then each saved tensor as a strided view of it: shared
-    // storages stay shared and non-contiguous tensors keep their strides. The views keep the
-    // storage's memory alive, so the storage tensor itself is disposed at once.
-    for (const [s, views] of byStorage) {
-      const base = await tensorFromChunks(ckpt.storageChunks(s), [s.numel], s.dtype);
-      try {
-        for (const [name, t] of views) made.set(name, base.asStrided(t.shape, t.stride, t.offset));
-      } finally {
-        base.dispose();
+  for (const [name, t] of picks) checkView(src, name, t);
+  return {
+    entries: picks.map(([name, t]) => ({ name, shape: t.shape, dtype: t.storage.dtype })),
+    metadata: {},
+    async read(indices) {
+      const byStorage = new Map<StorageRef, [string, TensorRef][]>();
+      for (const i of indices) {
+        const [name, t] = picks[i];
+        const list = byStorage.get(t.storage);
+        if (list) list.push([name, t]);
+        else byStorage.set(t.storage, [[name, t]]);
       }
-    }
-  } catch (e) {
-    for (const t of made.values()) t.dispose();
-    throw e;
-  }
-  // Return in the checkpoint's order, not storage order.
-  const out: Record<string, Tensor> = {};
-  for (const [name] of picks) put(out, name, made.get(name)!);
-  return out;
+      const made = new Map<string, Tensor>();
+      try {
+        // One libtorch tensor per storage, then each saved tensor as a strided view of it: shared
+        // storages stay shared and non-contiguous tensors keep their strides. The views keep the
+        // storage's memory alive, so the storage tensor itself is disposed at once.
+        for (const [s, views] of byStorage) {
+          const base = await tensorFromChunks(ckpt.storageChunks(s), [s.numel], s.dtype);
+          try {
+            for (const [name, t] of views) made.set(name, base.asStrided(t.shape, t.stride, t.offset));
+          } finally {
+            base.dispose();
+          }
+        }
+      } catch (e) {
+        for (const t of made.values()) t.dispose();
+        throw e;
+      }
+      // Return in the checkpoint's order, not storage order.
+      const out: Record<string, Tensor> = {};
+      for (const i of indices) put(out, picks[i][0], made.get(picks[i][0])!);
+      return out;
+    },
+  };
 }
 
 /** The view must stay inside its storage (libtorch would also refuse, with a less helpful message). */

@@ -1,6 +1,7 @@
 // Random-access byte sources. The readers ask for byte ranges instead of holding whole files, so a
 // 500 MB checkpoint is never in memory twice: each storage is read, copied into its tensor, dropped.
-import { open, type FileHandle } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
+import { open, stat, type FileHandle } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { ConvzooError } from '../errors.js';
 
@@ -8,8 +9,11 @@ export interface Source {
   /** What the error messages call it (a path, or "buffer"). */
   readonly name: string;
   readonly size: number;
-  /** Exactly `length` bytes from `offset` (a view, not a copy, for in-memory sources). */
-  read(offset: number, length: number): Promise<Uint8Array>;
+  /**
+   * Exactly `length` bytes from `offset` (a view, not a copy, for in-memory sources). With `into`
+   * (at least `length` bytes), a file source reads into it instead of allocating.
+   */
+  read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array>;
 }
 
 /** A format error: what is wrong with the file's bytes. */
@@ -23,8 +27,12 @@ function checkRange(src: Source, offset: number, length: number): void {
   }
 }
 
-/** Large reads and writes come in pieces of this size (a multiple of every element size). */
-export let CHUNK_BYTES = 64 << 20;
+/**
+ * Large reads and writes come in pieces of this size (a multiple of every element size). Small
+ * enough that the pieces add little to the peak memory of loading a storage: it is allocated once,
+ * and the pieces are copied into it one at a time.
+ */
+export let CHUNK_BYTES = 16 << 20;
 
 /** @internal Lets tests run the chunked paths on small files. */
 export function _setChunkBytes(n: number): number {
@@ -34,11 +42,24 @@ export function _setChunkBytes(n: number): number {
   return prev;
 }
 
-/** `length` bytes from `offset`, as consecutive chunks of at most CHUNK_BYTES. */
-export async function* readChunks(src: Source, offset: number, length: number): AsyncGenerator<Uint8Array> {
+export interface ChunkOptions {
+  /** At most this many bytes per chunk (CHUNK_BYTES). */
+  chunkBytes?: number;
+  /**
+   * Read every chunk into one reused buffer: each chunk is valid only until the next one is asked
+   * for. For consumers that copy each chunk at once; it spares a garbage buffer per chunk, which
+   * the collector frees late enough to add several chunks to the peak memory.
+   */
+  transient?: boolean;
+}
+
+/** `length` bytes from `offset`, as consecutive chunks (one empty chunk if `length` is 0). */
+export async function* readChunks(src: Source, offset: number, length: number, opts: ChunkOptions = {}): AsyncGenerator<Uint8Array> {
   checkRange(src, offset, length);
   if (length === 0) { yield new Uint8Array(0); return; }
-  for (let done = 0; done < length; done += CHUNK_BYTES) yield await src.read(offset + done, Math.min(CHUNK_BYTES, length - done));
+  const chunkBytes = opts.chunkBytes ?? CHUNK_BYTES;
+  const scratch = opts.transient ? Buffer.allocUnsafe(Math.min(chunkBytes, length)) : undefined;
+  for (let done = 0; done < length; done += chunkBytes) yield await src.read(offset + done, Math.min(chunkBytes, length - done), scratch);
 }
 
 export function bufferSource(bytes: Uint8Array, name = 'buffer'): Source {
@@ -57,10 +78,17 @@ export class FileSource implements Source {
   private constructor(readonly name: string, readonly size: number, private readonly fh: FileHandle) {}
 
   static async open(path: string): Promise<FileSource> {
-    const fh = await open(path, 'r').catch((e: NodeJS.ErrnoException) => { throw ioError('load', path, e); });
+    // Opening a FIFO for reading blocks until a writer appears (forever, for a stray pipe or a
+    // device), so the type is checked before opening. O_NONBLOCK makes the open itself return at
+    // once if the path is swapped for a FIFO after that check, and fstat then catches the swap;
+    // for a regular file O_NONBLOCK changes nothing.
+    const notRegular = () => new ConvzooError(`load: ${path} is not a regular file`, 'E_IO', 'load');
+    const before = await stat(path).catch((e: NodeJS.ErrnoException) => { throw ioError('load', path, e); });
+    if (!before.isFile()) throw notRegular();
+    const fh = await open(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK).catch((e: NodeJS.ErrnoException) => { throw ioError('load', path, e); });
     try {
       const st = await fh.stat();
-      if (!st.isFile()) throw new ConvzooError(`load: ${path} is not a regular file`, 'E_IO', 'load');
+      if (!st.isFile()) throw notRegular();
       return new FileSource(path, st.size, fh);
     } catch (e) {
       await fh.close();
@@ -68,9 +96,9 @@ export class FileSource implements Source {
     }
   }
 
-  async read(offset: number, length: number): Promise<Uint8Array> {
+  async read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
     checkRange(this, offset, length);
-    const buf = Buffer.allocUnsafe(length);
+    const buf = into && into.byteLength >= length ? into.subarray(0, length) : Buffer.allocUnsafe(length);
     let done = 0;
     while (done < length) {
       // fs reads are capped near 2 GiB per call, so large storages are read in slices.

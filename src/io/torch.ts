@@ -2,14 +2,17 @@
 // pickle of the saved object, whose tensors name storages by key, and the storages' raw bytes. This
 // file turns one into a tree of PyValues plus a way to read a storage's bytes on demand.
 import { DTYPE_BYTES } from '../tensor/tensor.js';
-import { PickleTruncated, PyDict, PyGlobal, StorageRef, STORAGE_DTYPES, unpickle, type PyValue } from './pickle.js';
+import { MAX_PICKLE_BYTES, PickleTruncated, PyDict, PyGlobal, StorageRef, STORAGE_DTYPES, unpickle, type PyValue } from './pickle.js';
 import { formatError, HOST_LITTLE_ENDIAN, byteSwapped, readChunks, type Source } from './source.js';
 import { readZipDirectory, readZipEntry, zipEntryChunks } from './zip.js';
 
 export interface Checkpoint {
   /** The unpickled object (usually a dict of tensors). */
   root: PyValue;
-  /** The storage's bytes in the host's byte order, numel * element size in all, as chunks. */
+  /**
+   * The storage's bytes in the host's byte order, numel * element size in all, as chunks; each is
+   * valid only until the next one is asked for (they share one buffer).
+   */
   storageChunks(s: StorageRef): AsyncIterable<Uint8Array>;
 }
 
@@ -63,11 +66,16 @@ export async function readZipCheckpoint(src: Source): Promise<Checkpoint> {
   let littleEndian = true;
   const order = entries.get(`${prefix}byteorder`);
   if (order) {
+    if (order.size > 16) throw formatError(src, `${prefix}byteorder holds ${order.size} bytes, expected 'little' or 'big'`);
     const s = new TextDecoder().decode(await readZipEntry(src, order)).trim();
     if (s !== 'little' && s !== 'big') throw formatError(src, `unknown byteorder '${s}'`);
     littleEndian = s === 'little';
   }
-  const program = await readZipEntry(src, entries.get(pkl)!);
+  const pklEntry = entries.get(pkl)!;
+  if (pklEntry.size > MAX_PICKLE_BYTES) {
+    throw formatError(src, `${pkl} is ${pklEntry.size} bytes, over the limit of ${MAX_PICKLE_BYTES} (a state dict's pickle takes ~100 bytes per tensor; hostile or not a state dict)`);
+  }
+  const program = await readZipEntry(src, pklEntry);
   const { value, end } = unpickle(program, 0, `load: ${src.name}`, new StorageLoader(src, false).load);
   if (end !== program.byteLength) throw formatError(src, `${pkl} has ${program.byteLength - end} bytes after the pickle's end`);
   return {
@@ -78,7 +86,7 @@ export async function readZipCheckpoint(src: Source): Promise<Checkpoint> {
       if (!e) throw formatError(src, `storage '${s.key}' is missing from the archive (no ${name})`);
       const need = s.numel * DTYPE_BYTES[s.dtype];
       if (e.size !== need) throw formatError(src, `storage '${s.key}' holds ${e.size} bytes, expected ${need} (${s.numel} x ${s.dtype})`);
-      for await (const c of zipEntryChunks(src, e)) yield toHostOrder(c, littleEndian, DTYPE_BYTES[s.dtype]);
+      for await (const c of zipEntryChunks(src, e, { transient: true })) yield toHostOrder(c, littleEndian, DTYPE_BYTES[s.dtype]);
     },
   };
 }
@@ -99,8 +107,9 @@ export async function readLegacyCheckpoint(src: Source): Promise<Checkpoint> {
   const where = `load: ${src.name}`;
   const noStorages = (): never => { throw formatError(src, 'storage reference in a header pickle'); };
   // The pickles are small but their total length is only known by running them: read a window of
-  // the file's start and grow it until they all fit.
-  let window = Math.min(src.size, 1 << 20);
+  // the file's start and grow it until they all fit, up to MAX_PICKLE_BYTES.
+  const maxWindow = Math.min(src.size, MAX_PICKLE_BYTES);
+  let window = Math.min(maxWindow, 1 << 20);
   let parsed: { sysInfo: PyValue; root: PyValue; keys: PyValue; dataStart: number; storages: StorageLoader };
   for (;;) {
     const head = await src.read(0, window);
@@ -116,7 +125,8 @@ export async function readLegacyCheckpoint(src: Source): Promise<Checkpoint> {
       break;
     } catch (e) {
       if (!(e instanceof PickleTruncated) || window === src.size) throw e;
-      window = Math.min(src.size, window * 4);
+      if (window === maxWindow) throw formatError(src, `the legacy header pickles take more than ${MAX_PICKLE_BYTES} bytes (hostile or not a state dict)`);
+      window = Math.min(maxWindow, window * 4);
     }
   }
   const sysInfo = parsed.sysInfo instanceof PyDict ? parsed.sysInfo : null;
@@ -144,7 +154,7 @@ export async function readLegacyCheckpoint(src: Source): Promise<Checkpoint> {
       const at = offsets.get(s.key);
       if (at === undefined) throw formatError(src, `storage '${s.key}' is not in the file's storage list`);
       const n = DTYPE_BYTES[s.dtype];
-      for await (const c of readChunks(src, at, s.numel * n)) yield toHostOrder(c, littleEndian, n);
+      for await (const c of readChunks(src, at, s.numel * n, { transient: true })) yield toHostOrder(c, littleEndian, n);
     },
   };
 }

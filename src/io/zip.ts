@@ -2,8 +2,10 @@
 // torch.save writes a plain zip (stored, i.e. uncompressed, entries aligned to 64 bytes, zip64 past
 // 4 GiB), so a reader of ~150 lines beats a dependency; deflate is handled too in case a file was
 // re-zipped. Layout per PKWARE's APPNOTE.TXT, sections 4.3 and 4.5.
+import { Readable, pipeline } from 'node:stream';
 import zlib from 'node:zlib';
-import { formatError, readChunks, type Source } from './source.js';
+import { ConvzooError } from '../errors.js';
+import { CHUNK_BYTES, formatError, readChunks, type Source } from './source.js';
 
 export interface ZipEntry {
   name: string;
@@ -126,14 +128,36 @@ export async function readZipDirectory(src: Source): Promise<Map<string, ZipEntr
 }
 
 /**
- * The entry's bytes, decompressed, as chunks (one for deflated entries), checked against the
- * directory's size and CRC-32; the CRC is checked after the last chunk, so a consumer must
- * finish the iteration before trusting what it built.
+ * Deflate cannot expand data by more than 1032:1 (a 258-byte match coded in 2 bits), so an entry
+ * declaring more than this times its compressed size is lying, and is refused before anything is
+ * allocated for it.
  */
-export async function* zipEntryChunks(src: Source, e: ZipEntry): AsyncGenerator<Uint8Array> {
+export const MAX_DEFLATE_RATIO = 1032;
+
+/** Compressed input is read in pieces this large at most: each can inflate 1032-fold. */
+const DEFLATE_INPUT_BYTES = 1 << 20;
+/**
+ * Inflated output is handed on in pieces this large at most: one reused buffer for transient
+ * consumers, otherwise a new buffer per piece, whose garbage small pieces keep small (64 MiB
+ * pieces let a 256 MiB storage peak at 2x its size before the collector ran).
+ */
+const INFLATED_CHUNK_BYTES = 4 << 20;
+
+/**
+ * The entry's bytes, decompressed, as chunks of up to CHUNK_BYTES (the last one shorter; one
+ * empty chunk for an empty entry), checked against the directory's size and CRC-32. The CRC is checked after
+ * the last chunk, so a consumer must finish the iteration before trusting what it built. Nothing
+ * is allocated from the declared size beyond one chunk, and inflating stops as soon as the output
+ * passes the declared size, so a lying or hostile entry costs bounded memory. `transient`: as in
+ * readChunks, every chunk shares one buffer and is valid until the next is asked for.
+ */
+export async function* zipEntryChunks(src: Source, e: ZipEntry, opts: { transient?: boolean } = {}): AsyncGenerator<Uint8Array> {
   if (e.flags & 1) throw formatError(src, `zip entry '${e.name}' is encrypted`);
   if (e.method !== 0 && e.method !== 8) throw formatError(src, `zip entry '${e.name}' uses compression method ${e.method} (only stored and deflate are supported)`);
   if (e.method === 0 && e.compressedSize !== e.size) throw formatError(src, `zip entry '${e.name}' is stored but its sizes differ`);
+  if (e.method === 8 && e.size > 0 && e.size / MAX_DEFLATE_RATIO > e.compressedSize) {
+    throw formatError(src, `zip entry '${e.name}' declares ${e.size} bytes from ${e.compressedSize} compressed, more than deflate's maximum ratio of ${MAX_DEFLATE_RATIO}:1 (corrupt or hostile archive)`);
+  }
   const lh = dv(await src.read(e.localHeaderOffset, 30));
   if (lh.getUint32(0, true) !== SIG_LOCAL) throw formatError(src, `zip entry '${e.name}': local header missing (corrupt archive)`);
   // The local header's name and extra lengths can differ from the central directory's (torch pads
@@ -143,28 +167,70 @@ export async function* zipEntryChunks(src: Source, e: ZipEntry): AsyncGenerator<
   // zlib.crc32 arrived in Node 20.15; on older 20.x the check is skipped.
   const crc32 = (zlib as unknown as { crc32?: (d: Uint8Array, prev?: number) => number }).crc32;
   let crc = 0;
-  if (e.method === 8) {
-    let data: Uint8Array;
-    try {
-      data = zlib.inflateRawSync(await src.read(start, e.compressedSize), { maxOutputLength: Math.max(e.size, 1) });
-    } catch {
-      throw formatError(src, `zip entry '${e.name}' does not inflate (corrupt data)`);
-    }
-    if (data.byteLength !== e.size) throw formatError(src, `zip entry '${e.name}' inflates to ${data.byteLength} bytes, expected ${e.size}`);
-    if (crc32) crc = crc32(data);
-    yield data;
-  } else {
-    for await (const chunk of readChunks(src, start, e.size)) {
-      if (crc32) crc = crc32(chunk, crc);
-      yield chunk;
-    }
+  const transient = opts.transient ?? false;
+  const chunks = e.method === 8 ? inflatedChunks(src, e, start, transient) : readChunks(src, start, e.size, { transient });
+  for await (const chunk of chunks) {
+    if (crc32) crc = crc32(chunk, crc);
+    yield chunk;
   }
   if (crc32 && crc !== e.crc32) throw formatError(src, `zip entry '${e.name}' fails its CRC-32 check (corrupt data)`);
 }
 
-/** The whole entry in one array (for the small ones: data.pkl, byteorder). */
+/** A deflated entry inflated as a stream, regrouped into chunks of INFLATED_CHUNK_BYTES (or CHUNK_BYTES if smaller). */
+async function* inflatedChunks(src: Source, e: ZipEntry, start: number, transient: boolean): AsyncGenerator<Uint8Array> {
+  // Not transient: the inflater may hold on to its input pieces.
+  const compressed = Readable.from(readChunks(src, start, e.compressedSize, { chunkBytes: Math.min(CHUNK_BYTES, DEFLATE_INPUT_BYTES) }), { objectMode: false });
+  const inflater = zlib.createInflateRaw({ chunkSize: 1 << 16 });
+  // Errors (a read failing, corrupt data) reach the loop below through the inflater.
+  pipeline(compressed, inflater, () => {});
+  const chunkBytes = Math.min(CHUNK_BYTES, INFLATED_CHUNK_BYTES);
+  const scratch = transient ? Buffer.allocUnsafe(Math.min(chunkBytes, e.size)) : undefined;
+  const nextChunk = (yielded: number) => {
+    const n = Math.min(chunkBytes, e.size - yielded);
+    return scratch ? scratch.subarray(0, n) : Buffer.allocUnsafe(n);
+  };
+  let total = 0;
+  let yielded = 0;
+  let out = nextChunk(0);
+  let filled = 0;
+  try {
+    for await (const piece of inflater as AsyncIterable<Buffer>) {
+      total += piece.byteLength;
+      if (total > e.size) throw formatError(src, `zip entry '${e.name}' inflates to more than the ${e.size} bytes its directory declares (corrupt or hostile archive)`);
+      for (let p = 0; p < piece.byteLength;) {
+        const n = piece.copy(out, filled, p);
+        filled += n;
+        p += n;
+        if (filled === out.byteLength) {
+          yield out;
+          yielded += filled;
+          out = nextChunk(yielded);
+          filled = 0;
+        }
+      }
+    }
+  } catch (err) {
+    if (err instanceof ConvzooError) throw err;
+    throw formatError(src, `zip entry '${e.name}' does not inflate (corrupt data: ${(err as Error).message})`);
+  } finally {
+    inflater.destroy();
+    compressed.destroy();
+  }
+  if (total !== e.size) throw formatError(src, `zip entry '${e.name}' inflates to ${total} bytes, expected ${e.size}`);
+  if (e.size === 0) yield out; // the one empty chunk, like readChunks
+}
+
+/**
+ * The whole entry in one array (for the small ones: data.pkl, byteorder; callers bound e.size).
+ * Allocated once the entry's checks have passed, and filled chunk by chunk.
+ */
 export async function readZipEntry(src: Source, e: ZipEntry): Promise<Uint8Array> {
-  const chunks: Uint8Array[] = [];
-  for await (const c of zipEntryChunks(src, e)) chunks.push(c);
-  return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
+  let out: Uint8Array | undefined;
+  let at = 0;
+  for await (const c of zipEntryChunks(src, e, { transient: true })) {
+    out ??= new Uint8Array(e.size);
+    out.set(c, at);
+    at += c.byteLength;
+  }
+  return out ?? new Uint8Array(0);
 }
