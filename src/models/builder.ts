@@ -4,10 +4,13 @@ import { existsSync } from 'node:fs';
 import { ConvzooError, check, checkInt, checkNumber } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
 import { noGrad } from '../tensor/creation.js';
-import { load } from '../io/index.js';
+import { openWeights, type WeightsFile } from '../io/index.js';
+import { CHECKPOINT_FORMAT } from '../train/checkpoint.js';
+import { FASHION_MNIST_MEAN, FASHION_MNIST_STD } from '../data/transforms.js';
+import type { EvalTransform } from '../vision/preprocess.js';
 import { ClassifierModel } from './base.js';
-import { getModelEntry, type ModelOptions, type WeightsEntry, type ModelMeta } from './registry.js';
-import { downloadCached } from './hub.js';
+import { getModelEntry, IMAGENET_MEAN, IMAGENET_STD, type ModelOptions, type WeightsEntry, type ModelMeta } from './registry.js';
+import { downloadCached, evictCached } from './hub.js';
 
 export interface CreateModelOptions extends ModelOptions {
   /** 'DEFAULT', a tag of the model's weights table (e.g. 'IMAGENET1K_V2'), a local file, or a URL. */
@@ -53,47 +56,162 @@ export function resolveWeights(meta: ModelMeta, weights: string): WeightsEntry |
 
 /**
  * Builds a model by id and, with `weights`, downloads (cached, hash-checked) and loads them. A class
- * count other than the weights' gets a fresh head; `inChans` other than 3 sums or tiles the first conv.
+ * count other than the weights' gets a fresh head; `inChans` other than the weights' sums or tiles the
+ * first conv. `weights` may also be a convzoo training checkpoint (last.ckpt / best.ckpt): the model's
+ * architecture options, classes and evaluation preprocessing then come from it. Keys and shapes are
+ * checked against the model before any tensor data is read, so a wrong file fails fast and small.
  */
 export async function createModel(id: string, opts: CreateModelOptions = {}): Promise<ClassifierModel> {
+  check(opts !== null && typeof opts === 'object', 'createModel', 'expected the options to be an object');
   const { weights, onProgress, ...rest } = opts;
-  let archOpts: Record<string, unknown> = rest;
   const meta = getModelEntry(id).meta;
-  if (!weights) return buildModel(id, archOpts);
+  checkModelOptions(meta.id, rest);
+  if (weights === undefined || weights === null) return buildModel(meta.id, rest);
+  check(typeof weights === 'string' && weights !== '', 'createModel', `expected weights to be 'DEFAULT', a tag, a file or a URL, got ${JSON.stringify(weights)}`);
   const entry = resolveWeights(meta, weights);
-  archOpts = { ...meta.pretrainedOptions, ...archOpts };
-  const file = entry ? await downloadCached(entry.url, { sha256Prefix: entry.sha256Prefix, onProgress })
-    : /^https?:\/\//.test(weights) ? await downloadCached(weights, { onProgress }) : weights;
-  const sd = await load(file);
+  const url = entry ? entry.url : isUrl(weights) ? weights : null;
+  const file = url ? await downloadCached(url, { sha256Prefix: entry?.sha256Prefix, onProgress }) : weights;
+  let wf: WeightsFile;
   try {
-    const model = buildModel(id, archOpts);
-    loadPretrained(model, sd, meta, archOpts);
-    model._weightsTag = entry?.tag ?? file;
+    wf = await openWeights(file);
+  } catch (e) {
+    // A downloaded file that is not a weights file (an error page, a hostile pickle) is not kept.
+    if (url && e instanceof ConvzooError && e.code !== 'E_IO') await evictCached(url);
+    throw e;
+  }
+  try {
+    const ckpt = checkpointInfo(wf.metadata, file);
+    let archOpts: Record<string, unknown>;
+    if (ckpt) {
+      if (ckpt.modelId !== meta.id) throw new ConvzooError(`createModel: ${file} is a checkpoint of ${ckpt.modelId}, not ${meta.id}`, 'E_ARG', 'createModel');
+      await wf.close();
+      wf = await openWeights(file, { key: 'model' });
+      const conv = wf.entries.find((e) => e.name === `${meta.firstConv}.weight`);
+      archOpts = { ...ckpt.modelOptions, numClasses: ckpt.classes.length, inChans: conv?.shape[1] ?? 3, ...rest };
+    } else {
+      archOpts = { ...meta.pretrainedOptions, ...rest };
+    }
+    const model = buildModel(meta.id, archOpts);
+    const plan = planLoad(model, wf.entries, meta, file);
+    const sd = await wf.read(plan.read);
+    try {
+      applyLoad(model, sd, meta, plan);
+    } finally {
+      for (const t of Object.values(sd)) t.dispose();
+    }
+    if (ckpt) {
+      model._weightsTag = file;
+      if (model.numClasses === ckpt.classes.length) model.classes = [...ckpt.classes];
+      model._evalTransform = checkpointEvalTransform(ckpt, model.inChans);
+    } else {
+      model._weightsTag = entry?.tag ?? file;
+    }
     return model;
   } finally {
-    for (const t of Object.values(sd)) t.dispose();
+    await wf.close();
   }
 }
 
-/** Loads a (torchvision-keyed) state dict into a model, adapting the first conv and the classifier. */
-export function loadPretrained(model: ClassifierModel, sd: Record<string, Tensor>, meta: ModelMeta, opts: ModelOptions = {}): void {
-  const inChans = opts.inChans ?? 3;
+/** Loads the model saved in a convzoo training checkpoint, with its classes and preprocessing. */
+export async function loadModel(checkpoint: string, opts: Omit<CreateModelOptions, 'weights'> = {}): Promise<ClassifierModel> {
+  check(typeof checkpoint === 'string' && checkpoint !== '', 'loadModel', 'expected the path of a convzoo checkpoint');
+  const wf = await openWeights(checkpoint);
+  let ckpt: CheckpointSummary | null;
+  try { ckpt = checkpointInfo(wf.metadata, checkpoint); } finally { await wf.close(); }
+  if (!ckpt) throw new ConvzooError(`loadModel: ${checkpoint} is not a convzoo checkpoint (give a model id with createModel for plain weight files)`, 'E_FORMAT', 'loadModel');
+  return createModel(ckpt.modelId, { ...opts, weights: checkpoint });
+}
+
+const isUrl = (s: string) => /^https?:\/\//i.test(s);
+
+/** What createModel needs of a convzoo checkpoint's metadata (see train/checkpoint.ts). */
+interface CheckpointSummary { modelId: string; classes: string[]; modelOptions: Record<string, unknown>; data?: string; inputSize?: number }
+
+function checkpointInfo(metadata: Record<string, string>, file: string): CheckpointSummary | null {
+  if (metadata.format !== CHECKPOINT_FORMAT) return null;
+  const bad = (why: string): never => { throw new ConvzooError(`${file}: corrupt convzoo checkpoint: ${why}`, 'E_FORMAT', 'createModel'); };
+  let info: { modelId?: unknown; classes?: unknown; options?: { modelOptions?: unknown; data?: unknown; inputSize?: unknown } };
+  try { info = JSON.parse(metadata.info ?? ''); } catch (e) { return bad(`metadata 'info' is not JSON (${(e as Error).message})`); }
+  if (typeof info?.modelId !== 'string') bad('no model id');
+  const classes = info.classes;
+  if (!Array.isArray(classes) || !classes.length || !classes.every((c) => typeof c === 'string')) bad('no class names');
+  const o = info.options ?? {};
+  const modelOptions = o.modelOptions && typeof o.modelOptions === 'object' && !Array.isArray(o.modelOptions) ? o.modelOptions as Record<string, unknown> : {};
+  const inputSize = Number.isInteger(o.inputSize) && (o.inputSize as number) > 0 ? o.inputSize as number : undefined;
+  return { modelId: getModelEntry(info.modelId as string).meta.id, classes: classes as string[], modelOptions, data: typeof o.data === 'string' ? o.data : undefined, inputSize };
+}
+
+/** The evaluation preprocessing of the data a checkpoint was trained on (as train/datasets.ts builds it). */
+function checkpointEvalTransform(c: CheckpointSummary, channels: number): EvalTransform {
+  if (channels === 1) { // Fashion-MNIST: grayscale, resized to the run's input size, its own statistics
+    const size = c.inputSize ?? 28;
+    return { resizeSize: size, cropSize: size, mean: [...FASHION_MNIST_MEAN], std: [...FASHION_MNIST_STD], interpolation: 'bilinear', channels: 1 };
+  }
+  const size = c.inputSize ?? 224; // image folders: resize to size / 0.875, center crop, ImageNet statistics
+  return { resizeSize: Math.round(size / 0.875), cropSize: size, mean: [...IMAGENET_MEAN], std: [...IMAGENET_STD], interpolation: 'bilinear', channels };
+}
+
+interface LoadPlan {
+  /** File entries to read. */
+  read: string[];
+  /** The file's classifier keys, skipped because the model has another class count. */
+  headDropped: boolean;
+  /** The first conv's weight must be adapted to the model's input channels. */
+  adaptConv: boolean;
+}
+
+/**
+ * Checks a weights file's keys and shapes against the model before anything is read: a classifier of
+ * another class count is left out (the model keeps its fresh head), a first conv of other input
+ * channels is adapted, everything else must match key for key and shape for shape.
+ */
+function planLoad(model: ClassifierModel, entries: { name: string; shape: number[] }[], meta: ModelMeta, file: string): LoadPlan {
+  const want = model.stateShapes();
+  const have = new Map(entries.map((e) => [e.name, e.shape]));
+  const headKey = `${meta.classifier}.weight`;
   const convKey = `${meta.firstConv}.weight`;
-  if (inChans !== 3 && sd[convKey]) {
-    const adapted = adaptInputConv(sd[convKey], inChans);
+  const headDropped = have.has(headKey) && want.has(headKey) && have.get(headKey)![0] !== want.get(headKey)![0];
+  const isHead = (k: string) => k.startsWith(`${meta.classifier}.`);
+  const fileConv = have.get(convKey), modelConv = want.get(convKey);
+  const adaptConv = !!fileConv && !!modelConv && fileConv.length === 4 && fileConv[1] !== modelConv[1];
+  const same = (a: number[], b: number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
+  const missing = [...want.keys()].filter((k) => !have.has(k) && !k.endsWith('num_batches_tracked') && !(headDropped && isHead(k)));
+  const unexpected = [...have.keys()].filter((k) => !want.has(k) && !(headDropped && isHead(k)));
+  const mismatched: string[] = [];
+  for (const [k, shape] of have) {
+    const w = want.get(k);
+    if (!w || (headDropped && isHead(k))) continue;
+    if (k === convKey && adaptConv) {
+      if (!same([shape[0], ...shape.slice(2)], [w[0], ...w.slice(2)])) mismatched.push(`${k}: file [${shape.join(', ')}] vs model [${w.join(', ')}]`);
+    } else if (!same(shape, w)) mismatched.push(`${k}: file [${shape.join(', ')}] vs model [${w.join(', ')}]`);
+  }
+  if (missing.length || unexpected.length || mismatched.length) {
+    const list = (xs: string[]) => `${xs.slice(0, 10).join(', ')}${xs.length > 10 ? ', ...' : ''}`;
+    const parts: string[] = [];
+    if (missing.length) parts.push(`missing keys (${missing.length}): ${list(missing)}`);
+    if (unexpected.length) parts.push(`unexpected keys (${unexpected.length}): ${list(unexpected)}`);
+    if (mismatched.length) parts.push(`shape mismatches (${mismatched.length}): ${mismatched.slice(0, 10).join('; ')}`);
+    const hint = unexpected.length && unexpected.every((k) => k.startsWith('module.')) ? ' (saved from DataParallel: strip the "module." prefix)' : '';
+    throw new ConvzooError(`${file} does not fit ${meta.id}: ${parts.join('; ')}${hint}`, 'E_STATE_DICT', 'createModel');
+  }
+  return { read: entries.map((e) => e.name).filter((k) => !(headDropped && isHead(k))), headDropped, adaptConv };
+}
+
+function applyLoad(model: ClassifierModel, sd: Record<string, Tensor>, meta: ModelMeta, plan: LoadPlan): void {
+  const convKey = `${meta.firstConv}.weight`;
+  if (plan.adaptConv) {
+    const adapted = adaptInputConv(sd[convKey], model.stateShapes().get(convKey)![1]);
     sd[convKey].dispose();
     sd[convKey] = adapted;
   }
-  const headKeys = Object.keys(sd).filter((k) => k.startsWith(`${meta.classifier}.`));
-  const headOut = sd[`${meta.classifier}.weight`]?.shape[0];
-  if (headOut !== undefined && headOut !== model.numClasses) {
-    for (const k of headKeys) { sd[k].dispose(); delete sd[k]; }
-    const { missingKeys } = model.loadStateDict(sd, { strict: false });
-    const unexpectedMissing = missingKeys.filter((k) => !k.startsWith(`${meta.classifier}.`));
-    if (unexpectedMissing.length) throw new ConvzooError(`loadPretrained: missing keys ${unexpectedMissing.join(', ')}`, 'E_STATE_DICT');
-    return;
-  }
-  model.loadStateDict(sd);
+  model.loadStateDict(sd, { strict: !plan.headDropped });
+}
+
+/** Loads a (torchvision-keyed) state dict into a model, adapting the first conv and the classifier. */
+export function loadPretrained(model: ClassifierModel, sd: Record<string, Tensor>, meta: ModelMeta): void {
+  const plan = planLoad(model, Object.entries(sd).map(([name, t]) => ({ name, shape: t.shape })), meta, 'state dict');
+  for (const k of Object.keys(sd)) if (!plan.read.includes(k)) { sd[k].dispose(); delete sd[k]; }
+  applyLoad(model, sd, meta, plan);
 }
 
 /** timm's rule: 1 channel sums the RGB filters; other counts tile them and rescale by 3/inChans. */

@@ -122,6 +122,14 @@ export abstract class Module {
     }
     return out;
   }
+  /** Every state-dict key with its shape, in stateDict() order, without making tensor handles. */
+  stateShapes(): Map<string, number[]> {
+    const out = new Map<string, number[]>();
+    for (const [name, m] of this.namedModules()) {
+      for (const [k, t] of m.ownTensors()) if (m.isStateKey(k)) out.set(name ? `${name}.${k}` : k, t.shape);
+    }
+    return out;
+  }
   /** @internal Whether an own tensor field is saved in the state dict (overridden for non-persistent buffers). */
   isStateKey(_field: string): boolean { return true; }
 
