@@ -56,7 +56,7 @@ function plan(model: ClassifierModel, sources: (string | Buffer)[], opts: Predic
   }
   const transform = opts.transform ?? evalTransformFor(model, model.meta ? undefined : 3);
   checkTransform(transform, fn);
-  const labels = opts.labels ?? (model.numClasses === 1000 ? imagenetCategories() : Array.from({ length: model.numClasses }, (_, i) => `class ${i}`));
+  const labels = opts.labels ?? model.classes ?? (model.numClasses === 1000 ? imagenetCategories() : Array.from({ length: model.numClasses }, (_, i) => `class ${i}`));
   return { sources: [...sources], topk: Math.min(topk, model.numClasses), batchSize, concurrency, transform, labels, autoOrient: opts.autoOrient ?? true };
 }
 

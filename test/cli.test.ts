@@ -112,7 +112,7 @@ describe('createModel with weights', () => {
       const b = await cz.createModel('resnet18', { weights });
       const wa = a.fc.weight, wb = (b as typeof a).fc.weight;
       expect(cz.tidy(() => wa.sub(wb).abs().max().item())).toBe(0);
-      expect(readFileSync(path.join(home, 'checkpoints', 'resnet18-random.safetensors')).length).toBe(readFileSync(weights).length);
+      expect(readFileSync(cz.cachePathFor(`${base}/resnet18-random.safetensors`)).length).toBe(readFileSync(weights).length);
     } finally {
       delete process.env.CONVZOO_HOME;
     }

@@ -118,28 +118,43 @@ export const commands: CommandSpec[] = [
   },
   {
     name: 'predict',
-    description: 'classify images (JPEG, PNG, WebP) and print the top-k labels',
+    description: 'classify images (JPEG, PNG, WebP, ...) and print the top-k labels',
     args: [{ name: '<images...>', description: 'image files' }],
     options: [
-      { flags: '-m, --model <id>', description: 'model id', default: 'resnet50' },
-      { flags: '-w, --weights <w>', description: "'DEFAULT', a tag, a file or a URL (default: DEFAULT when the model has weights)" },
+      { flags: '-m, --model <id>', description: 'model id (default: resnet50, or the checkpoint\'s model)' },
+      { flags: '-w, --weights <w>', description: "'DEFAULT', a tag, a weights file, a URL or a convzoo checkpoint (default: DEFAULT when the model has weights)" },
+      { flags: '-c, --checkpoint <file>', description: 'a convzoo training checkpoint (last.ckpt / best.ckpt): its model, classes and preprocessing' },
       { flags: '-k, --topk <k>', description: 'labels per image', default: 5, parse: int('--topk', 1) },
       { flags: '--batch-size <n>', description: 'images per forward pass', default: 16, parse: int('--batch-size', 1, 65536) },
+      { flags: '--threads <n>', description: 'libtorch threads (default: one per core)', parse: int('--threads', 1, 1024) },
+      { flags: '--no-auto-orient', description: 'ignore EXIF orientation, as torchvision\'s loader does' },
       { flags: '--json', description: 'print JSON' },
     ],
     async run([images], opts) {
-      const id = opts.model as string;
-      const meta = cz.modelMeta(id);
-      const weights = (opts.weights as string | undefined) ?? (meta.weights.length ? 'DEFAULT' : undefined);
-      if (!weights) process.stderr.write(`convzoo predict: ${id} has no pretrained weights; predicting with random weights\n`);
-      const model = await cz.createModel(id, { weights, onProgress: progressPrinter(`downloading ${id} weights`) }).catch((e: unknown) => {
-        // Offline or behind a proxy: the weights can come from a file the user copied by other means.
-        if (e instanceof ConvzooError && e.code === 'E_IO' && !opts.weights) {
-          throw new ConvzooError(`${e.message}\n  (no network? download the file elsewhere and pass --weights FILE)`, e.code, e.op);
+      if (opts.threads) cz.setNumThreads(opts.threads as number);
+      const onProgress = progressPrinter('downloading weights');
+      let model: cz.ClassifierModel;
+      if (opts.checkpoint) {
+        if (opts.weights) throw new ConvzooError('give --checkpoint or --weights, not both', 'E_ARG');
+        const m = await cz.loadModel(opts.checkpoint as string);
+        if (opts.model && cz.modelMeta(opts.model as string).id !== m.meta!.id) {
+          throw new ConvzooError(`${opts.checkpoint as string} holds ${m.meta!.id}, not ${opts.model as string}`, 'E_ARG');
         }
-        throw e;
-      });
-      const results = await cz.predict(model, images as string[], { topk: opts.topk as number, batchSize: opts.batchSize as number });
+        model = m;
+      } else {
+        const id = (opts.model as string | undefined) ?? 'resnet50';
+        const meta = cz.modelMeta(id);
+        const weights = (opts.weights as string | undefined) ?? (meta.weights.length ? 'DEFAULT' : undefined);
+        if (!weights) process.stderr.write(`convzoo predict: ${meta.id} has no pretrained weights; predicting with random weights\n`);
+        model = await cz.createModel(id, { weights, onProgress }).catch((e: unknown) => {
+          // Offline or behind a proxy: the weights can come from a file the user copied by other means.
+          if (e instanceof ConvzooError && e.code === 'E_IO' && !opts.weights) {
+            throw new ConvzooError(`${e.message}\n  (no network? download the file elsewhere and pass --weights FILE)`, e.code, e.op);
+          }
+          throw e;
+        });
+      }
+      const results = await cz.predict(model, images as string[], { topk: opts.topk as number, batchSize: opts.batchSize as number, autoOrient: opts.autoOrient as boolean });
       if (opts.json) out(JSON.stringify(results));
       else for (const r of results) {
         if ('error' in r) { process.stderr.write(`${r.source}: error: ${r.error}\n`); continue; }

@@ -76,7 +76,7 @@ export async function createModel(id: string, opts: CreateModelOptions = {}): Pr
     wf = await openWeights(file);
   } catch (e) {
     // A downloaded file that is not a weights file (an error page, a hostile pickle) is not kept.
-    if (url && e instanceof ConvzooError && e.code !== 'E_IO') await evictCached(url);
+    if (url && !entry?.sha256Prefix) evictCached(url);
     throw e;
   }
   try {
@@ -102,7 +102,7 @@ export async function createModel(id: string, opts: CreateModelOptions = {}): Pr
     if (ckpt) {
       model._weightsTag = file;
       if (model.numClasses === ckpt.classes.length) model.classes = [...ckpt.classes];
-      model._evalTransform = checkpointEvalTransform(ckpt, model.inChans);
+      model._evalTransform = checkpointEvalTransform(ckpt, model.stateShapes().get(`${meta.firstConv}.weight`)?.[1] ?? 3);
     } else {
       model._weightsTag = entry?.tag ?? file;
     }

@@ -27,8 +27,12 @@ export interface EvalTransform {
   channels: number;
 }
 
-/** The transform a model's loaded weights ask for, or its registered defaults (resize = crop / 0.875). */
+/**
+ * The transform a model's loaded weights ask for (a convzoo checkpoint's training data, or a weights
+ * table entry), else its registered defaults (resize = crop / 0.875).
+ */
 export function evalTransformFor(model: ClassifierModel, channels?: number): EvalTransform {
+  if (model._evalTransform) return { ...model._evalTransform }; // a checkpoint's own preprocessing
   const meta = model.meta;
   const w = meta?.weights.find((e) => e.tag === model._weightsTag);
   const inputSize = meta?.inputSize ?? [3, 224, 224];
