@@ -31,6 +31,12 @@ export abstract class ClassifierModel extends Module {
   /** Replaces the classifier with a new one for `numClasses` outputs (0: identity, features out). */
   abstract resetClassifier(numClasses: number): void;
 
+  /**
+   * Whether a weights file's key is left out when loading pretrained weights (checked before any data
+   * is read). GoogLeNet skips the auxiliary heads it was built without, as torchvision does.
+   */
+  skipWeightsKey(_name: string, _fileShape: number[]): boolean { return false; }
+
   forward(x: Tensor): Tensor {
     return tidy(() => this.forwardHead(this.forwardFeatures(x)));
   }

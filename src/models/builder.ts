@@ -92,12 +92,17 @@ export async function createModel(id: string, opts: CreateModelOptions = {}): Pr
       archOpts = { ...meta.pretrainedOptions, ...rest };
     }
     const model = buildModel(meta.id, archOpts);
-    const plan = planLoad(model, wf.entries, meta, file);
-    const sd = await wf.read(plan.read);
     try {
-      applyLoad(model, sd, meta, plan);
-    } finally {
-      for (const t of Object.values(sd)) t.dispose();
+      const plan = planLoad(model, wf.entries, meta, file);
+      const sd = await wf.read(plan.read);
+      try {
+        applyLoad(model, sd, meta, plan);
+      } finally {
+        for (const t of Object.values(sd)) t.dispose();
+      }
+    } catch (e) {
+      model.dispose();
+      throw e;
     }
     if (ckpt) {
       model._weightsTag = file;
@@ -154,8 +159,8 @@ function checkpointEvalTransform(c: CheckpointSummary, channels: number): EvalTr
 interface LoadPlan {
   /** File entries to read. */
   read: string[];
-  /** The file's classifier keys, skipped because the model has another class count. */
-  headDropped: boolean;
+  /** Some keys are left out (a classifier of another class count, heads the model lacks). */
+  partial: boolean;
   /** The first conv's weight must be adapted to the model's input channels. */
   adaptConv: boolean;
 }
@@ -175,12 +180,13 @@ function planLoad(model: ClassifierModel, entries: { name: string; shape: number
   const fileConv = have.get(convKey), modelConv = want.get(convKey);
   const adaptConv = !!fileConv && !!modelConv && fileConv.length === 4 && fileConv[1] !== modelConv[1];
   const same = (a: number[], b: number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
+  const skipped = new Set([...have].filter(([k, shape]) => (headDropped && isHead(k)) || model.skipWeightsKey(k, shape)).map(([k]) => k));
   const missing = [...want.keys()].filter((k) => !have.has(k) && !k.endsWith('num_batches_tracked') && !(headDropped && isHead(k)));
-  const unexpected = [...have.keys()].filter((k) => !want.has(k) && !(headDropped && isHead(k)));
+  const unexpected = [...have.keys()].filter((k) => !want.has(k) && !skipped.has(k));
   const mismatched: string[] = [];
   for (const [k, shape] of have) {
     const w = want.get(k);
-    if (!w || (headDropped && isHead(k))) continue;
+    if (!w || skipped.has(k)) continue;
     if (k === convKey && adaptConv) {
       if (!same([shape[0], ...shape.slice(2)], [w[0], ...w.slice(2)])) mismatched.push(`${k}: file [${shape.join(', ')}] vs model [${w.join(', ')}]`);
     } else if (!same(shape, w)) mismatched.push(`${k}: file [${shape.join(', ')}] vs model [${w.join(', ')}]`);
@@ -194,7 +200,7 @@ function planLoad(model: ClassifierModel, entries: { name: string; shape: number
     const hint = unexpected.length && unexpected.every((k) => k.startsWith('module.')) ? ' (saved from DataParallel: strip the "module." prefix)' : '';
     throw new ConvzooError(`${file} does not fit ${meta.id}: ${parts.join('; ')}${hint}`, 'E_STATE_DICT', 'createModel');
   }
-  return { read: entries.map((e) => e.name).filter((k) => !(headDropped && isHead(k))), headDropped, adaptConv };
+  return { read: entries.map((e) => e.name).filter((k) => !skipped.has(k)), partial: skipped.size > 0, adaptConv };
 }
 
 function applyLoad(model: ClassifierModel, sd: Record<string, Tensor>, meta: ModelMeta, plan: LoadPlan): void {
@@ -204,7 +210,7 @@ function applyLoad(model: ClassifierModel, sd: Record<string, Tensor>, meta: Mod
     sd[convKey].dispose();
     sd[convKey] = adapted;
   }
-  model.loadStateDict(sd, { strict: !plan.headDropped });
+  model.loadStateDict(sd, { strict: !plan.partial }); // planLoad checked the keys already
 }
 
 /** Loads a (torchvision-keyed) state dict into a model, adapting the first conv and the classifier. */

@@ -264,6 +264,12 @@ export class GoogLeNet extends ClassifierModel {
    * them, untrained), and aux heads' last FC is left as initialised when its class count differs from
    * the checkpoint's (not reported missing: loadPretrained replaces the classifier in that case).
    */
+  skipWeightsKey(name: string, fileShape: number[]): boolean {
+    const head = name.startsWith('aux1.') ? this.aux1 : name.startsWith('aux2.') ? this.aux2 : undefined;
+    if (head === null) return true;
+    return !!head && name.slice(5).startsWith('fc2.') && head.fc2 instanceof Linear && fileShape[0] !== head.fc2.outFeatures;
+  }
+
   loadStateDict(sd: Record<string, Tensor>, opts: LoadStateDictOptions = {}): LoadStateDictResult {
     const kept: Record<string, Tensor> = {};
     const skipped = new Set<string>();
