@@ -6,9 +6,6 @@ import type { TrainEvent } from './trainer.js';
 /** Shows the cursor and turns line wrap back on (what a progress bar turns off). */
 export const TERMINAL_RESTORE = '\x1b[?25h\x1b[?7h';
 
-/** "1 epoch", "3 epochs". */
-export const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
-
 export interface TrainReporter {
   (e: TrainEvent): void;
   /** Stops a running progress bar and restores the terminal (cursor, line wrap); safe to call any time. */
@@ -58,7 +55,7 @@ export function trainReporter(opts: { json?: boolean; stream?: NodeJS.WriteStrea
         break;
       case 'eval':
         stopBar();
-        if (e.done === e.total) stream.write(`evaluated ${plural(e.total, 'batch').replace(/batchs$/, 'batches')}\r`);
+        if (e.done === e.total) stream.write(`evaluated ${e.total} batch${e.total === 1 ? '' : 'es'}\r`);
         break;
       case 'epoch':
         stopBar();

@@ -4,7 +4,7 @@
 // folder). A resume takes the run's options from the checkpoint, validated the same way, but never
 // where to write (the command line's --out, else the checkpoint's own folder) nor what to fetch: the
 // model is built with random initialisation and gets the checkpoint's weights.
-import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ConvzooError } from '../errors.js';
 import { manualSeed, setNumThreads } from '../tensor/creation.js';
@@ -115,9 +115,19 @@ export async function train(options: TrainOptions, onEvent: (e: TrainEvent) => v
     throw new ConvzooError(`train: cannot create the output folder ${out}: ${(e as Error).message}`, 'E_IO', 'train');
   }
   try {
+    removeStaleTemporaries(out);
     return await run(opts, out, resumeFrom, onEvent, started);
   } finally {
     lock.release();
+  }
+}
+
+/** Checkpoint writes cut short by a kill leave `.last.ckpt.<pid>.<hex>.tmp` files; the lock holder clears them. */
+function removeStaleTemporaries(out: string): void {
+  for (const f of readdirSync(out)) {
+    if (/^\.(last|best)\.ckpt\.\d+\.[0-9a-f]+\.tmp$/.test(f)) {
+      try { unlinkSync(path.join(out, f)); } catch { /* gone, or not ours to remove */ }
+    }
   }
 }
 
@@ -214,6 +224,9 @@ async function run(opts: ResolvedOptions, out: string, resumeFrom: Checkpoint | 
             `stopping. The last good checkpoint is ${path.join(out, 'last.ckpt')}${epoch > 1 ? '' : ' (none yet: this was the first epoch)'}. Try a lower --lr.`, 'E_TORCH', 'train');
         }
         scheduler.afterStep();
+        // Let the event loop turn once a step: with in-thread data loading every await above is a
+        // microtask, and a signal (Ctrl-C) would wait for the end of the epoch.
+        await new Promise<void>((resolve) => setImmediate(resolve));
         lossSum += r.value * n; correct += r.correct; seen += n;
         const elapsed = (performance.now() - epochStart) / 1000;
         onEvent({ type: 'step', epoch, step, steps: stepsPerEpoch, loss: lossSum / seen, accuracy: correct / seen, imagesPerSecond: seen / elapsed,
