@@ -163,6 +163,14 @@ describe('one run per output folder', () => {
     expect(existsSync(path.join(out, 'metrics.jsonl'))).toBe(false);
   });
 
+  it('does not take a lock copied with a run for its own', () => {
+    const out = tmp('copied-lock');
+    writeFileSync(path.join(out, '.lock'), JSON.stringify({ pid: process.pid, hostname: os.hostname(), dir: path.join(os.tmpdir(), 'the-original') }));
+    const r = cli(trainArgs(out));
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/"type":"note".*copied from/);
+  });
+
   it('takes over a lock whose process is gone, with a note, and releases it', () => {
     const out = tmp('stale');
     const dead = spawnSync('node', ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
@@ -188,14 +196,15 @@ describe('one run per output folder', () => {
     expect(second.stderr).toContain(`in use by process ${lock.pid}`);
     child.stdin.write('\x03'); // Ctrl-C, through the terminal
     const status = await exited;
-    expect(status).toBe(130);
+    const shown = output.slice(-600).replace(/\x1b/g, '<ESC>');
+    expect(status, shown).toBe(130);
     expect(output).toContain('\x1b[?25l'); // the bar did hide the cursor
     const tail = output.slice(output.lastIndexOf('\x1b[?25l'));
     expect(tail).toContain('\x1b[?25h');
     expect(tail).toContain('\x1b[?7h');
-    expect(output).toContain(`interrupted; continue with: convzoo train --resume ${path.join(out, 'last.ckpt')}`);
+    expect(output, shown).toContain(`interrupted; continue with: convzoo train --resume ${path.join(out, 'last.ckpt')}`);
     expect(existsSync(path.join(out, '.lock'))).toBe(false);
-    expect(readdirSync(out).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+    expect(readdirSync(out).filter((f) => f.endsWith('.tmp')), shown).toEqual([]);
   });
 
   it('says there is no checkpoint yet when interrupted in the first epoch', async () => {

@@ -2,7 +2,7 @@
 // host. A second run on the folder fails at once, naming the owner; a lock left by a process that is
 // gone (killed with SIGKILL, a crash) is taken over with a note. The lock goes when the run ends, by
 // success, error, or process exit (a signal handler that calls process.exit included).
-import { closeSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync, linkSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, realpathSync, renameSync, statSync, unlinkSync, writeSync, linkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ConvzooError } from '../errors.js';
@@ -15,7 +15,7 @@ export interface RunLock {
   release(): void;
 }
 
-interface LockOwner { pid: number; hostname: string; started?: string }
+interface LockOwner { pid: number; hostname: string; started?: string; dir?: string }
 
 function readOwner(file: string): LockOwner | null {
   try {
@@ -57,13 +57,17 @@ function tryCreate(file: string, content: string): boolean {
  */
 export function acquireRunLock(dir: string, onNote: (message: string) => void = () => {}): RunLock {
   const file = path.join(dir, LOCK_FILE);
-  const me: LockOwner = { pid: process.pid, hostname: os.hostname(), started: new Date().toISOString() };
+  const real = realpathSync(dir);
+  const me: LockOwner = { pid: process.pid, hostname: os.hostname(), started: new Date().toISOString(), dir: real };
   const content = JSON.stringify(me) + '\n';
   for (let attempt = 0; ; attempt++) {
     if (tryCreate(file, content)) break;
     const owner = readOwner(file);
     const sameHost = owner?.hostname === me.hostname;
-    if (owner && (!sameHost || isAlive(owner.pid))) {
+    // A lock copied along with a run's folder names the folder it was taken in: not this one's. (Only
+    // on one host: a shared file system may be mounted at other paths elsewhere.)
+    const copied = sameHost && typeof owner?.dir === 'string' && owner.dir !== real;
+    if (owner && !copied && (!sameHost || isAlive(owner.pid))) {
       const who = sameHost ? `process ${owner.pid}` : `process ${owner.pid} on host ${owner.hostname}`;
       throw new ConvzooError(`train: the output folder ${dir} is in use by ${who}${owner.started ? ` (since ${owner.started})` : ''}; ` +
         `wait for it, or give another --out${sameHost ? '' : `, or delete ${file} if that run is gone`}`, 'E_IO', 'train');
@@ -90,9 +94,9 @@ export function acquireRunLock(dir: string, onNote: (message: string) => void = 
       continue;
     }
     try { unlinkSync(aside); } catch { /* gone */ }
-    onNote(owner
-      ? `took over the lock of ${dir} left by process ${owner.pid}, which is no longer running`
-      : `replaced an unreadable lock file in ${dir}`);
+    onNote(!owner ? `replaced an unreadable lock file in ${dir}`
+      : copied ? `replaced a lock file copied from ${owner.dir} into ${dir}`
+        : `took over the lock of ${dir} left by process ${owner.pid}, which is no longer running`);
   }
   let held = true;
   const release = (): void => {

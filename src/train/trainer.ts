@@ -33,8 +33,11 @@ export interface TrainOptions extends DataOptions {
   warmupEpochs?: number;
   labelSmoothing?: number;
   seed?: number;
+  /** Output folder (default ./convzoo-run; when resuming, the checkpoint's own folder). Locked for the run. */
   out?: string;
+  /** A checkpoint (last.ckpt) to continue: its options, weights, optimizer, schedule and RNG; only out, epochs, threads, numWorkers and data may change. */
   resume?: string;
+  /** Pretrained weights for a fresh run ('DEFAULT', a tag, a file, a URL); never used when resuming. */
   weights?: string;
   threads?: number;
   /** Loss weight of auxiliary classifiers (GoogLeNet: 0.3). */
@@ -105,28 +108,37 @@ export async function train(options: TrainOptions, onEvent: (e: TrainEvent) => v
     }
   }
   const out = path.resolve(opts.out);
+  // An exit in the middle of a checkpoint write (process.exit from a Ctrl-C handler) leaves this
+  // process's temporary file: remove it on the way out (before the lock goes).
+  const removeOwnTemporaries = (): void => removeTemporaries(out, process.pid);
+  process.on('exit', removeOwnTemporaries);
   let lock;
   try {
     mkdirSync(out, { recursive: true });
     lock = acquireRunLock(out, (message) => onEvent({ type: 'note', message }));
   } catch (e) {
+    process.off('exit', removeOwnTemporaries);
     resumeFrom?.dispose();
     if (e instanceof ConvzooError) throw e;
     throw new ConvzooError(`train: cannot create the output folder ${out}: ${(e as Error).message}`, 'E_IO', 'train');
   }
   try {
-    removeStaleTemporaries(out);
+    removeTemporaries(out); // a killed run's, now that the folder is ours
     return await run(opts, out, resumeFrom, onEvent, started);
   } finally {
+    process.off('exit', removeOwnTemporaries);
     lock.release();
   }
 }
 
-/** Checkpoint writes cut short by a kill leave `.last.ckpt.<pid>.<hex>.tmp` files; the lock holder clears them. */
-function removeStaleTemporaries(out: string): void {
-  for (const f of readdirSync(out)) {
-    if (/^\.(last|best)\.ckpt\.\d+\.[0-9a-f]+\.tmp$/.test(f)) {
-      try { unlinkSync(path.join(out, f)); } catch { /* gone, or not ours to remove */ }
+/** Checkpoint writes cut short by a kill leave `.last.ckpt.<pid>.<hex>.tmp` files: removes them (those of `pid` only, if given). */
+function removeTemporaries(out: string, pid?: number): void {
+  let files: string[];
+  try { files = readdirSync(out); } catch { return; }
+  for (const f of files) {
+    const m = /^\.(?:last|best)\.ckpt\.(\d+)\.[0-9a-f]+\.tmp$/.exec(f);
+    if (m && (pid === undefined || Number(m[1]) === pid)) {
+      try { unlinkSync(path.join(out, f)); } catch { /* gone */ }
     }
   }
 }
