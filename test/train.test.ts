@@ -32,7 +32,7 @@ const base = (out: string, extra: string[] = []) => ['train', '--model', 'resnet
 const run = (args: string[]) => spawnSync('node', [CLI, ...args], { encoding: 'utf8', timeout: 120_000 });
 const rows = (dir: string) => readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
 const sameEpoch = (a: Record<string, number>, b: Record<string, number>) => {
-  for (const k of ['epoch', 'trainLoss', 'trainAccuracy', 'valLoss', 'valAccuracy', 'lr']) expect(a[k], k).toBe(b[k]);
+  for (const k of ['epoch', 'trainLoss', 'trainAccuracy', 'testLoss', 'testAccuracy', 'lr']) expect(a[k], k).toBe(b[k]);
 };
 
 beforeAll(() => {
@@ -122,7 +122,7 @@ describe('convzoo train', () => {
     expect(r.status, r.stderr).toBe(0);
     const e = JSON.parse(r.stdout);
     expect(e.count).toBe(128);
-    expect(e.top1).toBeCloseTo(rows(full)[2].valAccuracy, 10);
+    expect(e.top1).toBeCloseTo(rows(full)[2].testAccuracy, 10);
     expect(e.confusion.flat().reduce((a: number, b: number) => a + b, 0)).toBe(128);
     expect(e.perClass).toHaveLength(10);
     const ten = run(['eval', '--checkpoint', path.join(full, 'last.ckpt'), '--data', data, '--ten-crop', '24', '--json']);

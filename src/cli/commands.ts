@@ -45,29 +45,45 @@ const shape = (v: string): number[] => {
 };
 const out = (s: string) => process.stdout.write(s + '\n');
 
-const trainOptions: OptionSpec[] = [
-  { flags: '--data <name|dir>', description: "'fashion-mnist' (the embedded default) or an image folder (one sub-folder per class)" },
-  { flags: '--epochs <n>', description: 'epochs', parse: int('--epochs') },
-  { flags: '--batch-size <n>', description: 'images per step', parse: int('--batch-size') },
-  { flags: '--lr <x>', description: 'learning rate', parse: num('--lr') },
-  { flags: '--optimizer <name>', description: 'optimizer', choices: OPTIMIZERS },
-  { flags: '--momentum <x>', description: 'momentum (SGD, RMSprop)', parse: num('--momentum') },
-  { flags: '--weight-decay <x>', description: 'weight decay of conv and linear weights', parse: num('--weight-decay') },
-  { flags: '--schedule <name>', description: 'learning-rate schedule', choices: SCHEDULES },
-  { flags: '--warmup-epochs <x>', description: 'linear warm-up epochs (fractions allowed)', parse: num('--warmup-epochs') },
-  { flags: '--label-smoothing <x>', description: 'label smoothing', parse: num('--label-smoothing') },
-  { flags: '--augment <kind>', description: 'training augmentation (alexnet: PCA lighting; vgg: scale jittering)', choices: AUGMENTS },
-  { flags: '--input-size <n>', description: 'resize images to n x n (e.g. for ImageNet models on Fashion-MNIST)', parse: int('--input-size') },
-  { flags: '--val-split <x>', description: 'image folders: fraction held out for testing', parse: num('--val-split') },
-  { flags: '--subset <n>', description: 'train on the first n images only (quick runs)', parse: int('--subset') },
-  { flags: '--workers <n>', description: 'data loader worker threads', parse: int('--workers') },
-  { flags: '--threads <n>', description: 'libtorch threads', parse: int('--threads') },
-  { flags: '--seed <n>', description: 'random seed', parse: int('--seed') },
-  { flags: '--out <dir>', description: 'output folder' },
-  { flags: '--resume <file>', description: 'continue the run saved in this checkpoint (last.ckpt)' },
-  { flags: '--weights <w>', description: "start from pretrained weights: 'DEFAULT', a tag, a file or a URL (the head is reset when the class count differs)" },
-  { flags: '--json', description: 'JSON lines instead of a progress bar (the default on a pipe)' },
-];
+const trainOptions: OptionSpec[] = ((): OptionSpec[] => {
+  // Parsers that never throw (commander would print a stack trace): a bad value comes back as
+  // {cliError}, which the train command reports as one line (exit code 2) before any work.
+  const bad = (flag: string, v: string, what: string) => ({ cliError: `${flag}: expected ${what}, got '${v}'` });
+  const isNum = (v: string) => v.trim() !== '' && Number.isFinite(Number(v));
+  const intMin = (flag: string, min: number, max = Number.MAX_SAFE_INTEGER) => (v: string): unknown => {
+    const n = Number(v);
+    return isNum(v) && Number.isSafeInteger(n) && n >= min && n <= max ? n : bad(flag, v, `an integer >= ${min}${max < Number.MAX_SAFE_INTEGER ? ` and <= ${max}` : ''}`);
+  };
+  const numIn = (flag: string, lo: number, hi: number, { loOpen = false, hiOpen = false } = {}) => (v: string): unknown => {
+    const n = Number(v);
+    const ok = isNum(v) && (loOpen ? n > lo : n >= lo) && (hiOpen ? n < hi : n <= hi);
+    const what = `a number ${loOpen ? '>' : '>='} ${lo}${hi < Infinity ? ` and ${hiOpen ? '<' : '<='} ${hi}` : ''}`;
+    return ok ? n : bad(flag, v, what);
+  };
+  return [
+    { flags: '--data <name|dir>', description: "'fashion-mnist' (the embedded default) or an image folder (one sub-folder per class)" },
+    { flags: '--epochs <n>', description: 'epochs', parse: intMin('--epochs', 1) },
+    { flags: '--batch-size <n>', description: 'images per step', parse: intMin('--batch-size', 1) },
+    { flags: '--lr <x>', description: 'learning rate', parse: numIn('--lr', 0, Infinity, { loOpen: true }) },
+    { flags: '--optimizer <name>', description: 'optimizer', choices: OPTIMIZERS },
+    { flags: '--momentum <x>', description: 'momentum (SGD, RMSprop), in [0, 1)', parse: numIn('--momentum', 0, 1, { hiOpen: true }) },
+    { flags: '--weight-decay <x>', description: 'weight decay of conv and linear weights', parse: numIn('--weight-decay', 0, Infinity) },
+    { flags: '--schedule <name>', description: 'learning-rate schedule', choices: SCHEDULES },
+    { flags: '--warmup-epochs <x>', description: 'linear warm-up epochs (fractions allowed)', parse: numIn('--warmup-epochs', 0, Infinity) },
+    { flags: '--label-smoothing <x>', description: 'label smoothing, in [0, 1)', parse: numIn('--label-smoothing', 0, 1, { hiOpen: true }) },
+    { flags: '--augment <kind>', description: 'training augmentation (alexnet: PCA lighting; vgg: scale jittering)', choices: AUGMENTS },
+    { flags: '--input-size <n>', description: 'resize images to n x n (e.g. for ImageNet models on Fashion-MNIST)', parse: intMin('--input-size', 8, 4096) },
+    { flags: '--val-split <x>', description: 'image folders: fraction held out for testing, in (0, 1)', parse: numIn('--val-split', 0, 1, { loOpen: true, hiOpen: true }) },
+    { flags: '--subset <n>', description: 'train on the first n images only (quick runs)', parse: intMin('--subset', 1) },
+    { flags: '--workers <n>', description: 'data loader worker threads', parse: intMin('--workers', 0, 256) },
+    { flags: '--threads <n>', description: 'libtorch threads', parse: intMin('--threads', 1, 1024) },
+    { flags: '--seed <n>', description: 'random seed', parse: intMin('--seed', 0) },
+    { flags: '--out <dir>', description: 'output folder (default ./convzoo-run; with --resume, the checkpoint\'s folder)' },
+    { flags: '--resume <file>', description: 'continue the run saved in this checkpoint (last.ckpt)' },
+    { flags: '--weights <w>', description: "start from pretrained weights: 'DEFAULT', a tag, a file or a URL (the head is reset when the class count differs)" },
+    { flags: '--json', description: 'JSON lines instead of a progress bar (the default on a pipe)' },
+  ];
+})();
 
 /** CLI options minus undefined values, so that library defaults apply. */
 function defined(opts: Record<string, unknown>): Record<string, unknown> {
@@ -169,10 +185,45 @@ export const commands: CommandSpec[] = [
     description: 'train a model (checkpoints, metrics.jsonl and plots go to --out)',
     options: [{ flags: '-m, --model <id>', description: 'model id' }, ...trainOptions],
     async run(_args, opts) {
+      for (const v of Object.values(opts)) {
+        if (v && typeof v === 'object' && 'cliError' in v) throw new ConvzooError(String((v as { cliError: string }).cliError), 'E_ARG');
+      }
       if (!opts.model && !opts.resume) throw new ConvzooError('give --model <id> (or --resume FILE)', 'E_ARG');
       const o = defined(opts) as unknown as TrainOptions;
-      const r = await train({ ...o, out: o.out ?? (o.resume ? undefined : TRAIN_DEFAULTS.out) } as TrainOptions, trainReporter({ json: opts.json as boolean | undefined }));
-      out(JSON.stringify({ model: o.model, testAccuracy: r.final.top1, bestAccuracy: r.bestAccuracy, seconds: r.seconds, out: r.out }));
+      const report = trainReporter({ json: opts.json as boolean | undefined });
+      // Ctrl-C (or SIGTERM): stop the bar, give the terminal back as it was, say how to continue, and
+      // exit; the output folder's lock goes with the process (an exit handler).
+      let runOut: string | undefined;
+      let epochsDone = 0;
+      const onSignal = (signal: NodeJS.Signals): void => {
+        report.stop();
+        let hint: string;
+        const outFlag = (dir: string, ckpt: string) => (path.resolve(dir) === path.dirname(path.resolve(ckpt)) ? '' : ` --out ${dir}`);
+        if (epochsDone > 0 && runOut) {
+          const ckpt = path.join(runOut, 'last.ckpt');
+          hint = `continue with: convzoo train --resume ${ckpt}`;
+        } else if (o.resume) {
+          hint = `no epoch finished since the resume; continue with: convzoo train --resume ${o.resume}${o.out ? outFlag(o.out, o.resume) : ''}`;
+        } else {
+          hint = 'no checkpoint yet (the first epoch did not finish); start again to train';
+        }
+        process.stderr.write(`\ninterrupted; ${hint}\n`);
+        process.exit(signal === 'SIGINT' ? 130 : 143);
+      };
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
+      try {
+        const r = await train({ ...o, out: o.out ?? (o.resume ? undefined : TRAIN_DEFAULTS.out) } as TrainOptions, (e) => {
+          if (e.type === 'start') runOut = e.out;
+          if (e.type === 'epoch') epochsDone++;
+          report(e);
+        });
+        out(JSON.stringify({ model: o.model ?? r.model.meta?.id, testAccuracy: r.final.top1, bestAccuracy: r.bestAccuracy, epochs: r.history.length, seconds: r.seconds, out: r.out }));
+      } finally {
+        report.stop();
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      }
     },
   },
   {
@@ -190,9 +241,14 @@ export const commands: CommandSpec[] = [
       { flags: '--json', description: 'print JSON' },
     ],
     async run(_args, opts) {
-      const r = await evaluateCommand(defined(opts) as Parameters<typeof evaluateCommand>[0]);
+      const o = defined(opts) as Parameters<typeof evaluateCommand>[0];
+      // A checkpoint is evaluated on its own run's data unless --data is typed. (The option table gives
+      // --data a default; until that default goes, tell it from a typed value by the command line.)
+      const typed = process.argv.slice(2).some((a) => a === '--data' || a.startsWith('--data='));
+      if (o.checkpoint && !typed) delete o.data;
+      const r = await evaluateCommand(o);
       if (opts.json) { out(JSON.stringify(r)); return; }
-      out(`top-1 ${(r.top1 * 100).toFixed(2)}%  top-5 ${(r.top5 * 100).toFixed(2)}%  on ${r.count} images (${r.seconds.toFixed(1)} s)`);
+      out(`top-1 ${(r.top1 * 100).toFixed(2)}%  top-5 ${(r.top5 * 100).toFixed(2)}%  on ${r.count} images of ${r.data} (${r.seconds.toFixed(1)} s)`);
       r.classes.forEach((c, i) => out(`  ${c.padEnd(14)} ${(r.perClass[i] * 100).toFixed(2)}%`));
       out('confusion (rows: truth, columns: predicted):');
       for (const row of r.confusion) out('  ' + row.map((n) => String(n).padStart(5)).join(''));
@@ -209,8 +265,25 @@ export const commands: CommandSpec[] = [
       { flags: '--json', description: 'JSON lines instead of a progress bar' },
     ],
     async run(_args, opts) {
-      const r = await demo(defined(opts) as Partial<TrainOptions>, trainReporter({ json: opts.json as boolean | undefined }));
-      out(`\nresnet20 on Fashion-MNIST: test accuracy ${(r.testAccuracy * 100).toFixed(2)}% after ${r.epochs} epochs in ${r.seconds.toFixed(0)} s`);
+      const report = trainReporter({ json: opts.json as boolean | undefined });
+      let epochsDone = 0;
+      const onSignal = (signal: NodeJS.Signals): void => {
+        report.stop();
+        const ckpt = path.join(path.resolve(opts.out as string), 'last.ckpt');
+        process.stderr.write(`\ninterrupted; ${epochsDone ? `continue with: convzoo train --resume ${ckpt}` : 'no checkpoint yet (the first epoch did not finish)'}\n`);
+        process.exit(signal === 'SIGINT' ? 130 : 143);
+      };
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
+      let r;
+      try {
+        r = await demo(defined(opts) as Partial<TrainOptions>, (e) => { if (e.type === 'epoch') epochsDone++; report(e); });
+      } finally {
+        report.stop();
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      }
+      out(`\nresnet20 on Fashion-MNIST: test accuracy ${(r.testAccuracy * 100).toFixed(2)}% after ${r.epochs} epoch${r.epochs === 1 ? '' : 's'} in ${r.seconds.toFixed(0)} s`);
       out('a few test images:');
       for (const s of r.samples) out(`  ${s.label.padEnd(12)} -> ${s.predicted.padEnd(12)} (${(s.probability * 100).toFixed(1)}%)${s.label === s.predicted ? '' : '  wrong'}`);
       out(`checkpoint, plots and metrics.json in ${path.resolve(opts.out as string)}`);

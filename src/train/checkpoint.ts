@@ -2,9 +2,16 @@
 // (`optimizer.*`) and the RNG state (`rng_state`), with everything else (epoch, options, optimizer
 // groups, scheduler, metrics, class names) as JSON in its metadata. Written atomically by cz.save
 // (temporary file, fsync, rename), so a kill at any moment leaves the previous checkpoint intact.
+//
+// A checkpoint is input like any other file: its JSON is checked for shape here, and what the trainer
+// takes from it (the run's options) is validated like command-line options. Fields that say where to
+// write or what to fetch (`out`, `resume`, `weights`) are never acted on when a checkpoint is read.
+import { existsSync, statSync } from 'node:fs';
 import { Tensor } from '../tensor/tensor.js';
 import { getRngState, setRngState } from '../tensor/creation.js';
 import { save, loadWithMetadata } from '../io/index.js';
+import { FileSource } from '../io/source.js';
+import { readSafetensorsHeader, looksLikeSafetensors } from '../io/safetensors.js';
 import { ConvzooError } from '../errors.js';
 import type { Module } from '../nn/module.js';
 import type { Optimizer } from '../optim/optimizer.js';
@@ -19,6 +26,8 @@ export interface CheckpointInfo {
   best: number;
   history: unknown[];
   scheduler?: unknown;
+  /** Input channels of the model (1 for Fashion-MNIST, 3 for image folders); absent in older checkpoints. */
+  inChans?: number;
 }
 
 export interface Checkpoint extends CheckpointInfo {
@@ -28,6 +37,28 @@ export interface Checkpoint extends CheckpointInfo {
   /** Frees every tensor of the checkpoint. */
   dispose(): void;
 }
+
+/** What building a model from a checkpoint needs (see readCheckpointInfo). */
+export interface CheckpointModelInfo {
+  modelId: string;
+  classes: string[];
+  /** The epoch the checkpoint was written after, and the best test accuracy so far. */
+  epoch: number;
+  best: number;
+  /** The run's options (data, inputSize, augment, modelOptions, ...), less `out`, `resume` and `weights`. */
+  options: Record<string, unknown>;
+  /** The run's input size, if it set one (else the data's default: 28 for Fashion-MNIST, 224 for folders). */
+  inputSize?: number;
+  /** Input channels of the trained model. */
+  inChans: number;
+  /** Extra architecture options of the run (e.g. dropRate); {} when none. */
+  modelOptions: Record<string, unknown>;
+  /** The model's weights, keys without the 'model.' prefix. The caller owns them: load, then dispose. */
+  state: Record<string, Tensor>;
+}
+
+/** Keys of a checkpoint's options that name places to write or things to fetch: never acted on when read. */
+const UNTRUSTED_OPTION_KEYS = ['out', 'resume', 'weights'] as const;
 
 export async function saveCheckpoint(path: string, info: CheckpointInfo, model: Module, optimizer?: Optimizer<any>): Promise<void> {
   const record: Record<string, Tensor> = {};
@@ -53,6 +84,41 @@ export async function saveCheckpoint(path: string, info: CheckpointInfo, model: 
   }
 }
 
+const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Parses and checks the shape of a checkpoint's info JSON; throws a plain Error with the reason. */
+function parseInfo(metadata: Record<string, string>): CheckpointInfo {
+  const info: unknown = JSON.parse(metadata.info ?? 'null');
+  if (!isPlainObject(info)) throw new Error('info is not a JSON object');
+  const bad = (what: string): never => { throw new Error(`info.${what}`); };
+  if (!Number.isInteger(info.epoch) || (info.epoch as number) < 1) bad(`epoch is ${JSON.stringify(info.epoch)}, expected an integer >= 1`);
+  if (typeof info.modelId !== 'string' || !info.modelId) bad('modelId is not a model id');
+  if (!isPlainObject(info.options)) bad('options is not an object');
+  if (!Array.isArray(info.classes) || !info.classes.every((c) => typeof c === 'string')) bad('classes is not a list of names');
+  if (typeof info.best !== 'number' || !Number.isFinite(info.best)) bad('best is not a number');
+  if (!Array.isArray(info.history) || !info.history.every(isPlainObject)) bad('history is not a list of objects');
+  if (info.inChans !== undefined && (!Number.isInteger(info.inChans) || (info.inChans as number) < 1)) bad('inChans is not a positive integer');
+  const options = info.options as Record<string, unknown>;
+  if (options.modelOptions !== undefined && !isPlainObject(options.modelOptions)) bad('options.modelOptions is not an object');
+  return { ...(info as unknown as CheckpointInfo), history: (info.history as Record<string, unknown>[]).map(normalizeHistoryRow) };
+}
+
+/** Metrics rows of older checkpoints called the test split's numbers valLoss / valAccuracy. */
+export function normalizeHistoryRow(row: Record<string, unknown>): Record<string, unknown> {
+  const renamed: Record<string, string> = { valLoss: 'testLoss', valAccuracy: 'testAccuracy' };
+  const r: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(row)) {
+    const name = renamed[k] ?? k;
+    if (!Object.hasOwn(r, name) || !renamed[k]) Object.defineProperty(r, name, { value: v, enumerable: true, writable: true, configurable: true });
+  }
+  return r;
+}
+
+/** Sets a key as an own property, so that a file's '__proto__' key cannot touch the prototype. */
+function put(out: Record<string, Tensor>, name: string, t: Tensor): void {
+  Object.defineProperty(out, name, { value: t, enumerable: true, writable: true, configurable: true });
+}
+
 export async function loadCheckpoint(path: string): Promise<Checkpoint> {
   const { tensors, metadata } = await loadWithMetadata(path);
   const all = Object.values(tensors);
@@ -61,8 +127,9 @@ export async function loadCheckpoint(path: string): Promise<Checkpoint> {
   let info: CheckpointInfo;
   let groups: unknown[];
   try {
-    info = JSON.parse(metadata!.info);
-    groups = JSON.parse(metadata!.optimizer_groups ?? '[]');
+    info = parseInfo(metadata);
+    groups = JSON.parse(metadata.optimizer_groups ?? '[]');
+    if (!Array.isArray(groups)) throw new Error('optimizer_groups is not a list');
   } catch (e) {
     return fail(`corrupt checkpoint metadata: ${(e as Error).message}`);
   }
@@ -70,14 +137,77 @@ export async function loadCheckpoint(path: string): Promise<Checkpoint> {
   const optState: Record<string, Tensor> = {};
   let rngState: Tensor | undefined;
   for (const [k, t] of Object.entries(tensors)) {
-    if (k.startsWith('model.')) model[k.slice(6)] = t;
-    else if (k.startsWith('optimizer.')) optState[k.slice(10)] = t;
+    if (k.startsWith('model.')) put(model, k.slice(6), t);
+    else if (k.startsWith('optimizer.')) put(optState, k.slice(10), t);
     else if (k === 'rng_state') rngState = t;
     else t.dispose();
   }
   return {
     ...info!, model, optimizer: { state: optState, groups: groups! }, rngState,
     dispose() { for (const t of all) t.dispose(); },
+  };
+}
+
+/**
+ * Whether `path` is a convzoo training checkpoint (a safetensors file whose metadata format is
+ * 'convzoo-checkpoint-1'). Reads only the header; false for a missing, unreadable or other file.
+ */
+export async function isCheckpointFile(path: string): Promise<boolean> {
+  try {
+    if (!existsSync(path) || !statSync(path).isFile()) return false;
+  } catch {
+    return false;
+  }
+  let src: FileSource | undefined;
+  try {
+    src = await FileSource.open(path);
+    if (src.size < 9 || !looksLikeSafetensors(await src.read(0, 9))) return false;
+    const { metadata } = await readSafetensorsHeader(src);
+    return metadata.format === CHECKPOINT_FORMAT;
+  } catch {
+    return false;
+  } finally {
+    await src?.close().catch(() => {});
+  }
+}
+
+/** The input channels of a checkpoint's model: stored, else from the run's data (Fashion-MNIST: 1). */
+function checkpointInChans(info: CheckpointInfo): number {
+  if (info.inChans !== undefined) return info.inChans;
+  const data = info.options.data;
+  if (data === undefined || data === 'fashion-mnist') return 1;
+  if (typeof data === 'string' && ['train-images-idx3-ubyte', 'train-images-idx3-ubyte.gz'].some((f) => existsSync(`${data}/${f}`))) return 1;
+  return 3;
+}
+
+/**
+ * A checkpoint's model, without the optimizer: the id, class names, the run's options (input size,
+ * architecture options) and the weights (keys without the 'model.' prefix), for building the model
+ * elsewhere (createModel with a checkpoint as weights, eval, predict). Nothing in the checkpoint is
+ * fetched or written: the run's `out`, `resume` and `weights` are left out of `options`.
+ */
+export async function readCheckpointInfo(path: string): Promise<CheckpointModelInfo> {
+  if (!(await isCheckpointFile(path))) {
+    // A missing or unreadable file fails with its own message (E_NOT_FOUND, E_IO).
+    await (await FileSource.open(path)).close();
+    throw new ConvzooError(`${path}: not a convzoo training checkpoint (a safetensors file with metadata format '${CHECKPOINT_FORMAT}')`, 'E_FORMAT');
+  }
+  const { tensors, metadata } = await loadWithMetadata(path, { key: 'model' });
+  let info: CheckpointInfo;
+  try {
+    info = parseInfo(metadata);
+  } catch (e) {
+    for (const t of Object.values(tensors)) t.dispose();
+    throw new ConvzooError(`${path}: corrupt checkpoint metadata: ${(e as Error).message}`, 'E_FORMAT');
+  }
+  const state: Record<string, Tensor> = {};
+  for (const [k, t] of Object.entries(tensors)) put(state, k, t);
+  const options = { ...info.options };
+  for (const k of UNTRUSTED_OPTION_KEYS) delete options[k];
+  const inputSize = Number.isInteger(options.inputSize) && (options.inputSize as number) > 0 ? options.inputSize as number : undefined;
+  return {
+    modelId: info.modelId, classes: info.classes, epoch: info.epoch, best: info.best, options, inputSize,
+    inChans: checkpointInChans(info), modelOptions: { ...(options.modelOptions as Record<string, unknown> | undefined) }, state,
   };
 }
 

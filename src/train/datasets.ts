@@ -7,8 +7,9 @@ import { ConvzooError } from '../errors.js';
 import {
   FashionMNIST, FASHION_MNIST_DIR, FASHION_MNIST_MEAN, FASHION_MNIST_STD, ImageFolder, DataLoader, trainValSplit,
   Compose, Resize, CenterCrop, RandomCrop, RandomResizedCrop, RandomHorizontalFlip, Normalize, Lighting, ScaleJitter, IMAGENET_MEAN, IMAGENET_STD,
-  Rng, type Dataset, type Transform,
+  Rng, mixSeed, type Dataset, type Transform,
 } from '../data/index.js';
+import { loadSharp } from '../data/folder.js';
 
 /**
  * none: resize and center crop. crop-flip: random crop (after resize) and flip. imagenet: torchvision's
@@ -71,6 +72,64 @@ function folderTransforms(o: DataOptions): { train: Transform; test: Transform }
   return { train, test: evalT };
 }
 
+/** Folders up to this many images have every image's header checked before training; larger ones a sample. */
+export const VERIFY_ALL_LIMIT = 20_000;
+const VERIFY_SAMPLE = 1000;
+/** More than this fraction of undecodable images stops the run before training. */
+export const MAX_CORRUPT_FRACTION = 0.5;
+
+const listNames = (names: readonly string[], max = 8) =>
+  names.slice(0, max).map((n) => `'${n}'`).join(', ') + (names.length > max ? `, ... (${names.length} in all)` : '');
+
+/**
+ * Checks the images of a folder before any training: every header when the folder is small (the
+ * unreadable ones are dropped and reported), a seeded sample otherwise. Fails when none can be
+ * decoded, when more than half cannot, or when a class is left without images.
+ */
+async function checkFolderImages(ds: ImageFolder, dir: string, seed: number): Promise<void> {
+  const n = ds.length;
+  if (n <= VERIFY_ALL_LIMIT) {
+    const bad = await ds.verify();
+    if (ds.length === 0) {
+      throw new ConvzooError(`--data ${dir}: none of the ${n} images in ${dir} could be decoded (the first: ${bad[0]?.message ?? '?'})`, 'E_DATA');
+    }
+    if (bad.length > MAX_CORRUPT_FRACTION * n) {
+      throw new ConvzooError(`--data ${dir}: ${bad.length} of the ${n} images in ${dir} could not be decoded (the first: ${bad[0].message}); ` +
+        'fix or remove them before training', 'E_DATA');
+    }
+    const counts = new Array<number>(ds.classes.length).fill(0);
+    for (const t of ds.targets) counts[t]++;
+    const empty = ds.classes.filter((_, i) => counts[i] === 0);
+    if (empty.length) throw new ConvzooError(`--data ${dir}: no image of class ${listNames(empty)} could be decoded`, 'E_DATA');
+    return;
+  }
+  const sharp = await loadSharp();
+  const pick = new Rng(mixSeed(seed, 0x5eed)).permutation(n).subarray(0, VERIFY_SAMPLE);
+  let bad = 0;
+  let first = '';
+  for (const i of pick) {
+    try {
+      const meta = await sharp(ds.files[i]).metadata();
+      if (!meta.width || !meta.height) throw new Error('no image size in the header');
+    } catch (e) {
+      bad++;
+      first ||= `${ds.files[i]}: ${(e as Error).message.split('\n')[0]}`;
+    }
+  }
+  if (bad > MAX_CORRUPT_FRACTION * pick.length) {
+    throw new ConvzooError(`--data ${dir}: ${bad === pick.length ? 'none' : `${pick.length - bad}`} of ${pick.length} images sampled from the ${n} in ${dir} could be decoded (the first failure: ${first})`, 'E_DATA');
+  }
+}
+
+/** The first differences between two class lists, for messages. */
+export function classDifference(a: readonly string[], b: readonly string[]): string {
+  const diffs: string[] = [];
+  for (let i = 0; i < Math.max(a.length, b.length) && diffs.length < 3; i++) {
+    if (a[i] !== b[i]) diffs.push(`class ${i} is ${a[i] === undefined ? '(none)' : `'${a[i]}'`} vs ${b[i] === undefined ? '(none)' : `'${b[i]}'`}`);
+  }
+  return `${a.length} classes [${listNames(a)}] vs ${b.length} classes [${listNames(b)}]; ${diffs.join(', ')}`;
+}
+
 export async function makeData(o: DataOptions): Promise<RunData> {
   const name = o.data ?? 'fashion-mnist';
   const seed = o.seed ?? 0;
@@ -87,21 +146,42 @@ export async function makeData(o: DataOptions): Promise<RunData> {
     }
     const warn = (m: string) => process.stderr.write(`warning: ${m}\n`);
     if (existsSync(path.join(name, 'train')) && existsSync(path.join(name, 'val'))) {
-      trainSet = new ImageFolder(path.join(name, 'train'), { onWarning: warn });
-      testSet = new ImageFolder(path.join(name, 'val'), { onWarning: warn });
+      const tr = new ImageFolder(path.join(name, 'train'), { onWarning: warn });
+      const va = new ImageFolder(path.join(name, 'val'), { onWarning: warn });
+      if (tr.classes.join('\0') !== va.classes.join('\0')) {
+        throw new ConvzooError(`--data ${name}: train/ and val/ have different classes: ${classDifference(tr.classes, va.classes)}`, 'E_DATA');
+      }
+      await checkFolderImages(tr, path.join(name, 'train'), seed);
+      await checkFolderImages(va, path.join(name, 'val'), seed);
+      trainSet = tr; testSet = va;
     } else {
       const all = new ImageFolder(name, { onWarning: warn });
-      const split = trainValSplit(all, { valFraction: o.valSplit ?? 0.2, seed });
+      await checkFolderImages(all, name, seed);
+      const valSplit = o.valSplit ?? 0.2;
+      const split = trainValSplit(all, { valFraction: valSplit, seed });
       trainSet = split.train; testSet = split.val;
+      if (testSet.length === 0 || trainSet.length === 0) {
+        throw new ConvzooError(`--data ${name}: the ${testSet.length === 0 ? 'test' : 'training'} split is empty: --val-split ${valSplit} of ` +
+          `${all.length} images in ${all.classes.length} classes (round(${valSplit} x each class's count) held out) leaves none; ` +
+          `${testSet.length === 0 ? 'raise --val-split or add images' : 'lower --val-split or add images'}, or give train/ and val/ folders`, 'E_DATA');
+      }
     }
     if (trainSet.length === 0) throw new ConvzooError(`--data ${name}: no images found (expected ${name}/<class>/<image>.jpg|png|webp)`, 'E_DATA');
     channels = 3;
     t = folderTransforms(o);
   }
+  if (trainSet.classes.length < 2) {
+    throw new ConvzooError(`--data ${name}: ${trainSet.classes.length === 1 ? `only one class ('${trainSet.classes[0]}')` : 'no classes'}; ` +
+      'a classifier needs at least 2 (one sub-folder per class)', 'E_DATA');
+  }
+  if (testSet.length === 0) throw new ConvzooError(`--data ${name}: the test split is empty (no images to measure accuracy on)`, 'E_DATA');
   const batchSize = o.batchSize ?? 128;
   const numWorkers = o.numWorkers ?? 1;
   // Training drops a last partial batch (as timm does): a batch of one breaks batch norm.
   const trainCount = o.subset ? Math.min(o.subset, trainSet.length) : trainSet.length;
+  if (trainCount < 2) {
+    throw new ConvzooError(`--data ${name}: ${trainCount} training image${trainCount === 1 ? '' : 's'}${o.subset ? ` (--subset ${o.subset})` : ''}; training needs at least 2`, 'E_DATA');
+  }
   const train = new DataLoader(trainSet, { batchSize, shuffle: true, seed, transform: t.train, numWorkers, subset: o.subset, dropLast: trainCount > batchSize });
   const test = new DataLoader(testSet, { batchSize: Math.max(batchSize, 256), shuffle: false, seed, transform: t.test, numWorkers });
   return {

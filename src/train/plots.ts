@@ -15,16 +15,20 @@ async function render(spec: TopLevelSpec, file: string): Promise<string[]> {
   return [svgPath, pngPath];
 }
 
-export interface EpochMetrics { epoch: number; trainLoss: number; trainAccuracy: number; valLoss?: number; valAccuracy?: number }
+/** One epoch's numbers; testLoss / testAccuracy (older runs' valLoss / valAccuracy are read too). */
+export interface EpochMetrics { epoch: number; trainLoss: number; trainAccuracy: number; testLoss?: number; testAccuracy?: number; valLoss?: number; valAccuracy?: number }
 
 /** Loss and accuracy per epoch, train and validation, side by side. Returns the files written. */
 export async function plotCurves(history: EpochMetrics[], dir: string): Promise<string[]> {
-  const rows = history.flatMap((h) => [
-    { epoch: h.epoch, metric: 'loss', split: 'train', value: h.trainLoss },
-    { epoch: h.epoch, metric: 'accuracy', split: 'train', value: h.trainAccuracy },
-    ...(h.valLoss !== undefined ? [{ epoch: h.epoch, metric: 'loss', split: 'test', value: h.valLoss }] : []),
-    ...(h.valAccuracy !== undefined ? [{ epoch: h.epoch, metric: 'accuracy', split: 'test', value: h.valAccuracy }] : []),
-  ]);
+  const rows = history.flatMap((h) => {
+    const testLoss = h.testLoss ?? h.valLoss, testAccuracy = h.testAccuracy ?? h.valAccuracy;
+    return [
+      { epoch: h.epoch, metric: 'loss', split: 'train', value: h.trainLoss },
+      { epoch: h.epoch, metric: 'accuracy', split: 'train', value: h.trainAccuracy },
+      ...(testLoss !== undefined ? [{ epoch: h.epoch, metric: 'loss', split: 'test', value: testLoss }] : []),
+      ...(testAccuracy !== undefined ? [{ epoch: h.epoch, metric: 'accuracy', split: 'test', value: testAccuracy }] : []),
+    ];
+  });
   return render({
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     data: { values: rows },

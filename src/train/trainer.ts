@@ -1,18 +1,25 @@
 // The training loop: data, model, optimizer and schedule from one options object; a checkpoint each
 // epoch (last.ckpt, and best.ckpt on the best test accuracy), metrics.jsonl, curves, and an exact resume.
-import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+// Every option is validated before any work; the output folder is locked for the run (one run per
+// folder). A resume takes the run's options from the checkpoint, validated the same way, but never
+// where to write (the command line's --out, else the checkpoint's own folder) nor what to fetch: the
+// model is built with random initialisation and gets the checkpoint's weights.
+import { appendFileSync, existsSync, mkdirSync, readdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ConvzooError } from '../errors.js';
 import { manualSeed, setNumThreads } from '../tensor/creation.js';
 import { tidy } from '../tensor/scope.js';
 import * as F from '../nn/functional.js';
-import { createModel } from '../models/builder.js';
+import { buildModel, createModel } from '../models/builder.js';
+import { modelMeta } from '../models/registry.js';
 import type { ClassifierModel } from '../models/base.js';
-import { makeData, type DataOptions } from './datasets.js';
+import { makeData, classDifference, type DataOptions } from './datasets.js';
+import { validateTrainOptions } from './options.js';
+import { acquireRunLock } from './lock.js';
 import { makeOptimizer, makeScheduler, type OptimizerName, type ScheduleName, type EpochScheduler } from './recipe.js';
 import { evaluate, type EvalResult } from './evaluate.js';
-import { saveCheckpoint, loadCheckpoint, restoreRng, type CheckpointInfo } from './checkpoint.js';
-import { plotCurves, plotConfusion, type EpochMetrics } from './plots.js';
+import { saveCheckpoint, loadCheckpoint, restoreRng, type Checkpoint, type CheckpointInfo } from './checkpoint.js';
+import { plotCurves, plotConfusion } from './plots.js';
 import type { Optimizer } from '../optim/optimizer.js';
 
 export interface TrainOptions extends DataOptions {
@@ -26,8 +33,11 @@ export interface TrainOptions extends DataOptions {
   warmupEpochs?: number;
   labelSmoothing?: number;
   seed?: number;
+  /** Output folder (default ./convzoo-run; when resuming, the checkpoint's own folder). Locked for the run. */
   out?: string;
+  /** A checkpoint (last.ckpt) to continue: its options, weights, optimizer, schedule and RNG; only out, epochs, threads, numWorkers and data may change. */
   resume?: string;
+  /** Pretrained weights for a fresh run ('DEFAULT', a tag, a file, a URL); never used when resuming. */
   weights?: string;
   threads?: number;
   /** Loss weight of auxiliary classifiers (GoogLeNet: 0.3). */
@@ -41,12 +51,17 @@ export type TrainEvent =
   | { type: 'step'; epoch: number; step: number; steps: number; loss: number; accuracy: number; imagesPerSecond: number; etaSeconds: number; lr: number }
   | { type: 'epoch'; epoch: number; trainLoss: number; trainAccuracy: number; testLoss: number; testAccuracy: number; testTop5: number; seconds: number; lr: number; best: boolean }
   | { type: 'eval'; done: number; total: number }
-  | { type: 'done'; testAccuracy: number; bestAccuracy: number; seconds: number; out: string };
+  | { type: 'done'; testAccuracy: number; bestAccuracy: number; seconds: number; out: string }
+  /** Something worth telling that is not an error (a stale lock taken over). */
+  | { type: 'note'; message: string };
+
+/** One line of metrics.jsonl (and of a checkpoint's history): the names of the 'epoch' event. */
+export interface EpochRow { epoch: number; trainLoss: number; trainAccuracy: number; testLoss: number; testAccuracy: number; testTop5: number; lr: number; seconds: number }
 
 export interface TrainResult {
   model: ClassifierModel;
   classes: string[];
-  history: (EpochMetrics & { testTop5: number; lr: number; seconds: number })[];
+  history: EpochRow[];
   final: EvalResult;
   bestAccuracy: number;
   seconds: number;
@@ -62,24 +77,100 @@ export const TRAIN_DEFAULTS = {
   schedule: 'cosine' as ScheduleName, warmupEpochs: 0, labelSmoothing: 0, seed: 0, out: './convzoo-run',
 };
 
+/** What a resumed run may change: where it writes, how long it runs, the machine's resources, and where its data now lives. */
+const RESUME_OVERRIDES = ['out', 'epochs', 'threads', 'numWorkers', 'data'] as const;
+
 export async function train(options: TrainOptions, onEvent: (e: TrainEvent) => void = () => {}): Promise<TrainResult> {
   const started = performance.now();
-  let opts = { ...TRAIN_DEFAULTS, ...options };
+  if (typeof options !== 'object' || options === null) throw new ConvzooError('train: expected an options object', 'E_ARG', 'train');
+  // Undefined options take the defaults.
+  const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as TrainOptions;
+  validateTrainOptions(given as unknown as Record<string, unknown>);
+  if (!given.model && !given.resume) throw new ConvzooError('train: give a model id (or resume: a checkpoint)', 'E_ARG', 'train');
+  let opts = { ...TRAIN_DEFAULTS, ...given };
   let resumeFrom = null as Awaited<ReturnType<typeof loadCheckpoint>> | null;
-  if (opts.resume) {
-    resumeFrom = await loadCheckpoint(opts.resume);
-    // The run continues with its own options; only where it writes and how long it runs may change.
-    opts = { ...(resumeFrom.options as typeof opts), resume: opts.resume, out: options.out ?? (resumeFrom.options.out as string), epochs: options.epochs ?? (resumeFrom.options.epochs as number) };
+  if (given.resume) {
+    resumeFrom = await loadCheckpoint(given.resume);
+    try {
+      const stored = { ...resumeFrom.options } as Record<string, unknown>;
+      delete stored.out; delete stored.resume;
+      validateTrainOptions(stored, `train: the checkpoint ${given.resume} holds an invalid option`);
+      if (given.model && given.model !== resumeFrom.modelId) {
+        throw new ConvzooError(`train: --model ${given.model} differs from the checkpoint's model ${resumeFrom.modelId}; a resume continues the same model`, 'E_ARG', 'train');
+      }
+      // The run continues with its own options; only RESUME_OVERRIDES may change. `weights` stays
+      // as a record of how the run started, and is never loaded again.
+      opts = { ...TRAIN_DEFAULTS, ...(stored as Partial<TrainOptions>), model: resumeFrom.modelId, resume: given.resume, out: path.dirname(path.resolve(given.resume)) };
+      for (const k of RESUME_OVERRIDES) if (given[k] !== undefined) (opts as Record<string, unknown>)[k] = given[k];
+    } catch (e) {
+      resumeFrom.dispose();
+      throw e;
+    }
   }
-  if (opts.threads) setNumThreads(opts.threads);
-  manualSeed(opts.seed);
   const out = path.resolve(opts.out);
-  mkdirSync(out, { recursive: true });
+  // An exit in the middle of a checkpoint write (process.exit from a Ctrl-C handler) leaves this
+  // process's temporary file: remove it on the way out (before the lock goes).
+  const removeOwnTemporaries = (): void => removeTemporaries(out, process.pid);
+  process.on('exit', removeOwnTemporaries);
+  let lock;
+  try {
+    mkdirSync(out, { recursive: true });
+    lock = acquireRunLock(out, (message) => onEvent({ type: 'note', message }));
+  } catch (e) {
+    process.off('exit', removeOwnTemporaries);
+    resumeFrom?.dispose();
+    if (e instanceof ConvzooError) throw e;
+    throw new ConvzooError(`train: cannot create the output folder ${out}: ${(e as Error).message}`, 'E_IO', 'train');
+  }
+  try {
+    removeTemporaries(out); // a killed run's, now that the folder is ours
+    return await run(opts, out, resumeFrom, onEvent, started);
+  } finally {
+    process.off('exit', removeOwnTemporaries);
+    lock.release();
+  }
+}
 
-  const data = await makeData(opts);
-  const model = await createModel(opts.model, {
-    ...opts.modelOptions, numClasses: data.classes.length, inChans: data.channels, weights: opts.weights,
-  });
+/** Checkpoint writes cut short by a kill leave `.last.ckpt.<pid>.<hex>.tmp` files: removes them (those of `pid` only, if given). */
+function removeTemporaries(out: string, pid?: number): void {
+  let files: string[];
+  try { files = readdirSync(out); } catch { return; }
+  for (const f of files) {
+    const m = /^\.(?:last|best)\.ckpt\.(\d+)\.[0-9a-f]+\.tmp$/.exec(f);
+    if (m && (pid === undefined || Number(m[1]) === pid)) {
+      try { unlinkSync(path.join(out, f)); } catch { /* gone */ }
+    }
+  }
+}
+
+type ResolvedOptions = typeof TRAIN_DEFAULTS & TrainOptions;
+
+async function run(opts: ResolvedOptions, out: string, resumeFrom: Checkpoint | null, onEvent: (e: TrainEvent) => void, started: number): Promise<TrainResult> {
+  let data: Awaited<ReturnType<typeof makeData>>;
+  let model: ClassifierModel;
+  try {
+    if (opts.threads) setNumThreads(opts.threads);
+    manualSeed(opts.seed);
+    // A folder is recorded by its absolute path, so that a resume from another directory finds it.
+    if (opts.data && opts.data !== 'fashion-mnist') opts = { ...opts, data: path.resolve(opts.data) };
+    data = await makeData(opts);
+    const arch = { ...opts.modelOptions, numClasses: data.classes.length, inChans: data.channels };
+    if (resumeFrom) {
+      if (data.classes.join('\0') !== resumeFrom.classes.join('\0')) {
+        await data.close();
+        throw new ConvzooError(`train: the data ${opts.data ?? 'fashion-mnist'} does not have the checkpoint's classes: ${classDifference(resumeFrom.classes, data.classes)}`, 'E_DATA', 'train');
+      }
+      // Random initialisation, then the checkpoint's weights (below). A run started from pretrained
+      // weights was built with the options those weights need.
+      const pretrained = resumeFrom.options.weights ? (modelMeta(opts.model).pretrainedOptions ?? {}) : {};
+      model = buildModel(opts.model, { ...pretrained, ...arch });
+    } else {
+      model = await createModel(opts.model, { ...arch, weights: opts.weights }).catch(async (e) => { await data.close(); throw e; });
+    }
+  } catch (e) {
+    resumeFrom?.dispose();
+    throw e;
+  }
   const stepsPerEpoch = data.train.length;
   const optimizer = makeOptimizer(opts.optimizer, model, opts);
   const scheduler = makeScheduler(opts.schedule, optimizer, { epochs: opts.epochs, stepsPerEpoch, warmupEpochs: opts.warmupEpochs });
@@ -87,19 +178,25 @@ export async function train(options: TrainOptions, onEvent: (e: TrainEvent) => v
   let startEpoch = 1;
   let best = 0;
   const history: TrainResult['history'] = [];
-  if (resumeFrom) {
-    model.loadStateDict(resumeFrom.model);
-    if (resumeFrom.optimizer) optimizer.loadStateDict(resumeFrom.optimizer as Parameters<Optimizer<any>['loadStateDict']>[0]);
-    scheduler.loadState(resumeFrom.scheduler);
-    restoreRng(resumeFrom);
-    startEpoch = resumeFrom.epoch + 1;
-    best = resumeFrom.best;
-    history.push(...(resumeFrom.history as TrainResult['history']));
-    resumeFrom.dispose();
-    // The log restarts from what the checkpoint holds (a kill may have cut it anywhere).
-    writeFileSync(path.join(out, 'metrics.jsonl'), history.map((h) => JSON.stringify(h) + '\n').join(''));
-  } else if (existsSync(path.join(out, 'metrics.jsonl'))) {
-    writeFileSync(path.join(out, 'metrics.jsonl'), ''); // a fresh run starts a fresh log
+  try {
+    if (resumeFrom) {
+      model.loadStateDict(resumeFrom.model);
+      if (resumeFrom.optimizer) optimizer.loadStateDict(resumeFrom.optimizer as Parameters<Optimizer<any>['loadStateDict']>[0]);
+      scheduler.loadState(resumeFrom.scheduler);
+      restoreRng(resumeFrom);
+      startEpoch = resumeFrom.epoch + 1;
+      best = resumeFrom.best;
+      history.push(...(resumeFrom.history as unknown as EpochRow[]));
+      // The log restarts from what the checkpoint holds (a kill may have cut it anywhere).
+      writeFileSync(path.join(out, 'metrics.jsonl'), history.map((h) => JSON.stringify(h) + '\n').join(''));
+    } else if (existsSync(path.join(out, 'metrics.jsonl'))) {
+      writeFileSync(path.join(out, 'metrics.jsonl'), ''); // a fresh run starts a fresh log
+    }
+  } catch (e) {
+    await data.close();
+    throw e;
+  } finally {
+    resumeFrom?.dispose();
   }
   onEvent({ type: 'start', model: opts.model, params: model.numParameters(), trainSize: data.trainSize, testSize: data.testSize, epochs: opts.epochs, startEpoch, out });
 
@@ -139,27 +236,33 @@ export async function train(options: TrainOptions, onEvent: (e: TrainEvent) => v
             `stopping. The last good checkpoint is ${path.join(out, 'last.ckpt')}${epoch > 1 ? '' : ' (none yet: this was the first epoch)'}. Try a lower --lr.`, 'E_TORCH', 'train');
         }
         scheduler.afterStep();
+        // Let the event loop turn once a step: with in-thread data loading every await above is a
+        // microtask, and a signal (Ctrl-C) would wait for the end of the epoch.
+        await new Promise<void>((resolve) => setImmediate(resolve));
         lossSum += r.value * n; correct += r.correct; seen += n;
         const elapsed = (performance.now() - epochStart) / 1000;
         onEvent({ type: 'step', epoch, step, steps: stepsPerEpoch, loss: lossSum / seen, accuracy: correct / seen, imagesPerSecond: seen / elapsed,
           etaSeconds: (elapsed / step) * (stepsPerEpoch - step), lr: optimizer.paramGroups[0].lr });
       }
-      const result = await evaluate(model, data.test, { numClasses: data.classes.length, onBatch: (done, total) => onEvent({ type: 'eval', done, total }) });
+      if (seen === 0) {
+        throw new ConvzooError(`train: epoch ${epoch} had no training image to learn from (none of the ${data.trainSize} could be decoded)`, 'E_DATA', 'train');
+      }
+      const result = measured(await evaluate(model, data.test, { numClasses: data.classes.length, onBatch: (done, total) => onEvent({ type: 'eval', done, total }) }), data.testSize);
       final = result;
       scheduler.afterEpoch(result.top1);
       const isBest = result.top1 > best;
       if (isBest) best = result.top1;
       const seconds = (performance.now() - epochStart) / 1000;
-      const row = { epoch, trainLoss: lossSum / seen, trainAccuracy: correct / seen, valLoss: result.loss, valAccuracy: result.top1, testTop5: result.top5, lr: optimizer.paramGroups[0].lr, seconds };
+      const row: EpochRow = { epoch, trainLoss: lossSum / seen, trainAccuracy: correct / seen, testLoss: result.loss, testAccuracy: result.top1, testTop5: result.top5, lr: optimizer.paramGroups[0].lr, seconds };
       history.push(row);
-      const info: CheckpointInfo = { epoch, modelId: opts.model, options: { ...opts, resume: undefined }, classes: data.classes, best, history, scheduler: scheduler.state() };
+      const info: CheckpointInfo = { epoch, modelId: opts.model, options: { ...opts, resume: undefined }, classes: data.classes, best, history, scheduler: scheduler.state(), inChans: data.channels };
       // The checkpoint first: metrics.jsonl never lists an epoch that no checkpoint holds.
       await saveCheckpoint(path.join(out, 'last.ckpt'), info, model, optimizer);
       if (isBest) await saveCheckpoint(path.join(out, 'best.ckpt'), info, model);
       appendFileSync(path.join(out, 'metrics.jsonl'), JSON.stringify(row) + '\n');
       onEvent({ type: 'epoch', epoch, trainLoss: row.trainLoss, trainAccuracy: row.trainAccuracy, testLoss: result.loss, testAccuracy: result.top1, testTop5: result.top5, seconds, lr: row.lr, best: isBest });
     }
-    if (!final) final = await evaluate(model, data.test, { numClasses: data.classes.length });
+    if (!final) final = measured(await evaluate(model, data.test, { numClasses: data.classes.length }), data.testSize);
   } finally {
     await data.close();
   }
@@ -168,6 +271,12 @@ export async function train(options: TrainOptions, onEvent: (e: TrainEvent) => v
   const seconds = (performance.now() - started) / 1000;
   onEvent({ type: 'done', testAccuracy: final.top1, bestAccuracy: best, seconds, out });
   return { model, classes: data.classes, history, final, bestAccuracy: best, seconds, out };
+}
+
+/** An evaluation that measured nothing (every test image failed to decode) is an error, not 0%. */
+function measured(r: EvalResult, testSize: number): EvalResult {
+  if (r.count === 0) throw new ConvzooError(`train: none of the ${testSize} test images could be decoded; no accuracy to report`, 'E_DATA', 'train');
+  return r;
 }
 
 export type { EpochScheduler };
