@@ -4,7 +4,7 @@ import { InvalidArgumentError } from 'commander';
 import * as cz from '../index.js';
 import { ConvzooError } from '../errors.js';
 import { train, TRAIN_DEFAULTS, type TrainOptions } from '../train/trainer.js';
-import { trainReporter } from '../train/report.js';
+import { trainReporter, type TrainReporter } from '../train/report.js';
 import { demo, DEMO_OPTIONS } from '../train/demo.js';
 import { evaluateCommand } from '../train/eval_command.js';
 import { OPTIMIZERS, SCHEDULES } from '../train/recipe.js';
@@ -12,6 +12,8 @@ import { AUGMENTS } from '../train/datasets.js';
 
 export interface OptionSpec {
   flags: string; description: string; default?: unknown; choices?: string[];
+  /** Shown in --help as "(default: ...)" where the library, not the CLI, applies the default. */
+  defaultText?: string;
   parse?: (value: string, previous: unknown) => unknown;
 }
 export interface CommandSpec {
@@ -23,17 +25,18 @@ export interface CommandSpec {
 }
 
 // Option parsers: a bad value is a one-line usage error (commander's InvalidArgumentError), never a trace.
-const int = (name: string, min = Number.MIN_SAFE_INTEGER, max = Number.MAX_SAFE_INTEGER) => (v: string): number => {
+const int = (_flag: string, min = Number.MIN_SAFE_INTEGER, max = Number.MAX_SAFE_INTEGER) => (v: string): number => {
   const n = Number(v);
   if (v.trim() === '' || !Number.isInteger(n)) throw new InvalidArgumentError(`expected an integer, got '${v}'.`);
   if (n < min || n > max) throw new InvalidArgumentError(`expected an integer${max < Number.MAX_SAFE_INTEGER ? ` from ${min} to ${max}` : ` of at least ${min}`}, got ${v}.`);
   return n;
 };
-const num = (name: string, min = -Infinity, max = Infinity, { open = false } = {}) => (v: string): number => {
+const num = (_flag: string, lo = -Infinity, hi = Infinity, { loOpen = false, hiOpen = false } = {}) => (v: string): number => {
   const n = Number(v);
   if (v.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`expected a number, got '${v}'.`);
-  if (n < min || n > max || (open && (n === min || n === max))) {
-    throw new InvalidArgumentError(`expected a number ${open ? 'strictly ' : ''}between ${min} and ${max}, got ${v}.`);
+  if ((loOpen ? n <= lo : n < lo) || (hiOpen ? n >= hi : n > hi)) {
+    const parts = [lo > -Infinity ? `${loOpen ? '>' : '>='} ${lo}` : '', hi < Infinity ? `${hiOpen ? '<' : '<='} ${hi}` : ''].filter(Boolean);
+    throw new InvalidArgumentError(`expected a number ${parts.join(' and ')}, got ${v}.`);
   }
   return n;
 };
@@ -45,45 +48,30 @@ const shape = (v: string): number[] => {
 };
 const out = (s: string) => process.stdout.write(s + '\n');
 
-const trainOptions: OptionSpec[] = ((): OptionSpec[] => {
-  // Parsers that never throw (commander would print a stack trace): a bad value comes back as
-  // {cliError}, which the train command reports as one line (exit code 2) before any work.
-  const bad = (flag: string, v: string, what: string) => ({ cliError: `${flag}: expected ${what}, got '${v}'` });
-  const isNum = (v: string) => v.trim() !== '' && Number.isFinite(Number(v));
-  const intMin = (flag: string, min: number, max = Number.MAX_SAFE_INTEGER) => (v: string): unknown => {
-    const n = Number(v);
-    return isNum(v) && Number.isSafeInteger(n) && n >= min && n <= max ? n : bad(flag, v, `an integer >= ${min}${max < Number.MAX_SAFE_INTEGER ? ` and <= ${max}` : ''}`);
-  };
-  const numIn = (flag: string, lo: number, hi: number, { loOpen = false, hiOpen = false } = {}) => (v: string): unknown => {
-    const n = Number(v);
-    const ok = isNum(v) && (loOpen ? n > lo : n >= lo) && (hiOpen ? n < hi : n <= hi);
-    const what = `a number ${loOpen ? '>' : '>='} ${lo}${hi < Infinity ? ` and ${hiOpen ? '<' : '<='} ${hi}` : ''}`;
-    return ok ? n : bad(flag, v, what);
-  };
-  return [
+const D = TRAIN_DEFAULTS;
+const trainOptions: OptionSpec[] = [
     { flags: '--data <name|dir>', description: "'fashion-mnist' (the embedded default) or an image folder (one sub-folder per class)" },
-    { flags: '--epochs <n>', description: 'epochs', parse: intMin('--epochs', 1) },
-    { flags: '--batch-size <n>', description: 'images per step', parse: intMin('--batch-size', 1) },
-    { flags: '--lr <x>', description: 'learning rate', parse: numIn('--lr', 0, Infinity, { loOpen: true }) },
-    { flags: '--optimizer <name>', description: 'optimizer', choices: OPTIMIZERS },
-    { flags: '--momentum <x>', description: 'momentum (SGD, RMSprop), in [0, 1)', parse: numIn('--momentum', 0, 1, { hiOpen: true }) },
-    { flags: '--weight-decay <x>', description: 'weight decay of conv and linear weights', parse: numIn('--weight-decay', 0, Infinity) },
-    { flags: '--schedule <name>', description: 'learning-rate schedule', choices: SCHEDULES },
-    { flags: '--warmup-epochs <x>', description: 'linear warm-up epochs (fractions allowed)', parse: numIn('--warmup-epochs', 0, Infinity) },
-    { flags: '--label-smoothing <x>', description: 'label smoothing, in [0, 1)', parse: numIn('--label-smoothing', 0, 1, { hiOpen: true }) },
+    { flags: '--epochs <n>', description: 'epochs', defaultText: String(D.epochs), parse: int('--epochs', 1) },
+    { flags: '--batch-size <n>', description: 'images per step', defaultText: String(D.batchSize), parse: int('--batch-size', 1) },
+    { flags: '--lr <x>', description: 'learning rate', defaultText: String(D.lr), parse: num('--lr', 0, Infinity, { loOpen: true }) },
+    { flags: '--optimizer <name>', description: 'optimizer', defaultText: D.optimizer, choices: OPTIMIZERS },
+    { flags: '--momentum <x>', description: 'momentum (SGD, RMSprop), in [0, 1)', defaultText: String(D.momentum), parse: num('--momentum', 0, 1, { hiOpen: true }) },
+    { flags: '--weight-decay <x>', description: 'weight decay of conv and linear weights', defaultText: String(D.weightDecay), parse: num('--weight-decay', 0) },
+    { flags: '--schedule <name>', description: 'learning-rate schedule', defaultText: D.schedule, choices: SCHEDULES },
+    { flags: '--warmup-epochs <x>', description: 'linear warm-up epochs (fractions allowed)', defaultText: String(D.warmupEpochs), parse: num('--warmup-epochs', 0) },
+    { flags: '--label-smoothing <x>', description: 'label smoothing, in [0, 1)', defaultText: String(D.labelSmoothing), parse: num('--label-smoothing', 0, 1, { hiOpen: true }) },
     { flags: '--augment <kind>', description: 'training augmentation (alexnet: PCA lighting; vgg: scale jittering)', choices: AUGMENTS },
-    { flags: '--input-size <n>', description: 'resize images to n x n (e.g. for ImageNet models on Fashion-MNIST)', parse: intMin('--input-size', 8, 4096) },
-    { flags: '--val-split <x>', description: 'image folders: fraction held out for testing, in (0, 1)', parse: numIn('--val-split', 0, 1, { loOpen: true, hiOpen: true }) },
-    { flags: '--subset <n>', description: 'train on the first n images only (quick runs)', parse: intMin('--subset', 1) },
-    { flags: '--workers <n>', description: 'data loader worker threads', parse: intMin('--workers', 0, 256) },
-    { flags: '--threads <n>', description: 'libtorch threads', parse: intMin('--threads', 1, 1024) },
-    { flags: '--seed <n>', description: 'random seed', parse: intMin('--seed', 0) },
+    { flags: '--input-size <n>', description: 'resize images to n x n (e.g. for ImageNet models on Fashion-MNIST)', defaultText: '28 for Fashion-MNIST, 224 for folders', parse: int('--input-size', 8, 4096) },
+    { flags: '--val-split <x>', description: 'image folders: fraction held out for testing, in (0, 1)', defaultText: '0.2', parse: num('--val-split', 0, 1, { loOpen: true, hiOpen: true }) },
+    { flags: '--subset <n>', description: 'train on the first n images only (quick runs)', parse: int('--subset', 1) },
+    { flags: '--workers <n>', description: 'data loader worker threads', defaultText: '1', parse: int('--workers', 0, 256) },
+    { flags: '--threads <n>', description: 'libtorch threads', defaultText: 'one per core', parse: int('--threads', 1, 1024) },
+    { flags: '--seed <n>', description: 'random seed', defaultText: String(D.seed), parse: int('--seed', 0) },
     { flags: '--out <dir>', description: 'output folder (default ./convzoo-run; with --resume, the checkpoint\'s folder)' },
     { flags: '--resume <file>', description: 'continue the run saved in this checkpoint (last.ckpt)' },
     { flags: '--weights <w>', description: "start from pretrained weights: 'DEFAULT', a tag, a file or a URL (the head is reset when the class count differs)" },
     { flags: '--json', description: 'JSON lines instead of a progress bar (the default on a pipe)' },
-  ];
-})();
+];
 
 /** CLI options minus undefined values, so that library defaults apply. */
 function defined(opts: Record<string, unknown>): Record<string, unknown> {
@@ -185,45 +173,25 @@ export const commands: CommandSpec[] = [
     description: 'train a model (checkpoints, metrics.jsonl and plots go to --out)',
     options: [{ flags: '-m, --model <id>', description: 'model id' }, ...trainOptions],
     async run(_args, opts) {
-      for (const v of Object.values(opts)) {
-        if (v && typeof v === 'object' && 'cliError' in v) throw new ConvzooError(String((v as { cliError: string }).cliError), 'E_ARG');
-      }
       if (!opts.model && !opts.resume) throw new ConvzooError('give --model <id> (or --resume FILE)', 'E_ARG');
       const o = defined(opts) as unknown as TrainOptions;
       const report = trainReporter({ json: opts.json as boolean | undefined });
-      // Ctrl-C (or SIGTERM): stop the bar, give the terminal back as it was, say how to continue, and
-      // exit; the output folder's lock goes with the process (an exit handler).
       let runOut: string | undefined;
       let epochsDone = 0;
-      const onSignal = (signal: NodeJS.Signals): void => {
-        report.stop();
-        let hint: string;
-        const outFlag = (dir: string, ckpt: string) => (path.resolve(dir) === path.dirname(path.resolve(ckpt)) ? '' : ` --out ${dir}`);
-        if (epochsDone > 0 && runOut) {
-          const ckpt = path.join(runOut, 'last.ckpt');
-          hint = `continue with: convzoo train --resume ${ckpt}`;
-        } else if (o.resume) {
-          hint = `no epoch finished since the resume; continue with: convzoo train --resume ${o.resume}${o.out ? outFlag(o.out, o.resume) : ''}`;
-        } else {
-          hint = 'no checkpoint yet (the first epoch did not finish); start again to train';
+      const hint = (): string => {
+        if (epochsDone > 0 && runOut) return `continue with: convzoo train --resume ${path.join(runOut, 'last.ckpt')}`;
+        if (o.resume) {
+          const elsewhere = o.out && path.resolve(o.out) !== path.dirname(path.resolve(o.resume)) ? ` --out ${o.out}` : '';
+          return `no epoch finished since the resume; continue with: convzoo train --resume ${o.resume}${elsewhere}`;
         }
-        process.stderr.write(`\ninterrupted; ${hint}\n`);
-        process.exit(signal === 'SIGINT' ? 130 : 143);
+        return 'no checkpoint yet (the first epoch did not finish); start again to train';
       };
-      process.once('SIGINT', onSignal);
-      process.once('SIGTERM', onSignal);
-      try {
-        const r = await train({ ...o, out: o.out ?? (o.resume ? undefined : TRAIN_DEFAULTS.out) } as TrainOptions, (e) => {
-          if (e.type === 'start') runOut = e.out;
-          if (e.type === 'epoch') epochsDone++;
-          report(e);
-        });
-        out(JSON.stringify({ model: o.model ?? r.model.meta?.id, testAccuracy: r.final.top1, bestAccuracy: r.bestAccuracy, epochs: r.history.length, seconds: r.seconds, out: r.out }));
-      } finally {
-        report.stop();
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
-      }
+      const r = await interruptible(report, hint, () => train({ ...o, out: o.out ?? (o.resume ? undefined : TRAIN_DEFAULTS.out) } as TrainOptions, (e) => {
+        if (e.type === 'start') runOut = e.out;
+        if (e.type === 'epoch') epochsDone++;
+        report(e);
+      }));
+      out(JSON.stringify({ model: o.model ?? r.model.meta?.id, testAccuracy: r.final.top1, bestAccuracy: r.bestAccuracy, epochs: r.history.length, seconds: r.seconds, out: r.out }));
     },
   },
   {
@@ -233,20 +201,15 @@ export const commands: CommandSpec[] = [
       { flags: '-m, --model <id>', description: 'model id (taken from the checkpoint when omitted)' },
       { flags: '-w, --weights <w>', description: "'DEFAULT', a tag, a file or a URL" },
       { flags: '-c, --checkpoint <file>', description: 'a convzoo training checkpoint (last.ckpt / best.ckpt)' },
-      { flags: '--data <name|dir>', description: "'fashion-mnist' or an image folder", default: 'fashion-mnist' },
-      { flags: '--batch-size <n>', description: 'images per forward pass', default: 256, parse: int('--batch-size') },
-      { flags: '--ten-crop <size>', description: "the papers' ten-crop evaluation with crops of this size", parse: int('--ten-crop') },
-      { flags: '--input-size <n>', description: 'resize images to n x n', parse: int('--input-size') },
+      { flags: '--data <name|dir>', description: "'fashion-mnist' or an image folder", defaultText: "the checkpoint's data, else fashion-mnist" },
+      { flags: '--batch-size <n>', description: 'images per forward pass', default: 256, parse: int('--batch-size', 1, 65536) },
+      { flags: '--ten-crop <size>', description: "the papers' ten-crop evaluation with crops of this size", parse: int('--ten-crop', 8, 4096) },
+      { flags: '--input-size <n>', description: 'resize images to n x n', parse: int('--input-size', 8, 4096) },
       { flags: '--out <dir>', description: 'write eval.json and the confusion matrix plot here' },
       { flags: '--json', description: 'print JSON' },
     ],
     async run(_args, opts) {
-      const o = defined(opts) as Parameters<typeof evaluateCommand>[0];
-      // A checkpoint is evaluated on its own run's data unless --data is typed. (The option table gives
-      // --data a default; until that default goes, tell it from a typed value by the command line.)
-      const typed = process.argv.slice(2).some((a) => a === '--data' || a.startsWith('--data='));
-      if (o.checkpoint && !typed) delete o.data;
-      const r = await evaluateCommand(o);
+      const r = await evaluateCommand(defined(opts) as Parameters<typeof evaluateCommand>[0]);
       if (opts.json) { out(JSON.stringify(r)); return; }
       out(`top-1 ${(r.top1 * 100).toFixed(2)}%  top-5 ${(r.top5 * 100).toFixed(2)}%  on ${r.count} images of ${r.data} (${r.seconds.toFixed(1)} s)`);
       r.classes.forEach((c, i) => out(`  ${c.padEnd(14)} ${(r.perClass[i] * 100).toFixed(2)}%`));
@@ -259,30 +222,17 @@ export const commands: CommandSpec[] = [
     description: 'the main job: train resnet20 on Fashion-MNIST for 3 epochs, evaluate, save checkpoint, plots and metrics.json',
     options: [
       { flags: '--out <dir>', description: 'output folder', default: DEMO_OPTIONS.out },
-      { flags: '--epochs <n>', description: 'epochs', parse: int('--epochs') },
-      { flags: '--subset <n>', description: 'train on the first n images only (quick check)', parse: int('--subset') },
-      { flags: '--threads <n>', description: 'libtorch threads', parse: int('--threads') },
+      { flags: '--epochs <n>', description: 'epochs', defaultText: String(DEMO_OPTIONS.epochs ?? D.epochs), parse: int('--epochs', 1) },
+      { flags: '--subset <n>', description: 'train on the first n images only (quick check)', parse: int('--subset', 1) },
+      { flags: '--threads <n>', description: 'libtorch threads', defaultText: 'one per core', parse: int('--threads', 1, 1024) },
       { flags: '--json', description: 'JSON lines instead of a progress bar' },
     ],
     async run(_args, opts) {
       const report = trainReporter({ json: opts.json as boolean | undefined });
       let epochsDone = 0;
-      const onSignal = (signal: NodeJS.Signals): void => {
-        report.stop();
-        const ckpt = path.join(path.resolve(opts.out as string), 'last.ckpt');
-        process.stderr.write(`\ninterrupted; ${epochsDone ? `continue with: convzoo train --resume ${ckpt}` : 'no checkpoint yet (the first epoch did not finish)'}\n`);
-        process.exit(signal === 'SIGINT' ? 130 : 143);
-      };
-      process.once('SIGINT', onSignal);
-      process.once('SIGTERM', onSignal);
-      let r;
-      try {
-        r = await demo(defined(opts) as Partial<TrainOptions>, (e) => { if (e.type === 'epoch') epochsDone++; report(e); });
-      } finally {
-        report.stop();
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
-      }
+      const ckpt = path.join(path.resolve(opts.out as string), 'last.ckpt');
+      const hint = () => (epochsDone ? `continue with: convzoo train --resume ${ckpt}` : 'no checkpoint yet (the first epoch did not finish)');
+      const r = await interruptible(report, hint, () => demo(defined(opts) as Partial<TrainOptions>, (e) => { if (e.type === 'epoch') epochsDone++; report(e); }));
       out(`\nresnet20 on Fashion-MNIST: test accuracy ${(r.testAccuracy * 100).toFixed(2)}% after ${r.epochs} epoch${r.epochs === 1 ? '' : 's'} in ${r.seconds.toFixed(0)} s`);
       out('a few test images:');
       for (const s of r.samples) out(`  ${s.label.padEnd(12)} -> ${s.predicted.padEnd(12)} (${(s.probability * 100).toFixed(1)}%)${s.label === s.predicted ? '' : '  wrong'}`);
@@ -290,6 +240,28 @@ export const commands: CommandSpec[] = [
     },
   },
 ];
+
+/**
+ * Runs a training job so that Ctrl-C (or SIGTERM) stops the progress bar, gives the terminal back as it
+ * was (cursor, line wrap), says how to continue, and exits 130 (143); the output folder's lock goes
+ * with the process (an exit handler).
+ */
+async function interruptible<T>(report: TrainReporter, hint: () => string, job: () => Promise<T>): Promise<T> {
+  const onSignal = (signal: NodeJS.Signals): void => {
+    report.stop();
+    process.stderr.write(`\ninterrupted; ${hint()}\n`);
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    return await job();
+  } finally {
+    report.stop();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
 
 /** A one-line download progress display on a terminal (nothing on a pipe). */
 export function progressPrinter(label: string): ((received: number, total: number | null) => void) | undefined {

@@ -30,7 +30,7 @@ for (const spec of commands) {
   const cmd = program.command(spec.name).description(spec.description);
   for (const a of spec.args ?? []) cmd.argument(a.name, a.description);
   for (const o of spec.options ?? []) {
-    const opt = new Option(o.flags, o.description);
+    const opt = new Option(o.flags, o.defaultText ? `${o.description} (default: ${o.defaultText})` : o.description);
     if (o.default !== undefined) opt.default(o.default);
     if (o.choices) opt.choices(o.choices);
     if (o.parse) opt.argParser(o.parse);

@@ -3,13 +3,13 @@ import { ConvzooError } from '../errors.js';
 import type { Module } from '../nn/module.js';
 import type { Optimizer } from '../optim/optimizer.js';
 import { SGD } from '../optim/sgd.js';
-import { AdamW } from '../optim/adam.js';
+import { Adam, AdamW } from '../optim/adam.js';
 import { RMSprop } from '../optim/rmsprop.js';
 import { CosineAnnealingLR, LinearLR, StepLR, SequentialLR, ReduceLROnPlateau, type Scheduler, type LRScheduler } from '../optim/lr_scheduler.js';
 
-export type OptimizerName = 'sgd' | 'adamw' | 'rmsprop';
+export type OptimizerName = 'sgd' | 'adam' | 'adamw' | 'rmsprop';
 export type ScheduleName = 'cosine' | 'step' | 'plateau' | 'constant';
-export const OPTIMIZERS: OptimizerName[] = ['sgd', 'adamw', 'rmsprop'];
+export const OPTIMIZERS: OptimizerName[] = ['sgd', 'adam', 'adamw', 'rmsprop'];
 export const SCHEDULES: ScheduleName[] = ['cosine', 'step', 'plateau', 'constant'];
 
 /**
@@ -22,6 +22,8 @@ export function makeOptimizer(name: OptimizerName, model: Module, o: { lr: numbe
   const groups = [{ params: decay, weightDecay: o.weightDecay }, { params: noDecay, weightDecay: 0 }];
   switch (name) {
     case 'sgd': return new SGD(groups, { lr: o.lr, momentum: o.momentum, nesterov: o.momentum > 0 });
+    // Adam's weight decay is L2 added to the gradient (torch.optim.Adam); AdamW's is decoupled.
+    case 'adam': return new Adam(groups, { lr: o.lr });
     case 'adamw': return new AdamW(groups, { lr: o.lr });
     // The TensorFlow-style RMSprop of MnasNet and EfficientNet (decay 0.9, eps 1e-3 inside the sqrt).
     case 'rmsprop': return new RMSprop(groups, { lr: o.lr, alpha: 0.9, eps: 1e-3, momentum: o.momentum, tfStyle: true } as ConstructorParameters<typeof RMSprop>[1]);
