@@ -3,6 +3,7 @@
 // network errors that name their cause. Everything runs against local HTTP servers.
 import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
 import http from 'node:http';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, existsSync, rmSync, readdirSync, statSync, utimesSync } from 'node:fs';
 import os from 'node:os';
@@ -135,6 +136,29 @@ describe('cache names never leave the cache folder', () => {
     expect(path.basename(file).length).toBeLessThanOrEqual(120);
     expect(readFileSync(file).equals(payload)).toBe(true);
     expect(readdirSync(home)).toEqual(['checkpoints']);
+    rmSync(parent, { recursive: true });
+  });
+
+  it('convzoo predict --weights with the %2F URL of the report writes nothing outside the cache, and keeps nothing', async () => {
+    const parent = tmp();
+    const home = path.join(parent, 'a', 'b', 'home');
+    mkdirSync(path.join(parent, 'a', 'somewhere'), { recursive: true });
+    mkdirSync(home, { recursive: true });
+    const image = path.join(parent, 'x.png');
+    writeFileSync(image, Buffer.from('89504e470d0a1a0a', 'hex'));
+    const before = listTree(parent, home);
+    const url = `${base}/..%2F..%2F..%2Fsomewhere%2Fnew.sh`;
+    const r = await new Promise<{ status: number | null; stderr: string }>((resolve) => {
+      const child = spawn('node', [path.resolve('dist/cli/main.js'), 'predict', image, '-m', 'resnet18', '--weights', url],
+        { env: { ...process.env, CONVZOO_HOME: home }, stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (d) => { stderr += d; });
+      child.on('close', (status) => resolve({ status, stderr }));
+    });
+    expect(r.status).toBe(3);
+    expect(r.stderr).toMatch(/not a PyTorch checkpoint/);
+    expect(listTree(parent, home)).toEqual(before); // no new.sh anywhere
+    expect(readdirSync(path.join(home, 'checkpoints'))).toEqual([]); // the bad download was not kept
     rmSync(parent, { recursive: true });
   });
 
