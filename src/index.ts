@@ -22,3 +22,4 @@ export { saveCheckpoint, loadCheckpoint, restoreRng, CHECKPOINT_FORMAT, type Che
 export { demo, type DemoResult } from './train/demo.js';
 export { trainReporter } from './train/report.js';
 export { plotCurves, plotConfusion } from './train/plots.js';
+export { weightsDataConfig, pretrainedDataConfig, defaultDataConfig, runDataConfig, DEFAULT_CROP_PCT, type RunDataSpec } from './vision/data_config.js';

@@ -6,10 +6,9 @@ import { Tensor } from '../tensor/tensor.js';
 import { noGrad } from '../tensor/creation.js';
 import { openWeights, type WeightsFile } from '../io/index.js';
 import { CHECKPOINT_FORMAT } from '../train/checkpoint.js';
-import { FASHION_MNIST_MEAN, FASHION_MNIST_STD } from '../data/transforms.js';
-import type { EvalTransform } from '../vision/preprocess.js';
+import { runDataConfig, pretrainedDataConfig } from '../vision/data_config.js';
 import { ClassifierModel } from './base.js';
-import { getModelEntry, IMAGENET_MEAN, IMAGENET_STD, type ModelOptions, type WeightsEntry, type ModelMeta } from './registry.js';
+import { getModelEntry, type ModelOptions, type WeightsEntry, type ModelMeta } from './registry.js';
 import { downloadCached, evictCached } from './hub.js';
 
 export interface CreateModelOptions extends ModelOptions {
@@ -87,14 +86,16 @@ export async function createModel(id: string, opts: CreateModelOptions = {}): Pr
       await wf.close();
       wf = await openWeights(file, { key: 'model' });
       const conv = wf.entries.find((e) => e.name === `${meta.firstConv}.weight`);
-      archOpts = { ...ckpt.modelOptions, numClasses: ckpt.classes.length, inChans: conv?.shape[1] ?? 3, ...rest };
+      // A run started from pretrained weights was built with the options those weights need (GoogLeNet: no aux heads).
+      archOpts = { ...(ckpt.weights ? meta.pretrainedOptions : {}), ...ckpt.modelOptions, numClasses: ckpt.classes.length, inChans: conv?.shape[1] ?? 3, ...rest };
     } else {
       archOpts = { ...meta.pretrainedOptions, ...rest };
     }
     const model = buildModel(meta.id, archOpts);
     try {
-      const plan = planLoad(model, wf.entries, meta, file);
-      const sd = await wf.read(plan.read);
+      const { entries, fileKey, rename } = remapped(wf.entries, meta);
+      const plan = planLoad(model, entries, meta, file);
+      const sd = rename(await wf.read(plan.read.map(fileKey)));
       try {
         applyLoad(model, sd, meta, plan);
       } finally {
@@ -107,7 +108,9 @@ export async function createModel(id: string, opts: CreateModelOptions = {}): Pr
     if (ckpt) {
       model._weightsTag = file;
       if (model.numClasses === ckpt.classes.length) model.classes = [...ckpt.classes];
-      model._evalTransform = checkpointEvalTransform(ckpt, model.stateShapes().get(`${meta.firstConv}.weight`)?.[1] ?? 3);
+      // The preprocessing of the run's evaluation data, decided where the trainer decides it.
+      const channels = model.stateShapes().get(`${meta.firstConv}.weight`)?.[1] ?? 3;
+      model._evalTransform = runDataConfig({ channels, inputSize: ckpt.inputSize, pretrained: pretrainedDataConfig(meta, ckpt.weights) });
     } else {
       model._weightsTag = entry?.tag ?? file;
     }
@@ -130,12 +133,12 @@ export async function loadModel(checkpoint: string, opts: Omit<CreateModelOption
 const isUrl = (s: string) => /^https?:\/\//i.test(s);
 
 /** What createModel needs of a convzoo checkpoint's metadata (see train/checkpoint.ts). */
-interface CheckpointSummary { modelId: string; classes: string[]; modelOptions: Record<string, unknown>; data?: string; inputSize?: number }
+interface CheckpointSummary { modelId: string; classes: string[]; modelOptions: Record<string, unknown>; inputSize?: number; weights?: string }
 
 function checkpointInfo(metadata: Record<string, string>, file: string): CheckpointSummary | null {
   if (metadata.format !== CHECKPOINT_FORMAT) return null;
   const bad = (why: string): never => { throw new ConvzooError(`${file}: corrupt convzoo checkpoint: ${why}`, 'E_FORMAT', 'createModel'); };
-  let info: { modelId?: unknown; classes?: unknown; options?: { modelOptions?: unknown; data?: unknown; inputSize?: unknown } };
+  let info: { modelId?: unknown; classes?: unknown; options?: { modelOptions?: unknown; inputSize?: unknown; weights?: unknown } };
   try { info = JSON.parse(metadata.info ?? ''); } catch (e) { return bad(`metadata 'info' is not JSON (${(e as Error).message})`); }
   if (typeof info?.modelId !== 'string') bad('no model id');
   const classes = info.classes;
@@ -143,17 +146,27 @@ function checkpointInfo(metadata: Record<string, string>, file: string): Checkpo
   const o = info.options ?? {};
   const modelOptions = o.modelOptions && typeof o.modelOptions === 'object' && !Array.isArray(o.modelOptions) ? o.modelOptions as Record<string, unknown> : {};
   const inputSize = Number.isInteger(o.inputSize) && (o.inputSize as number) > 0 ? o.inputSize as number : undefined;
-  return { modelId: getModelEntry(info.modelId as string).meta.id, classes: classes as string[], modelOptions, data: typeof o.data === 'string' ? o.data : undefined, inputSize };
+  return { modelId: getModelEntry(info.modelId as string).meta.id, classes: classes as string[], modelOptions, inputSize, weights: typeof o.weights === 'string' ? o.weights : undefined };
 }
 
-/** The evaluation preprocessing of the data a checkpoint was trained on (as train/datasets.ts builds it). */
-function checkpointEvalTransform(c: CheckpointSummary, channels: number): EvalTransform {
-  if (channels === 1) { // Fashion-MNIST: grayscale, resized to the run's input size, its own statistics
-    const size = c.inputSize ?? 28;
-    return { resizeSize: size, cropSize: size, mean: [...FASHION_MNIST_MEAN], std: [...FASHION_MNIST_STD], interpolation: 'bilinear', channels: 1 };
+/** The file's entries under the model's key names (meta.remapWeightsKey), and the way back. */
+function remapped(entries: { name: string; shape: number[] }[], meta: ModelMeta) {
+  const remap = meta.remapWeightsKey ?? ((k: string) => k);
+  const toFile = new Map<string, string>();
+  const out: { name: string; shape: number[] }[] = [];
+  for (const e of entries) {
+    const name = remap(e.name);
+    if (name === null) continue;
+    if (toFile.has(name)) throw new ConvzooError(`${meta.id}: weights keys ${toFile.get(name)} and ${e.name} both map to ${name}`, 'E_STATE_DICT', 'createModel');
+    toFile.set(name, e.name);
+    out.push({ name, shape: e.shape });
   }
-  const size = c.inputSize ?? 224; // image folders: resize to size / 0.875, center crop, ImageNet statistics
-  return { resizeSize: Math.round(size / 0.875), cropSize: size, mean: [...IMAGENET_MEAN], std: [...IMAGENET_STD], interpolation: 'bilinear', channels };
+  const toModel = new Map([...toFile].map(([m, f]) => [f, m]));
+  return {
+    entries: out,
+    fileKey: (name: string) => toFile.get(name)!,
+    rename: (sd: Record<string, Tensor>) => Object.fromEntries(Object.entries(sd).map(([k, t]) => [toModel.get(k)!, t])),
+  };
 }
 
 interface LoadPlan {
@@ -203,20 +216,22 @@ function planLoad(model: ClassifierModel, entries: { name: string; shape: number
   return { read: entries.map((e) => e.name).filter((k) => !skipped.has(k)), partial: skipped.size > 0, adaptConv };
 }
 
+/** Copies the planned tensors into the model (the caller keeps and frees `sd`). */
 function applyLoad(model: ClassifierModel, sd: Record<string, Tensor>, meta: ModelMeta, plan: LoadPlan): void {
   const convKey = `${meta.firstConv}.weight`;
-  if (plan.adaptConv) {
-    const adapted = adaptInputConv(sd[convKey], model.stateShapes().get(convKey)![1]);
-    sd[convKey].dispose();
-    sd[convKey] = adapted;
+  const adapted = plan.adaptConv ? adaptInputConv(sd[convKey], model.stateShapes().get(convKey)![1]) : null;
+  try {
+    model.loadStateDict(adapted ? { ...sd, [convKey]: adapted } : sd, { strict: !plan.partial }); // planLoad checked the keys already
+  } finally {
+    adapted?.dispose();
   }
-  model.loadStateDict(sd, { strict: !plan.partial }); // planLoad checked the keys already
 }
 
 /** Loads a (torchvision-keyed) state dict into a model, adapting the first conv and the classifier. */
-export function loadPretrained(model: ClassifierModel, sd: Record<string, Tensor>, meta: ModelMeta): void {
-  const plan = planLoad(model, Object.entries(sd).map(([name, t]) => ({ name, shape: t.shape })), meta, 'state dict');
-  for (const k of Object.keys(sd)) if (!plan.read.includes(k)) { sd[k].dispose(); delete sd[k]; }
+export function loadPretrained(model: ClassifierModel, stateDict: Record<string, Tensor>, meta: ModelMeta): void {
+  const { entries, fileKey, rename } = remapped(Object.entries(stateDict).map(([name, t]) => ({ name, shape: t.shape })), meta);
+  const plan = planLoad(model, entries, meta, 'state dict');
+  const sd = rename(Object.fromEntries(plan.read.map((k) => [fileKey(k), stateDict[fileKey(k)]])));
   applyLoad(model, sd, meta, plan);
 }
 

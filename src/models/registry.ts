@@ -48,6 +48,12 @@ export interface ModelMeta {
   firstConv: string;
   classifier: string;
   weights: WeightsEntry[];
+  /**
+   * Renames a weights file's key to this model's key at load time (null drops it), for releases with
+   * old key names (torchvision's DenseNet files: `denselayer1.norm.1.weight` is `denselayer1.norm1.weight`).
+   * It runs before the key and shape check, so files in either naming load.
+   */
+  remapWeightsKey?: (fileKey: string) => string | null;
   /** Architecture options applied when pretrained weights are loaded (the user's options still win). */
   pretrainedOptions?: Record<string, unknown>;
   notes?: string;

@@ -3,10 +3,12 @@
 // as they are, otherwise a seeded stratified split holds out --val-split).
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { runDataConfig, DEFAULT_CROP_PCT } from '../vision/data_config.js';
+import type { EvalTransform } from '../vision/preprocess.js';
 import { ConvzooError } from '../errors.js';
 import {
-  FashionMNIST, FASHION_MNIST_DIR, FASHION_MNIST_MEAN, FASHION_MNIST_STD, ImageFolder, DataLoader, trainValSplit,
-  Compose, Resize, CenterCrop, RandomCrop, RandomResizedCrop, RandomHorizontalFlip, Normalize, Lighting, ScaleJitter, IMAGENET_MEAN, IMAGENET_STD,
+  FashionMNIST, FASHION_MNIST_DIR, ImageFolder, DataLoader, trainValSplit,
+  Compose, Resize, CenterCrop, RandomCrop, RandomResizedCrop, RandomHorizontalFlip, Normalize, Lighting, ScaleJitter,
   Rng, mixSeed, type Dataset, type Transform,
 } from '../data/index.js';
 import { loadSharp } from '../data/folder.js';
@@ -30,6 +32,12 @@ export interface DataOptions {
   augment?: Augment;
   /** Resize images to inputSize x inputSize (default: 28 for Fashion-MNIST, 224 for folders). */
   inputSize?: number;
+  /**
+   * The preprocessing of the pretrained weights the model starts from (see vision/data_config.ts):
+   * image folders are normalised with their mean/std, and evaluated at their resize and crop unless
+   * inputSize is given.
+   */
+  pretrained?: EvalTransform | null;
   /** Image folders without train/ and val/: the fraction held out for testing (default 0.2). */
   valSplit?: number;
   seed?: number;
@@ -48,19 +56,21 @@ export interface RunData {
 const isIdxFolder = (dir: string) => ['train-images-idx3-ubyte', 'train-images-idx3-ubyte.gz'].some((f) => existsSync(path.join(dir, f)));
 
 function fashionTransforms(o: DataOptions): { train: Transform; test: Transform } {
-  const size = o.inputSize ?? 28;
+  const cfg = runDataConfig({ channels: 1, inputSize: o.inputSize });
+  const size = cfg.cropSize;
   const resize: Transform[] = size !== 28 ? [new Resize(size)] : [];
-  const norm = new Normalize(FASHION_MNIST_MEAN, FASHION_MNIST_STD);
+  const norm = new Normalize(cfg.mean, cfg.std);
   // Grayscale 28x28 images: every augmentation but 'none' is the CIFAR recipe (padded random crop, flip).
   const aug: Transform[] = (o.augment ?? 'crop-flip') === 'none' ? [] : [new RandomCrop(size, { padding: Math.round(size / 7) }), new RandomHorizontalFlip()];
   return { train: new Compose([...resize, ...aug, norm]), test: new Compose([...resize, norm]) };
 }
 
 function folderTransforms(o: DataOptions): { train: Transform; test: Transform } {
-  const size = o.inputSize ?? 224;
-  const norm = new Normalize(IMAGENET_MEAN, IMAGENET_STD);
-  const evalT = new Compose([new Resize(Math.round(size / 0.875)), new CenterCrop(size), norm]);
-  const resized = Math.round(size / 0.875);
+  const cfg = runDataConfig({ channels: 3, inputSize: o.inputSize, pretrained: o.pretrained });
+  const size = cfg.cropSize;
+  const norm = new Normalize(cfg.mean, cfg.std);
+  const evalT = new Compose([new Resize(cfg.resizeSize), new CenterCrop(size), norm]);
+  const resized = Math.round(size / DEFAULT_CROP_PCT);
   const trainBy: Record<Augment, Transform> = {
     'none': evalT,
     'crop-flip': new Compose([new Resize(resized), new RandomCrop(size), new RandomHorizontalFlip(), norm]),

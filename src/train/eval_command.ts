@@ -7,6 +7,7 @@ import { ConvzooError, checkInt } from '../errors.js';
 import { buildModel, createModel } from '../models/builder.js';
 import { modelMeta } from '../models/registry.js';
 import { makeData, classDifference } from './datasets.js';
+import { pretrainedDataConfig } from '../vision/data_config.js';
 import { evaluate, type EvalResult } from './evaluate.js';
 import { loadCheckpoint } from './checkpoint.js';
 import { validateTrainOptions } from './options.js';
@@ -47,7 +48,9 @@ export async function evaluateCommand(o: EvalCommandOptions): Promise<EvalResult
     }
     // Ten-crop takes crops from images one step larger than the network's input.
     const loadSize = o.tenCrop && inputSize === undefined ? Math.round(o.tenCrop / 0.875) : inputSize;
-    const data = await makeData({ data: dataName, batchSize: o.batchSize ?? 256, inputSize: loadSize, augment: 'none', numWorkers: o.numWorkers, ...split })
+    // Evaluated as the weights ask (resnet50's IMAGENET1K_V2: resize 232, crop 224), or as the run trained.
+    const pretrained = pretrainedDataConfig(modelMeta(modelId), ckpt ? (ckpt.options.weights as string | undefined) : o.weights);
+    const data = await makeData({ data: dataName, batchSize: o.batchSize ?? 256, inputSize: loadSize, augment: 'none', numWorkers: o.numWorkers, pretrained, ...split })
       .catch((e: unknown) => {
         if (ckpt && o.data === undefined && e instanceof ConvzooError && e.code === 'E_DATA') {
           throw new ConvzooError(`eval: the checkpoint's data: ${e.message} (give --data to evaluate on other data with the same classes)`, 'E_DATA');

@@ -13,6 +13,7 @@ import * as F from '../nn/functional.js';
 import { buildModel, createModel } from '../models/builder.js';
 import { modelMeta } from '../models/registry.js';
 import type { ClassifierModel } from '../models/base.js';
+import { pretrainedDataConfig } from '../vision/data_config.js';
 import { makeData, classDifference, type DataOptions } from './datasets.js';
 import { validateTrainOptions } from './options.js';
 import { acquireRunLock } from './lock.js';
@@ -153,7 +154,8 @@ async function run(opts: ResolvedOptions, out: string, resumeFrom: Checkpoint | 
     manualSeed(opts.seed);
     // A folder is recorded by its absolute path, so that a resume from another directory finds it.
     if (opts.data && opts.data !== 'fashion-mnist') opts = { ...opts, data: path.resolve(opts.data) };
-    data = await makeData(opts);
+    // Images are normalised like the weights the run starts from (a resume: like its first epoch).
+    data = await makeData({ ...opts, pretrained: pretrainedDataConfig(modelMeta(opts.model), opts.weights) });
     const arch = { ...opts.modelOptions, numClasses: data.classes.length, inChans: data.channels };
     if (resumeFrom) {
       if (data.classes.join('\0') !== resumeFrom.classes.join('\0')) {

@@ -6,6 +6,7 @@
 // ...) the result equals torchvision's input exactly. One difference by default: EXIF orientation
 // is applied (torchvision's loader ignores it); `autoOrient: false` turns that off.
 import { createRequire } from 'node:module';
+import { weightsDataConfig, defaultDataConfig } from './data_config.js';
 import { check, checkInt } from '../errors.js';
 import { fromBytes, inferenceMode } from '../tensor/creation.js';
 import { tidy } from '../tensor/scope.js';
@@ -33,15 +34,7 @@ export interface EvalTransform {
  */
 export function evalTransformFor(model: ClassifierModel, channels?: number): EvalTransform {
   if (model._evalTransform) return { ...model._evalTransform }; // a checkpoint's own preprocessing
-  const meta = model.meta;
-  const w = meta?.weights.find((e) => e.tag === model._weightsTag);
-  const inputSize = meta?.inputSize ?? [3, 224, 224];
-  const c = channels ?? inputSize[0];
-  if (w) return { resizeSize: w.resizeSize, cropSize: w.cropSize, mean: w.mean, std: w.std, interpolation: w.interpolation, channels: c };
-  const crop = inputSize[1];
-  const mean = meta ? [...meta.mean] : [0.485, 0.456, 0.406];
-  const std = meta ? [...meta.std] : [0.229, 0.224, 0.225];
-  return { resizeSize: Math.round(crop / 0.875), cropSize: crop, mean: c === 1 ? [mean[0]] : mean, std: c === 1 ? [std[0]] : std, interpolation: meta?.interpolation ?? 'bilinear', channels: c };
+  return (model.meta && weightsDataConfig(model.meta, model._weightsTag, channels)) || defaultDataConfig(model.meta, channels);
 }
 
 /** Throws E_ARG (naming `fn` and the field) unless `t` is a usable transform. */
