@@ -4,7 +4,10 @@
 // validation, so a hostile file fails with a message instead of reading out of bounds.
 import { ConvzooError } from '../errors.js';
 import { DTYPE_BYTES, type DType, type Tensor } from '../tensor/tensor.js';
-import { formatError, type Source } from './source.js';
+import { open, rename, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { byteSwapped, CHUNK_BYTES, formatError, HOST_LITTLE_ENDIAN, ioError, type Source } from './source.js';
 
 const TO_DTYPE: Record<string, DType> = {
   F64: 'float64', F32: 'float32', F16: 'float16', BF16: 'bfloat16',
@@ -144,3 +147,64 @@ export function safetensorsLayout(tensors: Record<string, Tensor>, metadata?: Re
   head.set(bytes, 8);
   return { header: head, order };
 }
+
+// ---- writing
+
+/**
+ * Writes tensors as a safetensors file (whatever the extension), with optional `__metadata__`
+ * strings. The file is replaced atomically: written to a temporary file beside it, flushed to disk,
+ * then renamed over the target, so a crash leaves either the old file or the new one. Views are
+ * written as their own contiguous copies (safetensors has no shared storage).
+ */
+export async function writeSafetensors(file: string, tensors: Record<string, Tensor>, metadata?: Record<string, string>): Promise<void> {
+  const { header, order } = safetensorsLayout(tensors, metadata);
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  let fh;
+  try {
+    fh = await open(tmp, 'wx');
+    await fh.write(header);
+    // One chunk of one tensor in memory at a time.
+    for (const [, t] of order) for (const chunk of tensorChunksLE(t)) await fh.write(chunk);
+    await fh.sync();
+    await fh.close();
+    fh = undefined;
+    await rename(tmp, file);
+  } catch (e) {
+    await fh?.close().catch(() => {});
+    await unlink(tmp).catch(() => {});
+    throw ioError('save', file, e as NodeJS.ErrnoException);
+  }
+  // Make the rename itself durable; not every platform can fsync a directory, hence best effort.
+  try {
+    const dir = await open(path.dirname(file), 'r');
+    try { await dir.sync(); } finally { await dir.close(); }
+  } catch { /* best effort */ }
+}
+
+/** The bytes `writeSafetensors` would write. */
+export function safetensorsBytes(tensors: Record<string, Tensor>, metadata?: Record<string, string>): Uint8Array {
+  const { header, order } = safetensorsLayout(tensors, metadata);
+  const chunks = order.flatMap(([, t]) => [...tensorChunksLE(t)]);
+  const out = new Uint8Array(header.byteLength + chunks.reduce((a, c) => a + c.byteLength, 0));
+  out.set(header, 0);
+  let at = header.byteLength;
+  for (const c of chunks) { out.set(c, at); at += c.byteLength; }
+  return out;
+}
+
+/**
+ * A tensor's bytes, C-contiguous and little-endian, in pieces of about CHUNK_BYTES: blocks of rows
+ * along dim 0, so that neither a large tensor nor a large non-contiguous view is copied whole.
+ */
+function* tensorChunksLE(t: Tensor): Generator<Uint8Array> {
+  const swap = (b: Uint8Array) => (HOST_LITTLE_ENDIAN ? b : byteSwapped(b, DTYPE_BYTES[t.dtype]));
+  const nbytes = t.numel() * DTYPE_BYTES[t.dtype];
+  if (nbytes <= CHUNK_BYTES || t.ndim === 0) { yield swap(t.bytes()); return; }
+  const rows = t.shape[0];
+  const perChunk = Math.max(1, Math.floor(CHUNK_BYTES / (nbytes / rows)));
+  for (let i = 0; i < rows; i += perChunk) {
+    const block = t.narrow(0, i, Math.min(perChunk, rows - i));
+    try { yield swap(block.bytes()); } finally { block.dispose(); }
+  }
+}
+
