@@ -15,11 +15,12 @@ export { predict, predictStream, type Prediction, type PredictResult, type Predi
 export { loadImage, evalTransformFor, imagenetCategories, checkTransform, preprocessPixels, decodeImage, type EvalTransform, type LoadImageOptions, type DecodedImage, type DecodeOptions } from './vision/preprocess.js';
 export { ModelWorker, type ModelWorkerOptions, type WorkerTrainConfig } from './worker/model_worker.js';
 // Training and evaluation: what the CLI's train, eval and demo commands call.
+export { trainStep, type TrainStepOptions, type TrainStepResult } from './train/step.js';
+export { makeOptimizer, makeScheduler, OPTIMIZERS, SCHEDULES, type OptimizerName, type ScheduleName, type EpochScheduler } from './train/recipe.js';
 export { train, TRAIN_DEFAULTS, type TrainOptions, type TrainEvent, type TrainResult } from './train/trainer.js';
 export { evaluate, tenCrops, type EvalResult, type EvaluateOptions } from './train/evaluate.js';
 export { evaluateCommand, type EvalCommandOptions } from './train/eval_command.js';
 export { saveCheckpoint, loadCheckpoint, restoreRng, CHECKPOINT_FORMAT, type Checkpoint, type CheckpointInfo } from './train/checkpoint.js';
 export { demo, type DemoResult } from './train/demo.js';
-export { trainReporter } from './train/report.js';
 export { plotCurves, plotConfusion } from './train/plots.js';
 export { weightsDataConfig, pretrainedDataConfig, defaultDataConfig, runDataConfig, DEFAULT_CROP_PCT, type RunDataSpec } from './vision/data_config.js';

@@ -13,7 +13,7 @@ import sharp from 'sharp';
 import { ConvzooError } from '../src/errors.js';
 import { train } from '../src/train/trainer.js';
 import { readCheckpointInfo, isCheckpointFile, loadCheckpoint } from '../src/train/checkpoint.js';
-import { trainReporter, TERMINAL_RESTORE } from '../src/train/report.js';
+import { trainReporter, TERMINAL_RESTORE } from '../src/cli/report.js';
 import { buildModel } from '../src/models/builder.js';
 import { loadWithMetadata, save } from '../src/io/index.js';
 import { memory, zeros } from '../src/index.js';

@@ -4,7 +4,7 @@ import { InvalidArgumentError } from 'commander';
 import * as cz from '../index.js';
 import { ConvzooError } from '../errors.js';
 import { train, TRAIN_DEFAULTS, type TrainOptions } from '../train/trainer.js';
-import { trainReporter, type TrainReporter } from '../train/report.js';
+import { trainReporter, type TrainReporter } from './report.js';
 import { demo, DEMO_OPTIONS } from '../train/demo.js';
 import { evaluateCommand } from '../train/eval_command.js';
 import { OPTIMIZERS, SCHEDULES } from '../train/recipe.js';
@@ -209,7 +209,7 @@ export const commands: CommandSpec[] = [
       { flags: '--json', description: 'print JSON' },
     ],
     async run(_args, opts) {
-      const r = await evaluateCommand(defined(opts) as Parameters<typeof evaluateCommand>[0]);
+      const r = await evaluateCommand({ ...defined(opts), onWarning: (m: string) => process.stderr.write(`warning: ${m}\n`) } as Parameters<typeof evaluateCommand>[0]);
       if (opts.json) { out(JSON.stringify(r)); return; }
       out(`top-1 ${(r.top1 * 100).toFixed(2)}%  top-5 ${(r.top5 * 100).toFixed(2)}%  on ${r.count} images of ${r.data} (${r.seconds.toFixed(1)} s)`);
       r.classes.forEach((c, i) => out(`  ${c.padEnd(14)} ${(r.perClass[i] * 100).toFixed(2)}%`));

@@ -38,6 +38,8 @@ export interface DataOptions {
    * inputSize is given.
    */
   pretrained?: EvalTransform | null;
+  /** Called with each problem that does not stop the run (an unreadable image is skipped, say). */
+  onWarning?: (message: string) => void;
   /** Image folders without train/ and val/: the fraction held out for testing (default 0.2). */
   valSplit?: number;
   seed?: number;
@@ -154,7 +156,7 @@ export async function makeData(o: DataOptions): Promise<RunData> {
     if (!existsSync(name) || !statSync(name).isDirectory()) {
       throw new ConvzooError(`--data ${name}: not 'fashion-mnist' and not a folder (expected one sub-folder of images per class, or train/ and val/ folders of such)`, 'E_DATA');
     }
-    const warn = (m: string) => process.stderr.write(`warning: ${m}\n`);
+    const warn = o.onWarning ?? (() => {});
     if (existsSync(path.join(name, 'train')) && existsSync(path.join(name, 'val'))) {
       const tr = new ImageFolder(path.join(name, 'train'), { onWarning: warn });
       const va = new ImageFolder(path.join(name, 'val'), { onWarning: warn });

@@ -24,6 +24,8 @@ export interface EvalCommandOptions {
   inputSize?: number;
   numWorkers?: number;
   out?: string;
+  /** Called with each problem that does not stop the evaluation (an unreadable image is skipped). */
+  onWarning?: (message: string) => void;
 }
 
 export async function evaluateCommand(o: EvalCommandOptions): Promise<EvalResult & { model: string; classes: string[]; data: string }> {
@@ -50,7 +52,7 @@ export async function evaluateCommand(o: EvalCommandOptions): Promise<EvalResult
     const loadSize = o.tenCrop && inputSize === undefined ? Math.round(o.tenCrop / 0.875) : inputSize;
     // Evaluated as the weights ask (resnet50's IMAGENET1K_V2: resize 232, crop 224), or as the run trained.
     const pretrained = pretrainedDataConfig(modelMeta(modelId), ckpt ? (ckpt.options.weights as string | undefined) : o.weights);
-    const data = await makeData({ data: dataName, batchSize: o.batchSize ?? 256, inputSize: loadSize, augment: 'none', numWorkers: o.numWorkers, pretrained, ...split })
+    const data = await makeData({ data: dataName, batchSize: o.batchSize ?? 256, inputSize: loadSize, augment: 'none', numWorkers: o.numWorkers, pretrained, onWarning: o.onWarning, ...split })
       .catch((e: unknown) => {
         if (ckpt && o.data === undefined && e instanceof ConvzooError && e.code === 'E_DATA') {
           throw new ConvzooError(`eval: the checkpoint's data: ${e.message} (give --data to evaluate on other data with the same classes)`, 'E_DATA');

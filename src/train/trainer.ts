@@ -8,8 +8,6 @@ import { appendFileSync, existsSync, mkdirSync, readdirSync, unlinkSync, writeFi
 import path from 'node:path';
 import { ConvzooError } from '../errors.js';
 import { manualSeed, setNumThreads } from '../tensor/creation.js';
-import { tidy } from '../tensor/scope.js';
-import * as F from '../nn/functional.js';
 import { buildModel, createModel } from '../models/builder.js';
 import { modelMeta } from '../models/registry.js';
 import type { ClassifierModel } from '../models/base.js';
@@ -19,6 +17,7 @@ import { validateTrainOptions } from './options.js';
 import { acquireRunLock } from './lock.js';
 import { makeOptimizer, makeScheduler, type OptimizerName, type ScheduleName, type EpochScheduler } from './recipe.js';
 import { evaluate, type EvalResult } from './evaluate.js';
+import { trainStep } from './step.js';
 import { saveCheckpoint, loadCheckpoint, restoreRng, type Checkpoint, type CheckpointInfo } from './checkpoint.js';
 import { plotCurves, plotConfusion } from './plots.js';
 import type { Optimizer } from '../optim/optimizer.js';
@@ -69,9 +68,6 @@ export interface TrainResult {
   out: string;
 }
 
-/** Models with auxiliary classifiers expose their logits through this call (GoogLeNet). */
-interface AuxModel { forwardWithAux(x: unknown): { logits: import('../tensor/tensor.js').Tensor; aux: import('../tensor/tensor.js').Tensor[] } }
-const hasAux = (m: unknown): m is AuxModel => typeof (m as AuxModel).forwardWithAux === 'function';
 
 export const TRAIN_DEFAULTS = {
   epochs: 3, batchSize: 128, lr: 0.1, optimizer: 'sgd' as OptimizerName, momentum: 0.9, weightDecay: 5e-4,
@@ -155,7 +151,7 @@ async function run(opts: ResolvedOptions, out: string, resumeFrom: Checkpoint | 
     // A folder is recorded by its absolute path, so that a resume from another directory finds it.
     if (opts.data && opts.data !== 'fashion-mnist') opts = { ...opts, data: path.resolve(opts.data) };
     // Images are normalised like the weights the run starts from (a resume: like its first epoch).
-    data = await makeData({ ...opts, pretrained: pretrainedDataConfig(modelMeta(opts.model), opts.weights) });
+    data = await makeData({ ...opts, pretrained: pretrainedDataConfig(modelMeta(opts.model), opts.weights), onWarning: (message) => onEvent({ type: 'note', message }) });
     const arch = { ...opts.modelOptions, numClasses: data.classes.length, inChans: data.channels };
     if (resumeFrom) {
       if (data.classes.join('\0') !== resumeFrom.classes.join('\0')) {
@@ -214,34 +210,17 @@ async function run(opts: ResolvedOptions, out: string, resumeFrom: Checkpoint | 
       for await (const { images, labels } of data.train) {
         step++; globalStep++;
         const n = labels.shape[0];
-        const r = tidy(() => {
-          let logits, loss;
-          if (hasAux(model)) {
-            const o = model.forwardWithAux(images);
-            logits = o.logits;
-            loss = F.crossEntropy(logits, labels, { labelSmoothing: opts.labelSmoothing });
-            for (const a of o.aux) loss = loss.add(F.crossEntropy(a, labels, { labelSmoothing: opts.labelSmoothing }).mul(auxWeight));
-          } else {
-            logits = model.forward(images);
-            loss = F.crossEntropy(logits, labels, { labelSmoothing: opts.labelSmoothing });
-          }
-          const value = loss.item();
-          if (!Number.isFinite(value)) return { value, correct: 0 };
-          optimizer.zeroGrad();
-          loss.backward();
-          optimizer.step();
-          return { value, correct: logits.argmax(1).eq(labels).sum().item() };
-        });
+        const r = trainStep(model, optimizer, { images, labels }, { labelSmoothing: opts.labelSmoothing, auxWeight });
         images.dispose(); labels.dispose();
-        if (!Number.isFinite(r.value)) {
-          throw new ConvzooError(`train: the loss became ${r.value} at epoch ${epoch}, step ${step} (global step ${globalStep}); ` +
+        if (!Number.isFinite(r.loss)) {
+          throw new ConvzooError(`train: the loss became ${r.loss} at epoch ${epoch}, step ${step} (global step ${globalStep}); ` +
             `stopping. The last good checkpoint is ${path.join(out, 'last.ckpt')}${epoch > 1 ? '' : ' (none yet: this was the first epoch)'}. Try a lower --lr.`, 'E_TORCH', 'train');
         }
         scheduler.afterStep();
         // Let the event loop turn once a step: with in-thread data loading every await above is a
         // microtask, and a signal (Ctrl-C) would wait for the end of the epoch.
         await new Promise<void>((resolve) => setImmediate(resolve));
-        lossSum += r.value * n; correct += r.correct; seen += n;
+        lossSum += r.loss * n; correct += r.correct; seen += n;
         const elapsed = (performance.now() - epochStart) / 1000;
         onEvent({ type: 'step', epoch, step, steps: stepsPerEpoch, loss: lossSum / seen, accuracy: correct / seen, imagesPerSecond: seen / elapsed,
           etaSeconds: (elapsed / step) * (stepsPerEpoch - step), lr: optimizer.paramGroups[0].lr });

@@ -4,10 +4,9 @@ import { parentPort } from 'node:worker_threads';
 import { ops } from '../native.js';
 import { Tensor } from '../tensor/tensor.js';
 import { inferenceMode, setNumThreads } from '../tensor/creation.js';
-import { tidy } from '../tensor/scope.js';
-import * as F from '../nn/functional.js';
 import { createModel } from '../models/index.js'; // registers every family
 import { makeOptimizer } from '../train/recipe.js';
+import { trainStep } from '../train/step.js';
 import type { ClassifierModel } from '../models/base.js';
 import type { Optimizer } from '../optim/optimizer.js';
 import type { Handle } from '../native.js';
@@ -57,14 +56,7 @@ port.on('message', async (m: WorkerRequest) => {
       try {
         if (!optimizer) throw Object.assign(new Error('ModelWorker.trainStep: create the worker with a `train` configuration'), { code: 'E_ARG' });
         model!.train();
-        const r = tidy(() => {
-          const logits = model!.forward(input);
-          const loss = F.crossEntropy(logits, target, { labelSmoothing: trainConfig?.labelSmoothing ?? 0 });
-          optimizer!.zeroGrad();
-          loss.backward();
-          optimizer!.step();
-          return { loss: loss.item(), correct: logits.argmax(1).eq(target).sum().item() };
-        });
+        const r = trainStep(model!, optimizer, { images: input, labels: target }, { labelSmoothing: trainConfig?.labelSmoothing ?? 0 });
         send({ type: 'trained', req: m.req, ...r });
       } catch (e) { fail(m.req, e); } finally { input.dispose(); target.dispose(); }
       break;

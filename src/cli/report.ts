@@ -1,7 +1,7 @@
 // Progress of a training run: a progress bar with loss, accuracy, images/s and ETA on a terminal;
 // JSON lines on a pipe (or when asked).
 import cliProgress from 'cli-progress';
-import type { TrainEvent } from './trainer.js';
+import type { TrainEvent } from '../train/trainer.js';
 
 /** Shows the cursor and turns line wrap back on (what a progress bar turns off). */
 export const TERMINAL_RESTORE = '\x1b[?25h\x1b[?7h';
@@ -28,6 +28,8 @@ export function trainReporter(opts: { json?: boolean; stream?: NodeJS.WriteStrea
         lastStepLine = now;
       }
       process.stdout.write(JSON.stringify(e) + '\n');
+      // Notes (a skipped image, a stale lock taken over) are for people too.
+      if (e.type === 'note') stream.write(`note: ${e.message}\n`);
     };
     return Object.assign(report, { stop() {}, bar: false });
   }

@@ -1,0 +1,51 @@
+// One training step: forward, loss (with auxiliary classifiers where the model has them), backward,
+// optimizer step. The trainer, the ModelWorker and the benches all call this, so they train alike.
+import { tidy } from '../tensor/scope.js';
+import type { Tensor } from '../tensor/tensor.js';
+import * as F from '../nn/functional.js';
+import type { Module } from '../nn/module.js';
+import type { Optimizer } from '../optim/optimizer.js';
+
+export interface TrainStepOptions {
+  labelSmoothing?: number;
+  /** Loss weight of auxiliary classifiers (GoogLeNet: 0.3, the paper's). */
+  auxWeight?: number;
+}
+
+export interface TrainStepResult {
+  /** The batch's mean loss; not finite means the step was skipped (no backward, no update). */
+  loss: number;
+  /** Correct top-1 predictions in the batch. */
+  correct: number;
+}
+
+/** Models with auxiliary classifiers expose their logits through this call (GoogLeNet). */
+interface AuxModel { forwardWithAux(x: Tensor): { logits: Tensor; aux: Tensor[] } }
+const hasAux = (m: unknown): m is AuxModel => typeof (m as AuxModel).forwardWithAux === 'function';
+
+/**
+ * Runs one step on a batch in train mode (the caller sets model.train()). The batch's tensors stay the
+ * caller's; every intermediate is freed. A non-finite loss is returned without updating anything, so
+ * the caller can stop with a message that names the step.
+ */
+export function trainStep(model: Module, optimizer: Optimizer<any>, batch: { images: Tensor; labels: Tensor }, opts: TrainStepOptions = {}): TrainStepResult {
+  const labelSmoothing = opts.labelSmoothing ?? 0;
+  return tidy(() => {
+    let logits: Tensor, loss: Tensor;
+    if (hasAux(model)) {
+      const o = model.forwardWithAux(batch.images);
+      logits = o.logits;
+      loss = F.crossEntropy(logits, batch.labels, { labelSmoothing });
+      for (const a of o.aux) loss = loss.add(F.crossEntropy(a, batch.labels, { labelSmoothing }).mul(opts.auxWeight ?? 0.3));
+    } else {
+      logits = (model as unknown as { forward(x: Tensor): Tensor }).forward(batch.images);
+      loss = F.crossEntropy(logits, batch.labels, { labelSmoothing });
+    }
+    const value = loss.item();
+    if (!Number.isFinite(value)) return { loss: value, correct: 0 };
+    optimizer.zeroGrad();
+    loss.backward();
+    optimizer.step();
+    return { loss: value, correct: logits.argmax(1).eq(batch.labels).sum().item() };
+  });
+}
