@@ -8,6 +8,8 @@ export default defineConfig({
     // test/setup.ts collects garbage before each test, so that leak checks count only that test's tensors.
     execArgv: ['--expose-gc'],
     setupFiles: ['test/setup.ts'],
+    // Builds dist/ first: the CLI and ModelWorker tests run the built files.
+    globalSetup: ['test/global_setup.ts'],
     maxWorkers: 2,
     testTimeout: 120_000,
     hookTimeout: 120_000,

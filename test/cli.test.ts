@@ -108,9 +108,9 @@ describe('createModel with weights', () => {
     const home = mkdtempSync(path.join(os.tmpdir(), 'cz-home-'));
     process.env.CONVZOO_HOME = home;
     try {
-      const a = await cz.createModel('resnet18', { weights: `${base}/resnet18-random.safetensors` });
+      const a = await cz.createModel('resnet18', { weights: `${base}/resnet18-random.safetensors` }) as cz.resnet.ResNet;
       const b = await cz.createModel('resnet18', { weights });
-      const wa = a.fc.weight, wb = (b as typeof a).fc.weight;
+      const wa = (a.fc as cz.nn.Linear).weight, wb = ((b as cz.resnet.ResNet).fc as cz.nn.Linear).weight;
       expect(cz.tidy(() => wa.sub(wb).abs().max().item())).toBe(0);
       expect(readFileSync(cz.cachePathFor(`${base}/resnet18-random.safetensors`)).length).toBe(readFileSync(weights).length);
     } finally {
@@ -119,8 +119,8 @@ describe('createModel with weights', () => {
   });
 
   it('resets the head for another class count and adapts the first conv to grayscale', async () => {
-    const m = await cz.createModel('resnet18', { weights, numClasses: 7, inChans: 1 });
-    expect(m.fc.weight.shape).toEqual([7, 512]);
+    const m = await cz.createModel('resnet18', { weights, numClasses: 7, inChans: 1 }) as cz.resnet.ResNet;
+    expect((m.fc as cz.nn.Linear).weight.shape).toEqual([7, 512]);
     expect(m.conv1.weight.shape).toEqual([64, 1, 7, 7]);
     const sd = await cz.load(weights);
     const summed = cz.tidy(() => sd['conv1.weight'].sum(1, { keepdim: true }).sub(m.conv1.weight).abs().max().item());

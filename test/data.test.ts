@@ -8,14 +8,12 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import sharp from 'sharp';
 import * as cz from '../src/index.js';
-import { ConvzooError } from '../src/index.js';
+import { requirePython, requireFashionMnist } from './reference.js';
+import { ConvzooError, data } from '../src/index.js';
 
-const { data } = cz;
 const PY = '/usr/bin/python3';
 const REF = join(import.meta.dirname, '..', 'tools', 'data_reference.py');
 const FMNIST = data.FASHION_MNIST_DIR;
-const hasFmnist = existsSync(join(FMNIST, 'train-images-idx3-ubyte.gz'));
-const hasTorch = existsSync(PY) && (() => { try { execFileSync(PY, ['-c', 'import torchvision'], { stdio: 'ignore' }); return true; } catch { return false; } })();
 
 let tmp: string;
 beforeAll(() => { tmp = mkdtempSync(join(tmpdir(), 'convzoo-data-')); });
@@ -149,7 +147,8 @@ describe('IDX / Fashion-MNIST', () => {
     expect(errorOf(() => new data.FashionMNIST({ root: dir })).message).toContain('label 12 at index 3 is outside 0..9');
   });
 
-  test.skipIf(!hasFmnist || !existsSync(PY))('the Debian dataset-fashion-mnist files match numpy reading the same gz', () => {
+  test('the Debian dataset-fashion-mnist files match numpy reading the same gz', () => {
+    requireFashionMnist(); requirePython('numpy');
     const ref = reference({ mode: 'idx', dir: FMNIST });
     for (const [train, split] of [[true, 'train'], [false, 't10k']] as const) {
       const ds = new data.FashionMNIST({ train });
@@ -210,7 +209,8 @@ describe('transforms', () => {
     expect(at(big, 0, 3, 8)).toBe(0);
   });
 
-  test.skipIf(!hasTorch)('Resize and CenterCrop match torchvision on tensors', () => {
+  test('Resize and CenterCrop match torchvision on tensors', () => {
+    requirePython('torch', 'torchvision');
     const img = randomImage(3, 37, 53, 7);
     const input = join(tmp, 'resize-in.bin');
     writeFileSync(input, img.data);
@@ -621,7 +621,8 @@ describe('DataLoader', () => {
     await loader.close();
   });
 
-  test.skipIf(!hasFmnist)('Fashion-MNIST through two workers: a training-ready batch', async () => {
+  test('Fashion-MNIST through two workers: a training-ready batch', async () => {
+    requireFashionMnist();
     const ds = new data.FashionMNIST({ train: false });
     const loader = new data.DataLoader(ds, { batchSize: 128, shuffle: true, seed: 0, transform: data.fashionMnistTrain(), numWorkers: 2, subset: 512 });
     let n = 0;

@@ -21,7 +21,7 @@ beforeAll(async () => {
 });
 
 type Spec = { name: string; transforms?: Spec[]; size?: unknown; mean?: number[]; std?: number[] };
-const steps = (t: { toSpec(): unknown } | undefined) => ((t!.toSpec() as Spec).transforms ?? []);
+const steps = (t: unknown) => (((t as { toSpec(): unknown }).toSpec() as Spec).transforms ?? []);
 
 describe('one preprocessing config', () => {
   it("resolves a weights entry's own resize (resnet50 IMAGENET1K_V2: 232) and mean/std", () => {
@@ -83,7 +83,7 @@ describe('per-family key remaps at load time', () => {
     const id = 'test_remap_resnet20';
     // A release that called the first conv 'stem.conv' and has an extra key the model drops.
     cz.registerModel({ ...base, id, remapWeightsKey: (k) => (k === 'junk' ? null : k.replace(/^stem\.conv\./, 'conv1.')) },
-      (o) => cz.buildModel('resnet20', o));
+      (o) => cz.buildModel('resnet20', o as Record<string, unknown>));
     const src = cz.buildModel('resnet20');
     const sd = src.stateDict();
     const old: Record<string, cz.Tensor> = { junk: cz.zeros([1]) };

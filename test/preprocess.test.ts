@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import * as cz from '../src/index.js';
+import { requirePython } from './reference.js';
 import { loadImage, preprocessPixels, checkTransform, resizedSize, type EvalTransform } from '../src/vision/preprocess.js';
 import { decodeImage } from '../src/vision/decode.js';
 import { pilCoefficients } from '../src/vision/resample.js';
@@ -46,10 +47,9 @@ interface Case {
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'cz-preprocess-'));
 const cases: Case[] = [];
-const havePython = existsSync(PY);
 
 async function writeImages(): Promise<void> {
-  const add = async (c: Case, img: sharp.Sharp) => { await img.toFile(path.join(dir, c.file)); cases.push(c); };
+  const add = async (c: Case, img: ReturnType<typeof sharp>) => { await img.toFile(path.join(dir, c.file)); cases.push(c); };
   const rgb = (w: number, h: number, seed = 1) => sharp(pattern(w, h, 3, seed), raw(w, h, 3));
   await add({ file: 'photo.jpg' }, rgb(640, 480).jpeg({ quality: 90 }));
   await add({ file: 'smooth.jpg' }, rgb(640, 480, 2).blur(4).jpeg({ quality: 95 }));
@@ -69,10 +69,10 @@ async function writeImages(): Promise<void> {
   const w16 = 257, h16 = 311, p8 = pattern(w16, h16, 3);
   const b16 = new Uint16Array(w16 * h16 * 3);
   for (let i = 0; i < b16.length; i++) b16[i] = p8[i] * 257 + (i % 200);
-  await add({ file: 'rgb16.png', exact: true }, sharp(Buffer.from(b16.buffer), { raw: { width: w16, height: h16, channels: 3, depth: 'ushort' } }).toColourspace('rgb16').png());
+  await add({ file: 'rgb16.png', exact: true }, sharp(Buffer.from(b16.buffer), { raw: { width: w16, height: h16, channels: 3, depth: 'ushort' } as never }).toColourspace('rgb16').png());
   const g16 = new Uint16Array(w16 * h16);
   for (let i = 0; i < g16.length; i++) g16[i] = p8[i * 3] * 2;
-  await add({ file: 'grey16.png', exact: true }, sharp(Buffer.from(g16.buffer), { raw: { width: w16, height: h16, channels: 1, depth: 'ushort' } }).toColourspace('grey16').png());
+  await add({ file: 'grey16.png', exact: true }, sharp(Buffer.from(g16.buffer), { raw: { width: w16, height: h16, channels: 1, depth: 'ushort' } as never }).toColourspace('grey16').png());
   // EXIF orientation 6: we rotate by default (the reference with exif_transpose), and not with autoOrient false.
   await add({ file: 'exif6.jpg', ref: { exifTranspose: true } }, rgb(400, 300).jpeg().withMetadata({ orientation: 6 }));
   cases.push({ file: 'exif6.jpg', autoOrient: false, model: false });
@@ -100,7 +100,7 @@ const readF32 = (file: string) => { const b = readFileSync(file); return new Flo
 
 beforeAll(async () => {
   await writeImages();
-  if (!havePython) return;
+  requirePython('torch', 'torchvision', 'PIL');
   const manifest = {
     resize: T.resizeSize, crop: T.cropSize, mean: MEAN, std: STD, interpolation: 'bilinear',
     images: cases.map((c, i) => ({ file: c.file, out: out(i), model: c.model !== false, ...c.ref })),
@@ -124,7 +124,7 @@ function greyLevels(a: Float32Array, b: Float32Array, std: number[]): { mean: nu
   return { mean: sum / a.length, max };
 }
 
-describe.skipIf(!havePython)('preprocessing against torchvision', () => {
+describe('preprocessing against torchvision', () => {
   const ours: Float32Array[] = [];
 
   it('matches the reference input on every kind of image (mean <= 0.5 grey levels; lossless formats exactly)', async () => {
