@@ -65,6 +65,6 @@ export function pretrainedDataConfig(meta: ModelMeta, weights: string | undefine
 
 /** Grayscale models take the first channel's statistics (as torchvision's Grayscale + Normalize do). */
 function withChannels(t: EvalTransform, channels: number): EvalTransform {
-  const fit = (v: number[]) => (v.length === channels ? v : Array.from({ length: channels }, (_, i) => v[Math.min(i, v.length - 1)]));
-  return { ...t, channels, mean: fit(t.mean), std: fit(t.std) };
+  const perChannel = (v: number[]) => (v.length === channels ? v : Array.from({ length: channels }, (_, i) => v[Math.min(i, v.length - 1)]));
+  return { ...t, channels, mean: perChannel(t.mean), std: perChannel(t.std) };
 }
