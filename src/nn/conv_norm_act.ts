@@ -34,11 +34,23 @@ export function createNorm(norm: NormLayer, numChannels: number): Module | null 
 /** Field names (state-dict keys) of a block's sub-modules. */
 export interface BlockNames { conv?: string; norm?: string; act?: string }
 
-/** @internal Registers `m` under `name` after checking the name can be a state-dict key of `owner`. */
-export function registerAs<M extends Module>(owner: Module, name: string, m: M, fn: string): M {
-  if (typeof name !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_]*$/.test(name) || name in owner) {
-    throw new ConvzooError(`${fn}: '${String(name)}' cannot be a sub-module name (letters, digits and _, not starting with _, not already a field)`, 'E_ARG', fn);
+/**
+ * Checks that `names` can be state-dict keys of `owner` (letters, digits and _, not starting with _,
+ * not an existing field, all different). Blocks call it before building anything, so a bad name
+ * fails without leaving parameters behind.
+ */
+export function checkFieldNames(owner: Module, names: readonly string[], fn: string): void {
+  const seen = new Set<string>();
+  for (const name of names) {
+    if (typeof name !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_]*$/.test(name) || name in owner || seen.has(name)) {
+      throw new ConvzooError(`${fn}: '${String(name)}' cannot be a sub-module name (letters, digits and _, not starting with _, not already a field, no repeats)`, 'E_ARG', fn);
+    }
+    seen.add(name);
   }
+}
+
+/** Sets `owner[name] = m` (a sub-module under a chosen state-dict key) and returns m. */
+export function registerAs<M extends Module>(owner: Module, name: string, m: M): M {
   (owner as unknown as Record<string, Module>)[name] = m;
   return m;
 }
@@ -64,11 +76,13 @@ export class ConvNormAct extends Module {
   readonly _act: Module | null;
   constructor(inChannels: number, outChannels: number, kernelSize: Pair, opts: ConvNormActOptions = {}) {
     super();
-    const { norm = true, act = 'relu', bias, names = {}, ...conv } = opts;
+    const { norm = true, act = 'relu', bias, names: given = {}, ...conv } = opts;
+    const names = { conv: given.conv ?? 'conv', norm: given.norm ?? 'bn', act: given.act ?? 'act' };
+    checkFieldNames(this, [names.conv, names.norm, names.act], 'ConvNormAct');
     const normLayer = createNorm(norm, outChannels);
-    this._conv = registerAs(this, names.conv ?? 'conv', createConv2d(inChannels, outChannels, kernelSize, { ...conv, bias: bias ?? !normLayer }), 'ConvNormAct');
-    this._norm = normLayer && registerAs(this, names.norm ?? 'bn', normLayer, 'ConvNormAct');
-    this._act = isIdentityAct(act) ? null : registerAs(this, names.act ?? 'act', getActivation(act), 'ConvNormAct');
+    this._conv = registerAs(this, names.conv, createConv2d(inChannels, outChannels, kernelSize, { ...conv, bias: bias ?? !normLayer }));
+    this._norm = normLayer && registerAs(this, names.norm, normLayer);
+    this._act = isIdentityAct(act) ? null : registerAs(this, names.act, getActivation(act));
   }
   get convLayer(): Conv2d { return this._conv; }
   get normLayer(): Module | null { return this._norm; }
@@ -98,12 +112,14 @@ export class NormActConv extends Module {
   readonly _conv: Conv2d;
   constructor(inChannels: number, outChannels: number, kernelSize: Pair, opts: NormActConvOptions = {}) {
     super();
-    const { norm = true, act = 'relu', bias = false, names = {}, ...conv } = opts;
+    const { norm = true, act = 'relu', bias = false, names: given = {}, ...conv } = opts;
+    const names = { conv: given.conv ?? 'conv', norm: given.norm ?? 'bn', act: given.act ?? 'act' };
+    checkFieldNames(this, [names.norm, names.act, names.conv], 'NormActConv');
     const normLayer = createNorm(norm, inChannels);
     // Registration order is state-dict order: norm before conv, as in the pre-activation families.
-    this._norm = normLayer && registerAs(this, names.norm ?? 'bn', normLayer, 'NormActConv');
-    this._act = isIdentityAct(act) ? null : registerAs(this, names.act ?? 'act', getActivation(act), 'NormActConv');
-    this._conv = registerAs(this, names.conv ?? 'conv', createConv2d(inChannels, outChannels, kernelSize, { ...conv, bias }), 'NormActConv');
+    this._norm = normLayer && registerAs(this, names.norm, normLayer);
+    this._act = isIdentityAct(act) ? null : registerAs(this, names.act, getActivation(act));
+    this._conv = registerAs(this, names.conv, createConv2d(inChannels, outChannels, kernelSize, { ...conv, bias }));
   }
   get convLayer(): Conv2d { return this._conv; }
   get normLayer(): Module | null { return this._norm; }

@@ -13,7 +13,7 @@ import { Module } from './module.js';
 import { Conv2d, Linear } from './layers.js';
 import { Conv1d } from './conv1d.js';
 import { getActivation, isIdentityAct, type ActLayer } from './activations.js';
-import { createNorm, registerAs, type NormLayer } from './conv_norm_act.js';
+import { createNorm, registerAs, checkFieldNames, type NormLayer } from './conv_norm_act.js';
 import { makeDivisible } from './make_divisible.js';
 
 /** Field names (state-dict keys) of a SqueezeExcite's sub-modules. */
@@ -56,7 +56,9 @@ export class SqueezeExcite extends Module {
   constructor(channels: number, opts: SqueezeExciteOptions = {}) {
     super();
     checkInt(channels, 'SqueezeExcite', 'channels', 1);
-    const { rdRatio = 1 / 16, rdDivisor = 8, rdRoundLimit = 0, act = 'relu', gate = 'sigmoid', norm = false, bias = true, form = 'conv', names = {} } = opts;
+    const { rdRatio = 1 / 16, rdDivisor = 8, rdRoundLimit = 0, act = 'relu', gate = 'sigmoid', norm = false, bias = true, form = 'conv', names: given = {} } = opts;
+    const names = { fc1: given.fc1 ?? 'fc1', norm: given.norm ?? 'bn', act: given.act ?? 'act', fc2: given.fc2 ?? 'fc2', gate: given.gate ?? 'gate' };
+    checkFieldNames(this, Object.values(names), 'SqueezeExcite');
     check(form === 'conv' || form === 'linear', 'SqueezeExcite', `form must be 'conv' or 'linear', got '${String(form)}'`);
     check(form === 'conv' || norm === false, 'SqueezeExcite', "a norm needs form 'conv' (BatchNorm2d works on (N, C, 1, 1))");
     let rd = opts.rdChannels;
@@ -70,11 +72,11 @@ export class SqueezeExcite extends Module {
     this.form = form;
     const fc = (inC: number, outC: number) => (form === 'conv' ? new Conv2d(inC, outC, 1, { bias }) : new Linear(inC, outC, { bias }));
     const normLayer = createNorm(norm, rd);
-    this._fc1 = registerAs(this, names.fc1 ?? 'fc1', fc(channels, rd), 'SqueezeExcite');
-    this._norm = normLayer && registerAs(this, names.norm ?? 'bn', normLayer, 'SqueezeExcite');
-    this._act = isIdentityAct(act) ? null : registerAs(this, names.act ?? 'act', getActivation(act), 'SqueezeExcite');
-    this._fc2 = registerAs(this, names.fc2 ?? 'fc2', fc(rd, channels), 'SqueezeExcite');
-    this._gate = registerAs(this, names.gate ?? 'gate', getActivation(gate), 'SqueezeExcite');
+    this._fc1 = registerAs(this, names.fc1, fc(channels, rd));
+    this._norm = normLayer && registerAs(this, names.norm, normLayer);
+    this._act = isIdentityAct(act) ? null : registerAs(this, names.act, getActivation(act));
+    this._fc2 = registerAs(this, names.fc2, fc(rd, channels));
+    this._gate = registerAs(this, names.gate, getActivation(gate));
   }
 
   /**
