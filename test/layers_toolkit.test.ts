@@ -73,7 +73,7 @@ describe('against torchvision / timm: keys, values, gradients', () => {
         expectClose(x.grad!, c.grad_input, 'gradient of the input');
         const params = new Map(m.namedParameters());
         expect([...params.keys()].sort()).toEqual(Object.keys(c.grad_params).sort());
-        for (const [k, p] of params) expectClose(p.grad!, c.grad_params[k], `gradient of ${k}`, 1e-5, 2e-4);
+        for (const [k, p] of params) expectClose(p.grad!, c.grad_params[k], `gradient of ${k}`);
       });
       const after = m.stateDict();
       try {
@@ -281,4 +281,43 @@ describe('blocks: options and naming', () => {
     const p = new nn.MaxPool2dSame(3, { stride: 2 });
     expect(p.toString()).toBe('MaxPool2dSame(kernelSize=[3,3], stride=[2,2], padding=tf_same)');
   });
+});
+
+describe('float64 finite differences (eval mode: the ScaledStdConv2d cache must follow the perturbed weights)', () => {
+  /** Worst |analytic - numeric| over every input and parameter element, for sum(m(x) * W). */
+  function gradcheckModule(m: Module, inputShape: number[]): void {
+    m.to('float64').eval();
+    cz.tidy(() => {
+      cz.manualSeed(11);
+      const x = cz.randn(inputShape, { dtype: 'float64' });
+      const w = cz.noGrad(() => cz.randn(m.forward(x).shape, { dtype: 'float64' }));
+      const objectiveOf = (input: Tensor) => cz.tidy(() => m.forward(input).mul(w).sum());
+      const xg = x.clone().requiresGrad_(true);
+      m.zeroGrad();
+      objectiveOf(xg).backward();
+      const targets: [string, Tensor, Tensor][] = [['input', x, xg.grad!], ...[...m.namedParameters()].map(([k, p]): [string, Tensor, Tensor] => [k, p, p.grad!])];
+      const eps = 1e-6;
+      for (const [name, t, grad] of targets) {
+        const analytic = grad.toArray();
+        for (let i = 0; i < t.numel(); i++) {
+          const bump = (delta: number) => cz.noGrad(() => cz.tidy(() => {
+            const d = new Float64Array(t.numel()); d[i] = delta;
+            t.add_(cz.tensor(d, t.shape));
+          }));
+          bump(eps); const up = cz.noGrad(() => objectiveOf(x).item());
+          bump(-2 * eps); const down = cz.noGrad(() => objectiveOf(x).item());
+          bump(eps);
+          const numeric = (up - down) / (2 * eps);
+          expect(Math.abs(analytic[i] - numeric), `${name}[${i}]: analytic ${analytic[i]}, numeric ${numeric}`).toBeLessThan(1e-5 + 1e-3 * Math.abs(numeric));
+        }
+      }
+    });
+    m.dispose();
+  }
+  test('ScaledStdConv2d (weight, bias, gain)', () => gradcheckModule(new nn.ScaledStdConv2d(3, 2, 3, { gamma: 1.3, stride: 2, padding: 'same' }), [1, 3, 5, 4]));
+  test('StdConv2d', () => gradcheckModule(new nn.StdConv2d(2, 3, 3, { eps: 1e-5 }), [1, 2, 4, 4]));
+  test('SqueezeExcite with hard-sigmoid gate and bn', () => gradcheckModule(new nn.SqueezeExcite(8, { rdChannels: 3, norm: true, act: 'silu', gate: 'hardsigmoid' }), [2, 8, 2, 2]));
+  test('EcaModule', () => gradcheckModule(new nn.EcaModule(16, { kernelSize: 3 }), [2, 16, 2, 1]));
+  test('ConvNormAct with gelu_tanh', () => gradcheckModule(new nn.ConvNormAct(2, 3, 3, { act: 'gelu_tanh', stride: 2 }), [1, 2, 5, 5]));
+  test('NormActConv with elu', () => gradcheckModule(new nn.NormActConv(3, 2, 1, { act: 'elu' }), [2, 3, 2, 2]));
 });
