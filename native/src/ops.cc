@@ -260,6 +260,11 @@ const OpEntry kOps[] = {
       delete parked;
       return ret(E, t);
     } END,
+
+    // ---- layers toolkit (src/nn: Conv1d for ECA attention; the autograd version counter that
+    // ScaledStdConv2d's eval-mode weight cache compares to notice in-place weight changes)
+    OP(conv1d) { return ret(E, at::conv1d(a.t(0), a.t(1), a.opt_t(2), a.ints(3), a.ints(4), a.ints(5), a.i64(6))); } END,
+    OP(tensor_version) { return Napi::Number::New(E, double(a.t(0)._version())); } END,
 };
 
 const size_t kNumOps = sizeof(kOps) / sizeof(kOps[0]);

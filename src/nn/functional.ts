@@ -3,6 +3,8 @@
 import { ops } from '../native.js';
 import { check, checkInt } from '../errors.js';
 import { Tensor, _wrap as wrap, _wrapAll as wrapAll } from '../tensor/tensor.js';
+import { empty, cat } from '../tensor/creation.js';
+import { sameConvPadding } from './padding.js';
 
 export type Pair = number | readonly [number, number];
 const pair = (v: Pair): number[] => (typeof v === 'number' ? [v, v] : [v[0], v[1]]);
@@ -15,6 +17,15 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, op
   const padding = opts.padding ?? 0;
   return wrap(ops.conv2d(x?.handle, weight?.handle, bias?.handle, pair(opts.stride ?? 1),
     typeof padding === 'string' ? padding : pair(padding), pair(opts.dilation ?? 1), groups));
+}
+
+export interface Conv1dOptions { stride?: number; padding?: number; dilation?: number; groups?: number }
+
+/** 1-d convolution over (N, C, L) (ECA attention's channel conv). */
+export function conv1d(x: Tensor, weight: Tensor, bias: Tensor | null = null, opts: Conv1dOptions = {}): Tensor {
+  const groups = opts.groups ?? 1;
+  checkInt(groups, 'conv1d', 'groups', 1);
+  return wrap(ops.conv1d(x?.handle, weight?.handle, bias?.handle, [opts.stride ?? 1], [opts.padding ?? 0], [opts.dilation ?? 1], groups));
 }
 
 export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
@@ -44,6 +55,27 @@ export function adaptiveAvgPool2d(x: Tensor, outputSize: Pair): Tensor { return 
 export function adaptiveMaxPool2d(x: Tensor, outputSize: Pair): Tensor {
   const [out, idx] = wrapAll(ops.adaptive_max_pool2d(x?.handle, pair(outputSize)));
   idx.dispose();
+  return out;
+}
+
+/** timm's adaptive_avgmax_pool2d: the mean of average and max pooling (an avg+max classifier head). */
+export function adaptiveAvgMaxPool2d(x: Tensor, outputSize: Pair = 1): Tensor {
+  const avg = adaptiveAvgPool2d(x, outputSize);
+  const max = adaptiveMaxPool2d(x, outputSize);
+  const sum = avg.add(max);
+  avg.dispose();
+  max.dispose();
+  const out = sum.mul(0.5);
+  sum.dispose();
+  return out;
+}
+/** timm's adaptive_catavgmax_pool2d: average and max pooling concatenated along channels (2C outputs). */
+export function adaptiveCatAvgMaxPool2d(x: Tensor, outputSize: Pair = 1): Tensor {
+  const avg = adaptiveAvgPool2d(x, outputSize);
+  const max = adaptiveMaxPool2d(x, outputSize);
+  const out = cat([avg, max], 1);
+  avg.dispose();
+  max.dispose();
   return out;
 }
 
@@ -103,6 +135,25 @@ export function dropout2d(x: Tensor, opts: { p?: number; training?: boolean } = 
   return wrap(ops.feature_dropout(x?.handle, p, opts.training ?? true));
 }
 
+/**
+ * Stochastic depth (timm's drop_path, torchvision's stochastic_depth with mode 'row'): each sample
+ * of the batch is zeroed with probability p, the survivors are scaled by 1/(1-p) (unless
+ * scaleByKeep is false) so the expectation is unchanged. Outside training or at p = 0 it is the
+ * identity; it still returns a new handle (a view of x), so the caller owns what it gets.
+ */
+export function dropPath(x: Tensor, p: number, opts: { training?: boolean; scaleByKeep?: boolean } = {}): Tensor {
+  check(typeof p === 'number' && p >= 0 && p <= 1, 'dropPath', `p must be in [0, 1], got ${String(p)}`);
+  if (p === 0 || !(opts.training ?? true)) return x.view(...x.shape);
+  const keep = 1 - p;
+  // One Bernoulli draw per sample, broadcast over the other dims: the same generator calls as torch's
+  // x.new_empty(shape).bernoulli_(keep), so a seeded run draws the same mask.
+  const mask = empty([x.shape[0], ...Array<number>(x.ndim - 1).fill(1)], { dtype: x.dtype, device: x.device }).bernoulli_(keep);
+  if (keep > 0 && (opts.scaleByKeep ?? true)) mask.div_(keep);
+  const out = x.mul(mask);
+  mask.dispose();
+  return out;
+}
+
 export const relu = (x: Tensor): Tensor => wrap(ops.relu(x?.handle));
 export const relu6 = (x: Tensor): Tensor => wrap(ops.hardtanh(x?.handle, 0, 6));
 export const hardtanh = (x: Tensor, opts: { min?: number; max?: number } = {}): Tensor => wrap(ops.hardtanh(x?.handle, opts.min ?? -1, opts.max ?? 1));
@@ -119,15 +170,29 @@ export const softplus = (x: Tensor, opts: { beta?: number; threshold?: number } 
 export const softmax = (x: Tensor, opts: { dim?: number } = {}): Tensor => wrap(ops.softmax(x?.handle, opts.dim ?? -1));
 export const logSoftmax = (x: Tensor, opts: { dim?: number } = {}): Tensor => wrap(ops.log_softmax(x?.handle, opts.dim ?? -1));
 /**
- * ShuffleNet's channel shuffle: (N, g*k, ...) -> view (N, g, k, ...) -> transpose -> (N, k*g, ...).
+ * The two channel permutations that ShuffleNet code uses. For C = g*k channels:
+ * - 'torchvision' (torchvision's and the paper's): view (N, g, k, ...), transpose -> output channel
+ *   i*g + j is input channel j*k + i;
+ * - 'megvii' (Megvii's official ShuffleNet v1, blocks.py): reshape (N, k, g, ...), permute -> output
+ *   channel j*k + i is input channel i*g + j, the inverse permutation (the same as 'torchvision' with
+ *   k groups). Its weights only work with its own order.
+ */
+export type ChannelShuffleVariant = 'torchvision' | 'megvii';
+
+/**
+ * ShuffleNet's channel shuffle, by default torchvision's permutation (see ChannelShuffleVariant).
  * Built from view/transpose rather than at::channel_shuffle, which has no derivative in libtorch 1.13.
  */
-export function channelShuffle(x: Tensor, groups: number): Tensor {
+export function channelShuffle(x: Tensor, groups: number, opts: { variant?: ChannelShuffleVariant } = {}): Tensor {
   checkInt(groups, 'channelShuffle', 'groups', 1);
+  const variant = opts.variant ?? 'torchvision';
+  check(variant === 'torchvision' || variant === 'megvii', 'channelShuffle', `unknown variant '${String(variant)}' (expected torchvision or megvii)`);
   const s = x.shape;
   check(s.length >= 3, 'channelShuffle', `expected a 3-d or more input, got ${s.length}-d`, 'E_SHAPE');
   check(s[1] % groups === 0, 'channelShuffle', `expected groups to divide the channels (${s[1]}), got ${groups}`, 'E_SHAPE');
-  const grouped = x.view(s[0], groups, s[1] / groups, ...s.slice(2));
+  const perGroup = s[1] / groups;
+  const [outer, inner] = variant === 'torchvision' ? [groups, perGroup] : [perGroup, groups];
+  const grouped = x.view(s[0], outer, inner, ...s.slice(2));
   const swapped = grouped.transpose(1, 2);
   const out = swapped.reshape(...s);
   grouped.dispose();
@@ -160,6 +225,20 @@ export function pad(x: Tensor, padding: readonly number[], opts: { mode?: 'const
   if (mode === 'constant') return wrap(ops.constant_pad_nd(x?.handle, [...padding], opts.value ?? 0));
   check(padding.length === 4 && x.ndim === 4, 'pad', `${mode} padding takes 4 values for a 4-d input`);
   return wrap(mode === 'reflect' ? ops.reflection_pad2d(x?.handle, [...padding]) : ops.replication_pad2d(x?.handle, [...padding]));
+}
+
+/**
+ * TensorFlow's 'SAME' padding for a convolution or pooling window, computed from the input's size:
+ * total = max((ceil(i/s) - 1)*s + (k - 1)*d + 1 - i, 0) per spatial dim, the extra odd pixel going
+ * to the right/bottom as TF does (timm's pad_same). `value` fills the border (-Infinity for max pooling).
+ */
+export function padSame(x: Tensor, kernelSize: Pair, opts: { stride?: Pair; dilation?: Pair; value?: number } = {}): Tensor {
+  check(x.ndim >= 2, 'padSame', `expected a 2-d or more input, got ${x.ndim}-d`, 'E_SHAPE');
+  const [k, st, d] = [pair(kernelSize), pair(opts.stride ?? 1), pair(opts.dilation ?? 1)];
+  const s = x.shape;
+  const [top, bottom] = sameConvPadding(s[s.length - 2], k[0], st[0], d[0]);
+  const [left, right] = sameConvPadding(s[s.length - 1], k[1], st[1], d[1]);
+  return wrap(ops.constant_pad_nd(x?.handle, [left, right, top, bottom], opts.value ?? 0));
 }
 
 export interface InterpolateOptions { size?: Pair; scaleFactor?: number | readonly [number, number]; mode?: 'nearest' | 'bilinear'; alignCorners?: boolean }
