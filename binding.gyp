@@ -20,5 +20,8 @@
       "-Wl,-rpath,<!@(node scripts/find-libtorch.mjs libdir)",
       "-Wl,--no-as-needed", "-ltorch_cpu", "-ltorch", "-lc10", "-Wl,--as-needed"
     ]
+  }, {
+    "target_name": "forge_externals",
+    "sources": ["native/test/forge_externals.cc"]
   }]
 }

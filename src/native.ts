@@ -5,10 +5,11 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import os from 'node:os';
 import { ConvzooError } from './errors.js';
+import type { NativeOps } from './native_ops.js';
 
 /** An opaque reference to one libtorch tensor, owned by a Tensor. */
 export type Handle = { readonly __handle: unique symbol };
-type OpFn = (...args: unknown[]) => any;
+export type { NativeOps };
 
 export interface MemoryInfo {
   /** Live (not disposed) tensor handles. */
@@ -21,7 +22,8 @@ export interface MemoryInfo {
 }
 
 export interface NativeAddon {
-  ops: Record<string, OpFn>;
+  /** The op table, typed by src/native_ops.ts. */
+  ops: NativeOps;
   dispose(h: Handle): void;
   memory(): MemoryInfo;
   emptyCache(): void;

@@ -541,8 +541,25 @@ describe('lifetime', () => {
     expect(cz.memory().tensors).toBe(before);
   });
 
-  test('tidy refuses async functions', () => {
-    expect(() => cz.tidy(() => Promise.resolve(1) as unknown as number)).toThrow(/synchronous/);
+  test('tidy refuses async functions with a ConvzooError and frees what they made', async () => {
+    const before = cz.memory().tensors;
+    let err: unknown;
+    try {
+      cz.tidy(async () => {
+        const early = cz.ones([2]).add(1); // made before the first await: freed by tidy
+        await null;
+        return early.add(1); // runs after tidy threw: E_DISPOSED, a rejection nobody may see
+      });
+    } catch (e) { err = e; }
+    expect(err).toBeInstanceOf(cz.ConvzooError);
+    expect((err as cz.ConvzooError).code).toBe('E_ARG');
+    expect((err as cz.ConvzooError).op).toBe('tidy');
+    expect((err as Error).message).toMatch(/^tidy: .*synchronous.*await outside and call tidy\(\) inside/i);
+    expect(cz.memory().tensors).toBe(before);
+    await new Promise((resolve) => setTimeout(resolve, 10)); // the async rest ran, rejected, and was absorbed
+    expect(cz.memory().tensors).toBe(before);
+    // A plain thenable is caught too.
+    expect(() => cz.tidy(() => ({ then() {} }))).toThrow(cz.ConvzooError);
   });
 
   test('memory() counts bytes and the allocator cache', () => {

@@ -19,20 +19,22 @@ namespace {
 // load the addon again and have their own class).
 Napi::FunctionReference* error_class(Napi::Env env) { return env.GetInstanceData<Napi::FunctionReference>(); }
 
-const char* classify(const std::string& msg) {
+// The kind of a c10::Error whose type does not settle it, from its text; `otherwise` when nothing matches.
+const char* classify(const std::string& msg, const char* otherwise = "E_TORCH") {
   auto has = [&](const char* s) { return msg.find(s) != std::string::npos; };
   if (has("out of memory") || has("DefaultCPUAllocator: can't allocate") || has("bad_alloc")) return "E_OOM";
   if (has("dtype") || has("scalar type") || has("Scalar type") || has("ScalarType") || has("expected type") ||
       has("not implemented for '") || has("can't be cast to the desired output type")) return "E_DTYPE";
   if (has("shape") || has("size") || has("dimension") || has("dim ") || has("out of range") || has("channels") ||
       has("out of bounds") || has("must be a matrix") || has("Length of pad") || has("must match")) return "E_SHAPE";
-  return "E_TORCH";
+  return otherwise;
 }
 
-// libtorch messages carry a C++ backtrace and "Exception raised from" lines after the message proper.
+// libtorch messages carry a C++ backtrace and "Exception raised from" lines after the message proper;
+// the dispatcher's "Could not run ... backend." goes on for thousands of characters about builds and kernels.
 std::string strip(const std::string& what) {
   std::string m = what;
-  for (const char* cut : {"\nException raised from", "\nFrames", " (Triggered internally"}) {
+  for (const char* cut : {"\nException raised from", "\nFrames", " (Triggered internally", " This could be because the operator"}) {
     auto p = m.find(cut);
     if (p != std::string::npos) m.resize(p);
   }
@@ -52,23 +54,40 @@ std::string strip(const std::string& what) {
   throw Napi::Error(env, err);
 }
 
+// The one try/catch of the addon. libtorch states the kind of most errors by type (PyTorch maps the
+// same types to Python's exceptions); the text is read only for c10::ValueError (shape or other argument?)
+// and for a plain c10::Error (TORCH_CHECK), which says nothing by its type.
 Napi::Value dispatch(const Napi::CallbackInfo& info) {
   auto* op = static_cast<const OpEntry*>(info.Data());
+  Napi::Env env = info.Env();
   Args args(info);
   try {
     return op->fn(args);
   } catch (const Napi::Error&) {
     throw;
+  } catch (const DisposedError& e) {  // from Args: a handle whose tensor was disposed
+    throw_js(env, op->name, e.what(), "E_DISPOSED");
+  } catch (const std::invalid_argument& e) {  // from Args: a JS value of the wrong kind
+    throw_js(env, op->name, e.what(), "E_ARG");
+  } catch (const c10::OutOfMemoryError& e) {  // our CPU allocator (allocator.cc), CUDA's
+    throw_js(env, op->name, strip(e.what_without_backtrace()), "E_OOM");
+  } catch (const c10::IndexError& e) {  // "Dimension out of range", "Target 9 is out of bounds"
+    throw_js(env, op->name, strip(e.what_without_backtrace()), "E_SHAPE");
+  } catch (const c10::TypeError& e) {  // "RNG state must be a torch.ByteTensor"
+    throw_js(env, op->name, strip(e.what_without_backtrace()), "E_DTYPE");
+  } catch (const c10::NotImplementedError& e) {  // 1.13: no kernel for the tensor's device ("Could not run ... 'Meta' backend")
+    throw_js(env, op->name, strip(e.what_without_backtrace()), "E_ARG");
+  } catch (const c10::ValueError& e) {  // a bad argument value, often a shape: "Expected input batch_size (3) to match ..."
+    std::string m = strip(e.what_without_backtrace());
+    throw_js(env, op->name, m, classify(m, "E_ARG"));
   } catch (const c10::Error& e) {
     std::string m = strip(e.what_without_backtrace());
-    throw_js(info.Env(), op->name, m, classify(m));
+    throw_js(env, op->name, m, classify(m));
   } catch (const std::bad_alloc&) {
-    throw_js(info.Env(), op->name, "out of memory", "E_OOM");
-  } catch (const std::invalid_argument& e) {
-    throw_js(info.Env(), op->name, e.what(), "E_ARG");
+    throw_js(env, op->name, "out of memory", "E_OOM");
   } catch (const std::exception& e) {
     std::string m = strip(e.what());
-    throw_js(info.Env(), op->name, m, classify(m));
+    throw_js(env, op->name, m, classify(m));
   }
 }
 
@@ -122,6 +141,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   }
   auto ops = Napi::Object::New(env);
   for (size_t i = 0; i < kNumOps; i++) {
+    // A second entry of the same name would silently replace the first.
+    if (ops.Has(kOps[i].name)) throw Napi::Error::New(env, std::string("convzoo: op '") + kOps[i].name + "' is in the op table twice");
     ops.Set(kOps[i].name, Napi::Function::New(env, dispatch, kOps[i].name, const_cast<OpEntry*>(&kOps[i])));
   }
   exports.Set("ops", ops);

@@ -5,6 +5,7 @@
 // CONVZOO_ALLOCATOR=system turns both off (used by bench/allocator.mjs to show the difference).
 #include <c10/core/CPUAllocator.h>
 #include <c10/core/Allocator.h>
+#include <c10/util/Exception.h>
 #include <malloc.h>
 #include <cstdlib>
 #include <cstring>
@@ -52,7 +53,9 @@ class CachingCpuAllocator final : public c10::Allocator {
 
   static void* raw_alloc(size_t n) {
     void* p = nullptr;
-    if (posix_memalign(&p, kAlign, n ? n : kAlign) != 0) throw std::bad_alloc();
+    // c10::OutOfMemoryError, as CUDA's allocator raises, so the error funnel knows the kind by type.
+    TORCH_CHECK_WITH(OutOfMemoryError, posix_memalign(&p, kAlign, n ? n : kAlign) == 0,
+                     "CPU out of memory: tried to allocate ", n, " bytes");
     return p;
   }
 

@@ -1,4 +1,5 @@
 #include "convert.h"
+#include <cmath>
 #include <stdexcept>
 
 namespace cz {
@@ -8,6 +9,20 @@ std::atomic<int64_t> g_live_bytes{0};
 
 // Tags the Externals we make, so a foreign object passed as a tensor is refused instead of crashing.
 static const napi_type_tag kTensorTag = {0x636f6e767a6f6f31ULL, 0x74656e736f727631ULL};
+
+// What a wrong value was, for messages: numbers as JS prints them ("2.5", "NaN"), otherwise the kind.
+static std::string describe(const Napi::Value& v) {
+  if (v.IsNumber() || v.IsBigInt() || v.IsBoolean()) return v.ToString().Utf8Value();
+  if (v.IsString()) return "a string";
+  if (v.IsUndefined()) return "undefined";
+  if (v.IsNull()) return "null";
+  if (v.IsArray()) return "an array";
+  if (v.IsExternal()) return "an External (a handle)";
+  return v.IsFunction() ? "a function" : "an object";
+}
+
+// The largest integer a double, and so a JS number, holds exactly (Number.MAX_SAFE_INTEGER).
+constexpr double kMaxSafeInteger = 9007199254740991.0;
 
 static int64_t storage_bytes(const at::Tensor& t) {
   return t.defined() && t.has_storage() ? static_cast<int64_t>(t.storage().nbytes()) : 0;
@@ -43,8 +58,8 @@ static Box* box_of(Napi::Env env, const Napi::Value& v) {
 
 at::Tensor& unwrap(Napi::Env env, const Napi::Value& v, const char* what) {
   Box* b = box_of(env, v);
-  if (!b) throw std::invalid_argument(std::string("expected ") + what + " to be a tensor handle");
-  if (!b->tensor.defined()) throw std::invalid_argument(std::string(what) + " is a disposed tensor");
+  if (!b) throw std::invalid_argument(std::string("expected ") + what + " to be a tensor handle, got " + describe(v));
+  if (!b->tensor.defined()) throw DisposedError(std::string(what) + " is a disposed tensor");
   return b->tensor;
 }
 
@@ -76,6 +91,22 @@ const char* dtype_name(at::ScalarType t) {
 
 static std::string where(size_t i) { return "argument " + std::to_string(i); }
 
+static int64_t to_int64(const Napi::Value& v, const std::string& what) {
+  if (v.IsBigInt()) {
+    bool lossless = false;
+    int64_t x = v.As<Napi::BigInt>().Int64Value(&lossless);
+    if (!lossless) throw std::invalid_argument("expected " + what + " to fit in int64, got " + describe(v));
+    return x;
+  }
+  if (!v.IsNumber()) throw std::invalid_argument("expected " + what + " to be an integer, got " + describe(v));
+  double d = v.As<Napi::Number>().DoubleValue();
+  // !(a <= b) is also true for NaN.
+  if (!(std::abs(d) <= kMaxSafeInteger) || d != std::trunc(d)) {
+    throw std::invalid_argument("expected " + what + " to be an integer (a whole number within +-2^53), got " + describe(v));
+  }
+  return static_cast<int64_t>(d);
+}
+
 at::Tensor& Args::t(size_t i) const {
   if (i >= info.Length()) throw std::invalid_argument("missing " + where(i) + " (tensor)");
   return unwrap(env, info[i], where(i).c_str());
@@ -90,40 +121,34 @@ bool Args::is_tensor(size_t i) const { return i < info.Length() && info[i].IsExt
 
 int64_t Args::i64(size_t i) const {
   if (i >= info.Length()) throw std::invalid_argument("missing " + where(i) + " (integer)");
-  if (info[i].IsBigInt()) { bool lossless; return info[i].As<Napi::BigInt>().Int64Value(&lossless); }
-  if (!info[i].IsNumber()) throw std::invalid_argument("expected " + where(i) + " to be an integer");
-  return info[i].As<Napi::Number>().Int64Value();
+  return to_int64(info[i], where(i));
 }
 
 double Args::f64(size_t i) const {
-  if (i >= info.Length() || !info[i].IsNumber()) throw std::invalid_argument("expected " + where(i) + " to be a number");
+  if (i >= info.Length() || !info[i].IsNumber()) throw std::invalid_argument("expected " + where(i) + " to be a number, got " + describe(info[i]));
   return info[i].As<Napi::Number>().DoubleValue();
 }
 
 bool Args::b(size_t i) const {
-  if (i >= info.Length() || !info[i].IsBoolean()) throw std::invalid_argument("expected " + where(i) + " to be a boolean");
+  if (i >= info.Length() || !info[i].IsBoolean()) throw std::invalid_argument("expected " + where(i) + " to be a boolean, got " + describe(info[i]));
   return info[i].As<Napi::Boolean>().Value();
 }
 
 std::vector<int64_t> Args::ints(size_t i) const {
   if (i >= info.Length()) throw std::invalid_argument("missing " + where(i) + " (integer list)");
-  if (info[i].IsNumber()) return {info[i].As<Napi::Number>().Int64Value()};
-  if (!info[i].IsArray()) throw std::invalid_argument("expected " + where(i) + " to be an integer list");
+  if (info[i].IsNumber() || info[i].IsBigInt()) return {to_int64(info[i], where(i))};
+  if (!info[i].IsArray()) throw std::invalid_argument("expected " + where(i) + " to be an integer list, got " + describe(info[i]));
   auto arr = info[i].As<Napi::Array>();
   std::vector<int64_t> out(arr.Length());
-  for (uint32_t k = 0; k < arr.Length(); k++) {
-    Napi::Value v = arr.Get(k);
-    if (!v.IsNumber()) throw std::invalid_argument("expected " + where(i) + " to hold only integers");
-    out[k] = v.As<Napi::Number>().Int64Value();
-  }
+  for (uint32_t k = 0; k < arr.Length(); k++) out[k] = to_int64(arr.Get(k), where(i) + "[" + std::to_string(k) + "]");
   return out;
 }
 
 at::Scalar Args::scalar(size_t i) const {
   if (i >= info.Length()) throw std::invalid_argument("missing " + where(i) + " (scalar)");
   if (info[i].IsBoolean()) return at::Scalar(info[i].As<Napi::Boolean>().Value());
-  if (info[i].IsBigInt()) { bool l; return at::Scalar(static_cast<int64_t>(info[i].As<Napi::BigInt>().Int64Value(&l))); }
-  if (!info[i].IsNumber()) throw std::invalid_argument("expected " + where(i) + " to be a number");
+  if (info[i].IsBigInt()) return at::Scalar(to_int64(info[i], where(i)));
+  if (!info[i].IsNumber()) throw std::invalid_argument("expected " + where(i) + " to be a number, got " + describe(info[i]));
   double d = info[i].As<Napi::Number>().DoubleValue();
   // Integral JS numbers become integer scalars so that int tensors keep their dtype, as in Python.
   if (d == static_cast<double>(static_cast<int64_t>(d)) && std::abs(d) < 9.007199254740992e15) return at::Scalar(static_cast<int64_t>(d));
@@ -131,7 +156,7 @@ at::Scalar Args::scalar(size_t i) const {
 }
 
 std::string Args::str(size_t i) const {
-  if (i >= info.Length() || !info[i].IsString()) throw std::invalid_argument("expected " + where(i) + " to be a string");
+  if (i >= info.Length() || !info[i].IsString()) throw std::invalid_argument("expected " + where(i) + " to be a string, got " + describe(info[i]));
   return info[i].As<Napi::String>().Utf8Value();
 }
 

@@ -3,6 +3,7 @@
 #include <napi.h>
 #include <ATen/ATen.h>
 #include <atomic>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,8 @@ extern std::atomic<int64_t> g_live_bytes;  // storage bytes referenced by live h
 
 // A handle is a JS External owning one heap at::Tensor reference; dispose() drops the reference,
 // the GC finalizer frees the box (and the reference if dispose was never called).
+struct DisposedError : std::invalid_argument { using std::invalid_argument::invalid_argument; };
+
 struct Box {
   at::Tensor tensor;
   int64_t accounted = 0;  // bytes reported to V8 as external memory
@@ -21,13 +24,17 @@ struct Box {
 };
 
 Napi::Value wrap(Napi::Env env, at::Tensor t);
+// A value that is not one of our handles (a plain object, a number, a foreign or untagged External)
+// raises std::invalid_argument; a disposed handle raises DisposedError.
 at::Tensor& unwrap(Napi::Env env, const Napi::Value& v, const char* what);
 void dispose(Napi::Env env, const Napi::Value& v);
 
 at::ScalarType parse_dtype(const std::string& name);
 const char* dtype_name(at::ScalarType t);
 
-// Positional arguments of one op call, with typed accessors that raise clear errors.
+// Positional arguments of one op call, with typed accessors that raise std::invalid_argument (E_ARG)
+// naming the argument. Integer accessors accept only whole numbers a double holds exactly (and
+// BigInts that fit int64): 2.5, NaN, Infinity or 2**60 are refused, never truncated.
 struct Args {
   const Napi::CallbackInfo& info;
   Napi::Env env;

@@ -1,5 +1,16 @@
-// The op table: one entry per bound libtorch function. Arguments arrive positionally, already
-// validated for type by Args; libtorch validates shapes and dtypes and its errors reach JS through guard.
+// The op table: one entry per bound libtorch function. Arguments arrive positionally and Args converts
+// each one strictly (a wrong kind of value is E_ARG); libtorch validates shapes and dtypes, and every
+// exception reaches JS as a ConvzooError through addon.cc's dispatch.
+//
+// Adding an op:
+//   1. One entry in kOps below, e.g.
+//        OP(tril) { return ret(E, at::tril(a.t(0), a.i64_or(1, 0))); } END,
+//      or UNARY(name) / BINARY(name) for the common shapes. Use the Args accessors (t, opt_t, i64, ints,
+//      f64, b, str, scalar, dtype, tensors), never raw info[i] conversions.
+//   2. One line in the NativeOps interface in src/native_ops.ts, with its parameter and return types:
+//        tril(x: Handle, diagonal?: number): Handle;
+//   3. A caller (a Tensor method or an F function) and its test; test/native.test.ts fails while an op
+//      is in one list and not the other, and tsc fails on a misspelt op or a wrong argument list.
 #include "ops.h"
 #include <ATen/core/grad_mode.h>
 #include <ATen/CPUGeneratorImpl.h>
@@ -7,6 +18,8 @@
 #include <c10/core/InferenceMode.h>
 #include <c10/util/irange.h>
 #include <memory>
+#include <mutex>
+#include <unordered_map>
 
 namespace cz {
 namespace {
@@ -35,6 +48,27 @@ Tensor with_grad(Tensor t, Args& a, size_t i) {
 #define UNARY_(name) OP(name) { a.t(0).name(); return a.info[0]; } END
 
 thread_local std::vector<std::unique_ptr<c10::InferenceMode>> g_inference_guards;  // InferenceMode is per thread
+
+// Tensors between share() and adopt(). Ids are counters, not addresses, so a forged, stale or repeated
+// id is refused instead of dereferenced. One table for the process: the two sides are different threads.
+std::mutex g_parked_mutex;
+std::unordered_map<uint64_t, Tensor> g_parked;
+uint64_t g_next_parked_id = 1;
+
+uint64_t park(const Tensor& t) {
+  std::lock_guard<std::mutex> lock(g_parked_mutex);
+  g_parked.emplace(g_next_parked_id, t);
+  return g_next_parked_id++;
+}
+
+Tensor unpark(uint64_t id) {
+  std::lock_guard<std::mutex> lock(g_parked_mutex);
+  auto it = g_parked.find(id);
+  if (it == g_parked.end()) throw std::invalid_argument("no shared tensor has id " + std::to_string(id) + " (each id from share() is adopted once)");
+  Tensor t = std::move(it->second);
+  g_parked.erase(it);
+  return t;
+}
 
 int64_t reduction(Args& a, size_t i) {
   if (!a.has(i)) return at::Reduction::Mean;
@@ -101,13 +135,11 @@ const OpEntry kOps[] = {
     OP(chunk) { return ret(E, at::chunk(a.t(0), a.i64(1), a.i64(2))); } END,
     OP(where) { return ret(E, a.is_tensor(2) ? at::where(a.t(0), a.t(1), a.t(2)) : at::where(a.t(0), a.t(1), a.scalar(2))); } END,
     OP(masked_fill) { return ret(E, a.t(0).masked_fill(a.t(1), a.scalar(2))); } END,
-    OP(tril) { return ret(E, at::tril(a.t(0), a.i64_or(1, 0))); } END,
     OP(one_hot) { return ret(E, at::one_hot(a.t(0), a.i64_or(1, -1))); } END,
-    OP(channel_shuffle) { return ret(E, at::channel_shuffle(a.t(0), a.i64(1))); } END,
 
     // ---- elementwise
     BINARY(add), BINARY(sub), BINARY(mul), BINARY(div), BINARY(pow), BINARY(remainder), BINARY(eq), BINARY(ne),
-    BINARY(lt), BINARY(le), BINARY(gt), BINARY(ge), BINARY(fmod),
+    BINARY(lt), BINARY(le), BINARY(gt), BINARY(ge),
     OP(add_scaled) { return ret(E, at::add(a.t(0), a.t(1), a.scalar(2))); } END,
     OP(maximum) { return ret(E, at::maximum(a.t(0), a.t(1))); } END,
     OP(minimum) { return ret(E, at::minimum(a.t(0), a.t(1))); } END,
@@ -116,7 +148,7 @@ const OpEntry kOps[] = {
     OP(logical_or) { return ret(E, at::logical_or(a.t(0), a.t(1))); } END,
     UNARY(neg), UNARY(abs), UNARY(exp), UNARY(log), UNARY(sqrt), UNARY(rsqrt), UNARY(reciprocal), UNARY(sign),
     UNARY(floor), UNARY(ceil), UNARY(round), UNARY(sin), UNARY(cos), UNARY(erf), UNARY(erfinv), UNARY(square),
-    UNARY(logical_not), UNARY(isfinite), UNARY(isnan), UNARY(log1p), UNARY(expm1),
+    UNARY(logical_not), UNARY(isfinite), UNARY(isnan), UNARY(log1p),
     UNARY(relu), UNARY(sigmoid), UNARY(tanh), UNARY(silu), UNARY(hardswish), UNARY(hardsigmoid), UNARY(mish),
 
     // ---- in place (return the same handle)
@@ -158,7 +190,6 @@ const OpEntry kOps[] = {
     OP(matmul) { return ret(E, at::matmul(a.t(0), a.t(1))); } END,
     OP(mm) { return ret(E, at::mm(a.t(0), a.t(1))); } END,
     OP(bmm) { return ret(E, at::bmm(a.t(0), a.t(1))); } END,
-    OP(addmm) { return ret(E, at::addmm(a.t(0), a.t(1), a.t(2))); } END,
 
     // ---- neural network functions
     OP(conv2d) {
@@ -214,7 +245,6 @@ const OpEntry kOps[] = {
     OP(dtype) { return Napi::String::New(E, dtype_name(a.t(0).scalar_type())); } END,
     OP(device) { return Napi::String::New(E, a.t(0).device().str()); } END,
     OP(is_contiguous) { return Napi::Boolean::New(E, a.t(0).is_contiguous()); } END,
-    OP(data_ptr_equal) { return Napi::Boolean::New(E, a.t(0).data_ptr() == a.t(1).data_ptr()); } END,
     OP(item) {
       at::Scalar s = a.t(0).item();
       if (s.isBoolean()) return Napi::Boolean::New(E, s.toBool());
@@ -229,6 +259,7 @@ const OpEntry kOps[] = {
     } END,
     OP(from_bytes) {
       // New tensor from a typed array / Buffer copy: (bytes, shape, dtype).
+      if (!a.info[0].IsTypedArray()) throw std::invalid_argument("expected argument 0 to be a typed array or Buffer");
       auto view = a.info[0].As<Napi::TypedArray>();
       auto dt = a.dtype(2);
       auto shape = a.ints(1);
@@ -251,14 +282,14 @@ const OpEntry kOps[] = {
     OP(cuda_available) { return Napi::Boolean::New(E, at::hasCUDA()); } END,
 
     // ---- passing tensors between worker threads (each thread has its own JS handles)
-    // share: a new reference parked on the heap, returned as an id (BigInt); adopt: takes it back as a handle.
-    OP(share) { return Napi::BigInt::New(E, static_cast<uint64_t>(reinterpret_cast<uintptr_t>(new Tensor(a.t(0))))); } END,
+    // share: parks a new reference and returns its id (a BigInt); adopt: takes it back, once, as a handle.
+    OP(share) { return Napi::BigInt::New(E, park(a.t(0))); } END,
     OP(adopt) {
+      if (!a.has(0) || !a.info[0].IsBigInt()) throw std::invalid_argument("expected argument 0 to be an id from share() (a BigInt)");
       bool lossless = false;
-      auto* parked = reinterpret_cast<Tensor*>(static_cast<uintptr_t>(a.info[0].As<Napi::BigInt>().Uint64Value(&lossless)));
-      Tensor t = std::move(*parked);
-      delete parked;
-      return ret(E, t);
+      uint64_t id = a.info[0].As<Napi::BigInt>().Uint64Value(&lossless);
+      if (!lossless) throw std::invalid_argument("expected argument 0 to be an id from share(), got a BigInt outside uint64");
+      return ret(E, unpark(id));
     } END,
 
     // ---- layers toolkit (src/nn: Conv1d for ECA attention; the autograd version counter that

@@ -1,5 +1,5 @@
 // Tensor factories, joins, random state, threads and autograd switches.
-import { ops, native } from '../native.js';
+import { ops, native, type Handle } from '../native.js';
 import { ConvzooError, check } from '../errors.js';
 import { Tensor, _wrap as wrap, _wrapAll as wrapAll, type DType, type Shape, type TypedArray, DTYPE_BYTES } from './tensor.js';
 
@@ -99,7 +99,7 @@ export function fromBytes(bytes: ArrayBufferView, shape: Shape, dtype: DType): T
   return wrap(ops.from_bytes(bytes, [...shape], dtype));
 }
 
-const factory = (name: string) => (shape: Shape, opts: CreateOptions = {}): Tensor =>
+const factory = (name: 'empty' | 'zeros' | 'ones' | 'rand' | 'randn') => (shape: Shape, opts: CreateOptions = {}): Tensor =>
   wrap(ops[name]([...shape], opts.dtype ?? 'float32', opts.device, opts.requiresGrad ?? false));
 
 export const empty = factory('empty');
@@ -134,7 +134,7 @@ export function fullLike(t: Tensor, value: number): Tensor { return wrap(ops.ful
 export function scalarTensor(value: number, opts: CreateOptions = {}): Tensor { return wrap(ops.scalar_tensor(value, opts.dtype ?? 'float32', opts.device)); }
 
 // ---- joins and selections
-function handles(tensors: readonly Tensor[], fn: string): unknown[] {
+function handles(tensors: readonly Tensor[], fn: string): Handle[] {
   check(Array.isArray(tensors), fn, `expected an array of tensors, got ${tensors === null ? 'null' : typeof tensors}`);
   return tensors.map((t) => t?.handle);
 }

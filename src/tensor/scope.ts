@@ -27,8 +27,8 @@ function collect(value: unknown, out: Set<unknown>, depth = 0): void {
 
 /**
  * Runs `fn` and frees every tensor created inside it, except the tensors it returns (directly, in an
- * array or in a plain object), which move to the enclosing scope. Synchronous functions only: for
- * async code use `using` or dispose().
+ * array or in a plain object), which move to the enclosing scope. Synchronous functions only: an async
+ * fn throws E_ARG (and what it made before its first await is freed); for async code use `using` or dispose().
  */
 export function tidy<T>(fn: () => T): T {
   if (typeof fn !== 'function') throw new ConvzooError(`tidy: expected a function, got ${fn === null ? 'null' : typeof fn}`, 'E_ARG', 'tidy');
@@ -43,7 +43,17 @@ export function tidy<T>(fn: () => T): T {
     throw e;
   }
   scopes.pop();
-  if (result instanceof Promise) throw new TypeError('tidy: fn returned a Promise; tidy() scopes are synchronous');
+  if (isThenable(result)) {
+    // The scope closed when fn returned, at its first await: what fn allocates after that is untracked
+    // and what it returns cannot be kept. Free what it made so far and say how to write it instead.
+    for (const t of scope) t.dispose();
+    // The caller never sees this promise; a later rejection (often E_DISPOSED) would otherwise surface
+    // as an unhandled rejection.
+    result.then(undefined, () => {});
+    throw new ConvzooError('tidy: fn returned a Promise, but tidy() is synchronous: it frees tensors when fn ' +
+      'returns, before the awaited work runs. Await outside and call tidy() inside, on the synchronous part: ' +
+      '`const x = await load(); const y = tidy(() => model.forward(x));`', 'E_ARG', 'tidy');
+  }
   const returned = new Set<unknown>();
   collect(result, returned);
   for (const t of scope) {
@@ -51,6 +61,11 @@ export function tidy<T>(fn: () => T): T {
     else t.dispose();
   }
   return result;
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return value !== null && (typeof value === 'object' || typeof value === 'function') &&
+    typeof (value as { then?: unknown }).then === 'function';
 }
 
 /** Live tensors (not yet disposed) and bytes held by libtorch's CPU allocator cache. */

@@ -80,7 +80,7 @@ export class Tensor {
   get dtype(): DType { return (this._dtype ??= ops.dtype(this.handle)); }
   get device(): string { return ops.device(this.handle); }
   get strides(): number[] { return ops.strides(this.handle); }
-  numel(): number { return (this._shape ??= ops.shape(this.handle) as number[]).reduce((a: number, b: number) => a * b, 1); }
+  numel(): number { return (this._shape ??= ops.shape(this.handle)).reduce((a, b) => a * b, 1); }
   size(dim?: number): number | number[] {
     if (dim === undefined) return this.shape;
     const s = (this._shape ??= ops.shape(this.handle));
@@ -166,7 +166,8 @@ export class Tensor {
       this.handle; // a disposed tensor reports that first
       throw new ConvzooError(`to: cannot move a tensor to '${target}': this libtorch has no CUDA device available`, 'E_ARG', 'to');
     }
-    return target === 'cpu' || target.startsWith('cuda') ? wrap(ops.to_device(this.handle, target)) : wrap(ops.to_dtype(this.handle, target));
+    // Any other string is taken as a dtype name; the addon refuses unknown ones (E_ARG).
+    return target === 'cpu' || target.startsWith('cuda') ? wrap(ops.to_device(this.handle, target)) : wrap(ops.to_dtype(this.handle, target as DType));
   }
   float(): Tensor { return this.to('float32'); }
   double(): Tensor { return this.to('float64'); }
