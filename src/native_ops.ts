@@ -228,4 +228,9 @@ export interface NativeOps {
   share(x: Handle): bigint;
   /** Takes a parked tensor back as a handle of this thread; each id is adopted once. */
   adopt(id: bigint): Handle;
+
+  // ---- the layers toolkit
+  conv1d(x: Handle, weight: Handle, bias: Handle | undefined, stride: number[], padding: number[], dilation: number[], groups: number): Handle;
+  /** The tensor's in-place version counter (ScaledStdConv2d's cache notices weight updates by it). */
+  tensor_version(x: Handle): number;
 }
