@@ -182,13 +182,13 @@ export class ResNet extends ClassifierModel {
     super();
     const { block, layers, groups = 1, widthPerGroup: baseWidth = 64, attnLayer } = cfg;
     const norm = cfg.norm ?? defaultNorm, act = cfg.act ?? defaultAct;
+    const dropPath = dropPathSchedule(layers.reduce((a, b) => a + b, 0), opts); // checked before anything is allocated
     this.dropRate = opts.dropRate ?? 0;
     this._zeroInitResidual = opts.zeroInitResidual ?? false;
     this.conv1 = new Conv2d(opts.inChans ?? 3, 64, 7, { stride: 2, padding: 3, bias: false });
     this.bn1 = norm(64);
     this.relu = act();
     this.maxpool = new MaxPool2d(3, { stride: 2, padding: 1 });
-    const dropPath = dropPathSchedule(layers.reduce((a, b) => a + b, 0), opts);
     let inplanes = 64, blockIndex = 0;
     const stage = (planes: number, blocks: number, stride: number): Sequential => {
       const out = planes * block.expansion;
@@ -245,12 +245,12 @@ export class CifarResNet extends ClassifierModel {
     super();
     check((depth - 2) % 6 === 0, 'CifarResNet', `depth must be 6n+2, got ${depth}`);
     const n = (depth - 2) / 6;
+    const dropPath = dropPathSchedule(3 * n, opts); // checked before anything is allocated
     this.dropRate = opts.dropRate ?? 0;
     this._zeroInitResidual = opts.zeroInitResidual ?? false;
     this.conv1 = new Conv2d(opts.inChans ?? 3, 16, 3, { padding: 1, bias: false });
     this.bn1 = new BatchNorm2d(16);
     this.relu = defaultAct();
-    const dropPath = dropPathSchedule(3 * n, opts);
     let inplanes = 16, blockIndex = 0;
     const stage = (planes: number, stride: number): Sequential => {
       const blocks: Module[] = [];
