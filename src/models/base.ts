@@ -11,7 +11,7 @@ import type { EvalTransform } from '../vision/preprocess.js';
 export abstract class ClassifierModel extends Module {
   /** Set by the builder: the registry entry this model was made from. */
   _meta?: ModelMeta;
-  /** Set by the builder: the weights' evaluation transform, when pretrained weights were loaded. */
+  /** Set by createModel: the tag (or file) of the weights it loaded; undefined for a randomly initialised model. */
   _weightsTag?: string;
   /**
    * Set by the builder from a convzoo checkpoint: the preprocessing its training data used for
