@@ -83,7 +83,7 @@ describe('per-family key remaps at load time', () => {
     const id = 'test_remap_resnet20';
     // A release that called the first conv 'stem.conv' and has an extra key the model drops.
     cz.registerModel({ ...base, id, remapWeightsKey: (k) => (k === 'junk' ? null : k.replace(/^stem\.conv\./, 'conv1.')) },
-      (o) => cz.buildModel('resnet20', o as Record<string, unknown>));
+      { options: {}, fixed: {} }, (o) => cz.buildModel('resnet20', o as Record<string, unknown>));
     const src = cz.buildModel('resnet20');
     const sd = src.stateDict();
     const old: Record<string, cz.Tensor> = { junk: cz.zeros([1]) };

@@ -6,9 +6,10 @@
 // with torchvision's weights.
 import { Tensor } from '../tensor/tensor.js';
 import { Module } from '../nn/module.js';
-import { Conv2d, Linear, MaxPool2d, AdaptiveAvgPool2d, LocalResponseNorm, Dropout, ReLU, Sequential, Identity } from '../nn/layers.js';
+import { Conv2d, Linear, MaxPool2d, AdaptiveAvgPool2d, LocalResponseNorm, Dropout, ReLU, Sequential } from '../nn/layers.js';
+import { ClassifierHead } from '../nn/head.js';
 import * as init from '../nn/init.js';
-import { ClassifierModel, sequentialHead } from './base.js';
+import { ClassifierModel } from './base.js';
 import { registerModel, IMAGENET_MEAN, IMAGENET_STD, type ModelOptions } from './registry.js';
 import { TORCHVISION_WEIGHTS } from './torchvision_weights.js';
 
@@ -26,7 +27,8 @@ interface ConvSpec {
   bias?: number;
 }
 
-interface AlexNetConfig { convs: ConvSpec[]; hidden: number; dropoutFirst: boolean }
+/** What defines an AlexNet variant. */
+export interface AlexNetConfig { convs: ConvSpec[]; hidden: number; dropoutFirst: boolean }
 
 /** torchvision's single-tower network: dropout before each hidden FC layer. */
 const TORCHVISION: AlexNetConfig = {
@@ -74,15 +76,14 @@ export class AlexNet extends ClassifierModel {
   features: Sequential;
   avgpool: AdaptiveAvgPool2d;
   classifier: Sequential;
-  numClasses: number;
   readonly numFeatures: number;
   readonly dropRate: number;
+  protected readonly _head: ClassifierHead;
   private readonly _cfg: AlexNetConfig;
 
   constructor(cfg: AlexNetConfig, opts: AlexNetOptions = {}) {
     super();
     this._cfg = cfg;
-    this.numClasses = opts.numClasses ?? 1000;
     this.dropRate = opts.dropRate ?? 0.5;
     const layers: Module[] = [];
     let inC = opts.inChans ?? 3;
@@ -95,34 +96,21 @@ export class AlexNet extends ClassifierModel {
     this.features = new Sequential(...layers);
     this.avgpool = new AdaptiveAvgPool2d(6);
     this.numFeatures = inC;
-    this.classifier = this.makeClassifier(this.numClasses);
-  }
-
-  /** Dropout, FC, ReLU twice and the final FC, in torchvision's order (or the paper's: dropout after each ReLU). */
-  private makeClassifier(numClasses: number): Sequential {
-    const h = this._cfg.hidden, p = this.dropRate;
-    const last: Module = numClasses > 0 ? new Linear(h, numClasses) : new Identity();
-    return this._cfg.dropoutFirst
-      ? new Sequential(new Dropout(p), new Linear(this.numFeatures * 6 * 6, h), new ReLU(), new Dropout(p), new Linear(h, h), new ReLU(), last)
-      : new Sequential(new Linear(this.numFeatures * 6 * 6, h), new ReLU(), new Dropout(p), new Linear(h, h), new ReLU(), new Dropout(p), last);
+    // Dropout, FC, ReLU twice in torchvision's order (the paper's: dropout after each ReLU); the head appends the final FC (`classifier.6`).
+    const h = cfg.hidden, p = this.dropRate, flat = this.numFeatures * 6 * 6;
+    this.classifier = cfg.dropoutFirst
+      ? new Sequential(new Dropout(p), new Linear(flat, h), new ReLU(), new Dropout(p), new Linear(h, h), new ReLU())
+      : new Sequential(new Linear(flat, h), new ReLU(), new Dropout(p), new Linear(h, h), new ReLU(), new Dropout(p));
+    this._head = new ClassifierHead({ sequential: this.classifier }, this.numFeatures, opts.numClasses ?? 1000, { pool: this.avgpool, hiddenFeatures: h });
   }
 
   forwardFeatures(x: Tensor): Tensor {
     return this.features.forward(x);
   }
-  forwardHead(x: Tensor, opts: { preLogits?: boolean } = {}): Tensor {
-    return sequentialHead(this.avgpool, this.classifier, x, opts.preLogits ?? false);
-  }
   /** Re-draws every weight: the paper's scheme for alexnet_original, PyTorch's layer defaults for torchvision's variant. */
   initWeights(): void {
     if (this._cfg === PAPER) initPaperWeights(this);
     else for (const m of this.modules()) if (m instanceof Conv2d || m instanceof Linear) m.resetParameters();
-  }
-  resetClassifier(numClasses: number): void {
-    this.numClasses = numClasses;
-    const i = this.classifier.length - 1;
-    for (const p of this.classifier[i].parameters()) p.dispose(); // modules own their parameters
-    this.classifier[i] = numClasses > 0 ? new Linear(this._cfg.hidden, numClasses) : new Identity();
   }
 }
 
@@ -141,16 +129,16 @@ const PAPER_REF = {
   url: 'https://papers.nips.cc/paper/2012/hash/c399862d3b9d6b76c8436e924a68c45b-Abstract.html',
 };
 
-registerModel<AlexNetOptions>({
+registerModel({
   id: 'alexnet', family: 'alexnet', paper: PAPER_REF, inputSize: [3, 224, 224], mean: IMAGENET_MEAN, std: IMAGENET_STD,
   interpolation: 'bilinear', numClasses: 1000, params: 61100840, gmacs: 0.714, torchvision: 'alexnet',
   firstConv: 'features.0', classifier: 'classifier.6', weights: TORCHVISION_WEIGHTS.alexnet ?? [],
   notes: 'torchvision\'s single-tower variant ("One weird trick for parallelizing convolutional neural networks", '
     + 'https://arxiv.org/abs/1404.5997): 64-192-384-256-256 filters, no LRN, PyTorch\'s default initialisation.',
-}, (opts) => new AlexNet(TORCHVISION, opts));
+}, { options: {}, fixed: TORCHVISION }, (opts: AlexNetOptions, config) => new AlexNet(config, opts));
 
 // 60,965,224 parameters: the paper's "60 million". 0.724 GMACs at 227x227 (our count: conv 0.666, FC 0.059).
-registerModel<AlexNetOptions>({
+registerModel({
   id: 'alexnet_original', family: 'alexnet', paper: PAPER_REF, inputSize: [3, 227, 227], mean: IMAGENET_MEAN, std: IMAGENET_STD,
   interpolation: 'bilinear', numClasses: 1000, params: 60965224, gmacs: 0.724,
   firstConv: 'features.0', classifier: 'classifier.6', weights: [],
@@ -158,4 +146,4 @@ registerModel<AlexNetOptions>({
     + 'alpha=1e-4, beta=0.75) after conv1 and conv2, overlapping 3x3/2 max-pools, FC 4096-4096-1000 with dropout 0.5 '
     + 'on the hidden layers, N(0, 0.01) weights and unit biases in conv2, conv4, conv5 and fc6, fc7. '
     + 'The paper subtracts the mean image instead of normalising; ImageNet mean/std are used here.',
-}, (opts) => { const m = new AlexNet(PAPER, opts); m.initWeights(); return m; });
+}, { options: {}, fixed: PAPER }, (opts: AlexNetOptions, config) => { const m = new AlexNet(config, opts); m.initWeights(); return m; });

@@ -4,14 +4,14 @@
 import { Tensor } from '../tensor/tensor.js';
 import { tidy } from '../tensor/scope.js';
 import { Module } from '../nn/module.js';
-import type { Sequential } from '../nn/layers.js';
+import type { ClassifierHead } from '../nn/head.js';
 import type { ModelMeta } from './registry.js';
 import type { EvalTransform } from '../vision/preprocess.js';
 
 export abstract class ClassifierModel extends Module {
   /** Set by the builder: the registry entry this model was made from. */
   _meta?: ModelMeta;
-  /** Set by the builder: the weights' evaluation transform, when pretrained weights were loaded. */
+  /** Set by createModel: the tag (or file) of the weights it loaded; undefined for a randomly initialised model. */
   _weightsTag?: string;
   /**
    * Set by the builder from a convzoo checkpoint: the preprocessing its training data used for
@@ -21,15 +21,24 @@ export abstract class ClassifierModel extends Module {
   /** Class names, when the weights came with them (a convzoo checkpoint); index i is logit i. */
   classes?: string[];
 
-  abstract readonly numClasses: number;
   /** Channels of the features that the head consumes. */
   abstract readonly numFeatures: number;
+  /** The classifier head (made by the family's constructor; its final layer lives in the family's own field). */
+  protected abstract readonly _head: ClassifierHead;
+
+  /** Outputs of the classifier (0 after resetClassifier(0): forward returns features). */
+  get numClasses(): number { return this._head.numClasses; }
 
   abstract forwardFeatures(x: Tensor): Tensor;
-  /** Pools and classifies features; with `preLogits` returns the pooled features instead. */
-  abstract forwardHead(x: Tensor, opts?: { preLogits?: boolean }): Tensor;
-  /** Replaces the classifier with a new one for `numClasses` outputs (0: identity, features out). */
-  abstract resetClassifier(numClasses: number): void;
+  /** Re-draws every weight with the family's initialisation. */
+  abstract initWeights(): void;
+
+  /** Pools and classifies features; with `preLogits` returns the features the final layer would see. */
+  forwardHead(x: Tensor, opts: { preLogits?: boolean } = {}): Tensor {
+    return this._head.forward(x, { preLogits: opts.preLogits, training: this.training });
+  }
+  /** Replaces the final layer with a new one for `numClasses` outputs (0: identity, features out), freeing the old one. */
+  resetClassifier(numClasses: number): void { this._head.reset(numClasses); }
 
   /**
    * Whether a weights file's key is left out when loading pretrained weights (checked before any data
@@ -42,18 +51,4 @@ export abstract class ClassifierModel extends Module {
   }
 
   get meta(): ModelMeta | undefined { return this._meta; }
-}
-
-/**
- * The head of the VGG-style networks: pooled features flattened into a Sequential classifier; with
- * `preLogits`, every layer but the last (the penultimate features, e.g. AlexNet's fc7).
- */
-export function sequentialHead(pool: Module, classifier: Sequential, x: Tensor, preLogits: boolean): Tensor {
-  return tidy(() => {
-    const flat = pool.forward(x).flatten(1);
-    if (!preLogits) return classifier.forward(flat);
-    let out = flat;
-    for (let i = 0; i < classifier.length - 1; i++) out = classifier[i].forward(out);
-    return out;
-  });
 }

@@ -1,7 +1,7 @@
 // One path from an id to a ready model: resolve the id, construct, load weights (tag, path or URL),
 // adapt the first conv for other input channels and the head for other class counts, attach metadata.
 import { existsSync } from 'node:fs';
-import { ConvzooError, check, checkInt, checkNumber } from '../errors.js';
+import { ConvzooError, check } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
 import { noGrad } from '../tensor/creation.js';
 import { openWeights, type WeightsFile } from '../io/index.js';
@@ -10,6 +10,7 @@ import { runDataConfig, pretrainedDataConfig } from '../vision/data_config.js';
 import { ClassifierModel } from './base.js';
 import { getModelEntry, type ModelOptions, type WeightsEntry, type ModelMeta } from './registry.js';
 import { downloadCached, evictCached } from './hub.js';
+import { checkOptions } from './options.js';
 
 export interface CreateModelOptions extends ModelOptions {
   /** 'DEFAULT', a tag of the model's weights table (e.g. 'IMAGENET1K_V2'), a local file, or a URL. */
@@ -19,24 +20,27 @@ export interface CreateModelOptions extends ModelOptions {
   onProgress?: (received: number, total: number | null) => void;
 }
 
-/** Builds a model by id with random initialisation (no weights). */
+/**
+ * Builds a model by id with random initialisation (no weights). The options are checked against the
+ * registration's declaration first (see checkModelOptions).
+ */
 export function buildModel(id: string, opts: ModelOptions & Record<string, unknown> = {}): ClassifierModel {
   const entry = getModelEntry(id);
   checkModelOptions(entry.meta.id, opts);
-  const model = entry.build(opts);
+  const model = entry.build(opts, entry.fixed);
   model._meta = entry.meta;
   return model;
 }
 
-/** The options every family takes, checked before anything is built. */
-export function checkModelOptions(id: string, opts: ModelOptions): void {
-  check(opts !== null && typeof opts === 'object', id, 'expected the options to be an object');
-  if (opts.numClasses !== undefined) checkInt(opts.numClasses, id, 'numClasses', 1);
-  if (opts.inChans !== undefined) checkInt(opts.inChans, id, 'inChans', 1);
-  if (opts.dropRate !== undefined) {
-    checkNumber(opts.dropRate, id, 'dropRate', 0);
-    check(opts.dropRate < 1, id, `expected dropRate to be below 1, got ${opts.dropRate}`);
-  }
+/**
+ * Checks options before anything is built: the common ones (numClasses, inChans, dropRate), the
+ * family's declared free options (type and range), and that nothing the variant fixes is changed. An
+ * unknown key fails with the nearest valid one named. All errors are E_ARG.
+ */
+export function checkModelOptions(id: string, opts: ModelOptions & Record<string, unknown>): void {
+  check(opts !== null && typeof opts === 'object' && !Array.isArray(opts), id, 'expected the options to be an object');
+  const entry = getModelEntry(id);
+  checkOptions(entry.meta.id, opts, entry.options, entry.fixed);
 }
 
 /** The weights entry a `weights` argument names, or null for a path / URL. */

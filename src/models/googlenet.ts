@@ -6,14 +6,16 @@
 import { Tensor } from '../tensor/tensor.js';
 import { tidy } from '../tensor/scope.js';
 import { tensor, cat } from '../tensor/creation.js';
-import { Module, type LoadStateDictOptions, type LoadStateDictResult } from '../nn/module.js';
-import { Conv2d, BatchNorm2d, Linear, MaxPool2d, LocalResponseNorm, Sequential, Identity } from '../nn/layers.js';
+import { Module, runChain, type AnyModule, type LoadStateDictOptions, type LoadStateDictResult } from '../nn/module.js';
+import { Conv2d, BatchNorm2d, Linear, MaxPool2d, LocalResponseNorm, Sequential } from '../nn/layers.js';
 import { ConvBnAct } from '../nn/blocks.js';
+import { ClassifierHead } from '../nn/head.js';
 import * as F from '../nn/functional.js';
 import * as init from '../nn/init.js';
 import { check } from '../errors.js';
 import { ClassifierModel } from './base.js';
 import { registerModel, IMAGENET_MEAN, IMAGENET_STD, type ModelOptions } from './registry.js';
+import { opt, type OptionTable } from './options.js';
 import { TORCHVISION_WEIGHTS } from './torchvision_weights.js';
 
 // ---- Table 1 as data
@@ -37,8 +39,8 @@ const INCEPTION_ROWS = {
 type InceptionName = keyof typeof INCEPTION_ROWS;
 const outChannels = (r: InceptionRow): number => r.ch1x1 + r.ch3x3 + r.ch5x5 + r.poolProj;
 
-/** What differs between torchvision's network and the paper's. */
-interface GoogLeNetConfig {
+/** What differs between torchvision's network and the paper's (fixed by each registration). */
+export interface GoogLeNetConfig {
   batchNorm: boolean;
   /** LRN after the first max-pool and after conv3 (the paper's stem). */
   lrn: boolean;
@@ -48,12 +50,15 @@ interface GoogLeNetConfig {
   maxpool4Kernel: 2 | 3;
   /** Auxiliary heads' pooling: torchvision's adaptive 4x4, or the paper's 5x5 / 3 average pool (14x14 -> 4x4). */
   auxPool: 'adaptive' | 'avg5s3';
-  dropRate: number;
-  auxDropRate: number;
+  /** Dropout before the classifier unless the options say otherwise: torchvision's 0.2, the paper's 0.4. */
+  defaultDropRate: number;
 }
 
-const TORCHVISION: GoogLeNetConfig = { batchNorm: true, lrn: false, branch3Kernel: 3, maxpool4Kernel: 2, auxPool: 'adaptive', dropRate: 0.2, auxDropRate: 0.7 };
-const PAPER: GoogLeNetConfig = { batchNorm: false, lrn: true, branch3Kernel: 5, maxpool4Kernel: 3, auxPool: 'avg5s3', dropRate: 0.4, auxDropRate: 0.7 };
+const TORCHVISION: GoogLeNetConfig = { batchNorm: true, lrn: false, branch3Kernel: 3, maxpool4Kernel: 2, auxPool: 'adaptive', defaultDropRate: 0.2 };
+const PAPER: GoogLeNetConfig = { batchNorm: false, lrn: true, branch3Kernel: 5, maxpool4Kernel: 3, auxPool: 'avg5s3', defaultDropRate: 0.4 };
+
+/** Dropout in the auxiliary heads (section 5: "a dropout layer with 70% ratio of dropped outputs"), unless the options say otherwise. */
+const AUX_DROP_RATE = 0.7;
 
 /** The paper: "the losses of the auxiliary classifiers were weighted by 0.3" during training. */
 export const GOOGLENET_AUX_LOSS_WEIGHT = 0.3;
@@ -82,18 +87,20 @@ export class Inception extends Module {
 
 /** Auxiliary classifier (section 5): average pool, 1x1 conv 128 + ReLU, FC 1024 + ReLU, dropout 0.7, FC. */
 export class InceptionAux extends Module {
-  conv: ConvBnAct; fc1: Linear; fc2: Module;
-  constructor(inC: number, numClasses: number, private readonly _cfg: GoogLeNetConfig) {
+  conv: ConvBnAct; fc1: Linear; fc2!: AnyModule;
+  /** The last FC (`fc2`): the part resetClassifier replaces. */
+  readonly _head: ClassifierHead;
+  constructor(inC: number, numClasses: number, private readonly _cfg: GoogLeNetConfig, private readonly _dropRate: number) {
     super();
     this.conv = convBlock(_cfg, inC, 128, 1);
     this.fc1 = new Linear(2048, 1024);
-    this.fc2 = numClasses > 0 ? new Linear(1024, numClasses) : new Identity();
+    this._head = new ClassifierHead({ owner: this, field: 'fc2' }, 1024, numClasses, { pool: 'none' });
   }
   forward(x: Tensor): Tensor {
     return tidy(() => {
       const pooled = this._cfg.auxPool === 'adaptive' ? F.adaptiveAvgPool2d(x, 4) : F.avgPool2d(x, 5, { stride: 3 });
       const h = this.fc1.forward(this.conv.forward(pooled).flatten(1)).relu_();
-      return this.fc2.forward(F.dropout(h, { p: this._cfg.auxDropRate, training: this.training }));
+      return this._head.forward(F.dropout(h, { p: this._dropRate, training: this.training }), { training: this.training });
     });
   }
 }
@@ -118,10 +125,14 @@ export interface GoogLeNetOptions extends ModelOptions {
   transformInput?: boolean;
 }
 
+export const GOOGLENET_OPTIONS: OptionTable<GoogLeNetOptions> = {
+  auxDropRate: opt.rate(),
+  auxLogits: opt.boolean(),
+  transformInput: opt.boolean(),
+};
+
 /** Auxiliary outputs next to the main logits; see GoogLeNet.forwardWithAux. */
 export interface GoogLeNetOutputs { logits: Tensor; aux: Tensor[] }
-
-type Stage = { name: string; tap?: 'aux1' | 'aux2' };
 
 /**
  * GoogLeNet. `forward()` returns the main logits in every mode. The auxiliary classifiers are run by
@@ -138,20 +149,19 @@ export class GoogLeNet extends ClassifierModel {
   maxpool4: MaxPool2d;
   inception5a: Inception; inception5b: Inception;
   aux1: InceptionAux | null; aux2: InceptionAux | null;
-  fc: Module;
-  numClasses: number;
+  fc!: AnyModule;
   readonly numFeatures = 1024;
   readonly dropRate: number;
   readonly auxLossWeight = GOOGLENET_AUX_LOSS_WEIGHT;
+  protected readonly _head: ClassifierHead;
   private readonly _transformInput: boolean | undefined;
-  private readonly _stages: Stage[];
   private readonly _cfg: GoogLeNetConfig;
 
   constructor(cfg: GoogLeNetConfig, opts: GoogLeNetOptions = {}) {
     super();
-    this._cfg = { ...cfg, auxDropRate: opts.auxDropRate ?? cfg.auxDropRate };
-    this.numClasses = opts.numClasses ?? 1000;
-    this.dropRate = opts.dropRate ?? cfg.dropRate;
+    this._cfg = cfg;
+    const numClasses = opts.numClasses ?? 1000;
+    this.dropRate = opts.dropRate ?? cfg.defaultDropRate;
     this._transformInput = opts.transformInput;
     const inChans = opts.inChans ?? 3;
     check(!(opts.transformInput && inChans !== 3), 'GoogLeNet', `transformInput needs 3 input channels, got inChans=${inChans}`);
@@ -182,14 +192,10 @@ export class GoogLeNet extends ClassifierModel {
     this.maxpool4 = pool(cfg.maxpool4Kernel, 2);
     this.inception5a = inception('inception5a');
     this.inception5b = inception('inception5b');
-    const aux = opts.auxLogits ?? true;
-    this.aux1 = aux ? new InceptionAux(outChannels(INCEPTION_ROWS.inception4a), this.numClasses, this._cfg) : null;
-    this.aux2 = aux ? new InceptionAux(outChannels(INCEPTION_ROWS.inception4d), this.numClasses, this._cfg) : null;
-    this.fc = this.numClasses > 0 ? new Linear(1024, this.numClasses) : new Identity();
-    this._stages = [
-      'conv1', 'maxpool1', 'lrn1', 'conv2', 'conv3', 'lrn2', 'maxpool2', 'inception3a', 'inception3b', 'maxpool3',
-      'inception4a', 'inception4b', 'inception4c', 'inception4d', 'inception4e', 'maxpool4', 'inception5a', 'inception5b',
-    ].map((name) => ({ name, tap: name === 'inception4a' ? 'aux1' as const : name === 'inception4d' ? 'aux2' as const : undefined }));
+    const aux = opts.auxLogits ?? true, auxDropRate = opts.auxDropRate ?? AUX_DROP_RATE;
+    this.aux1 = aux ? new InceptionAux(outChannels(INCEPTION_ROWS.inception4a), numClasses, cfg, auxDropRate) : null;
+    this.aux2 = aux ? new InceptionAux(outChannels(INCEPTION_ROWS.inception4d), numClasses, cfg, auxDropRate) : null;
+    this._head = new ClassifierHead({ owner: this, field: 'fc' }, this.numFeatures, numClasses, { dropRate: this.dropRate });
     this.initWeights();
   }
 
@@ -211,32 +217,24 @@ export class GoogLeNet extends ClassifierModel {
     });
   }
 
-  /** The stem and inception stages; with `withAux`, also the auxiliary heads' logits where they branch off. */
+  /** The stem and inception stages (Table 1's rows in order); with `withAux`, also the auxiliary heads' logits where they branch off. */
   private trunk(x: Tensor, withAux: boolean): GoogLeNetOutputs {
     return tidy(() => {
       const aux: Tensor[] = [];
-      let out = this.transformInput && x.shape[1] === 3 ? this.transform(x) : x;
-      for (const { name, tap } of this._stages) {
-        const m = (this as unknown as Record<string, Module | null>)[name];
-        if (!m) continue;
-        const next = m.forward(out);
-        if (out !== x) out.dispose();
-        out = next;
-        const head = tap ? this[tap] : null;
-        if (withAux && head) aux.push(head.forward(out));
-      }
-      return { logits: out, aux };
+      // A tap passes the features on unchanged (runChain keeps them) after running an auxiliary head on them.
+      const tap = (head: InceptionAux | null) => (withAux && head ? (t: Tensor) => { aux.push(head.forward(t)); return t; } : null);
+      const features = runChain(x, [
+        this.transformInput && x.shape[1] === 3 ? (t: Tensor) => this.transform(t) : null,
+        this.conv1, this.maxpool1, this.lrn1, this.conv2, this.conv3, this.lrn2, this.maxpool2,
+        this.inception3a, this.inception3b, this.maxpool3,
+        this.inception4a, tap(this.aux1), this.inception4b, this.inception4c, this.inception4d, tap(this.aux2), this.inception4e, this.maxpool4,
+        this.inception5a, this.inception5b,
+      ]);
+      return { logits: features, aux };
     });
   }
 
   forwardFeatures(x: Tensor): Tensor { return this.trunk(x, false).logits; }
-
-  forwardHead(x: Tensor, opts: { preLogits?: boolean } = {}): Tensor {
-    return tidy(() => {
-      const pooled = F.dropout(F.adaptiveAvgPool2d(x, 1).flatten(1), { p: this.dropRate, training: this.training });
-      return opts.preLogits ? pooled : this.fc.forward(pooled);
-    });
-  }
 
   /** Main logits and the auxiliary heads' logits ([aux1, aux2], or [] when built without them). */
   forwardWithAux(x: Tensor): GoogLeNetOutputs {
@@ -248,14 +246,8 @@ export class GoogLeNet extends ClassifierModel {
 
   /** Replaces the main classifier and the auxiliary heads' last FC. */
   resetClassifier(numClasses: number): void {
-    this.numClasses = numClasses;
-    disposeParameters(this.fc);
-    this.fc = numClasses > 0 ? new Linear(1024, numClasses) : new Identity();
-    for (const head of [this.aux1, this.aux2]) {
-      if (!head) continue;
-      disposeParameters(head.fc2);
-      head.fc2 = numClasses > 0 ? new Linear(1024, numClasses) : new Identity();
-    }
+    super.resetClassifier(numClasses);
+    for (const head of [this.aux1, this.aux2]) head?._head.reset(numClasses);
   }
 
   /**
@@ -284,9 +276,6 @@ export class GoogLeNet extends ClassifierModel {
   }
 }
 
-/** Frees a replaced head's weights (modules own their parameters). */
-function disposeParameters(m: Module): void { for (const p of m.parameters()) p.dispose(); }
-
 /** torchvision's initialisation: truncated N(0, 0.01) in [-2, 2] for conv and linear weights, BN to identity. */
 function initTorchvisionWeights(model: Module): void {
   for (const m of model.modules()) {
@@ -313,7 +302,7 @@ function initCaffeWeights(model: GoogLeNet): void {
 
 const PAPER_REF = { title: 'Going Deeper with Convolutions', year: 2014, url: 'https://arxiv.org/abs/1409.4842' };
 
-registerModel<GoogLeNetOptions>({
+registerModel({
   id: 'googlenet', family: 'googlenet', paper: PAPER_REF, inputSize: [3, 224, 224], mean: IMAGENET_MEAN, std: IMAGENET_STD,
   interpolation: 'bilinear', numClasses: 1000, params: 6624904, gmacs: 1.498, torchvision: 'googlenet',
   firstConv: 'conv1.conv', classifier: 'fc', weights: TORCHVISION_WEIGHTS.googlenet ?? [],
@@ -322,9 +311,9 @@ registerModel<GoogLeNetOptions>({
   notes: 'torchvision\'s variant: batch norm (eps 1e-3) after every convolution, 3x3 convolutions in the "5x5" branch, '
     + '2x2 final max-pool, dropout 0.2. params excludes the auxiliary heads (torchvision\'s figure); built with '
     + 'auxLogits (the default) they add 6,379,984. Auxiliary loss weight 0.3 (GoogLeNet.auxLossWeight).',
-}, (opts) => new GoogLeNet(TORCHVISION, opts));
+}, { options: GOOGLENET_OPTIONS, fixed: TORCHVISION }, (opts: GoogLeNetOptions, config) => new GoogLeNet(config, opts));
 
-registerModel<GoogLeNetOptions>({
+registerModel({
   id: 'googlenet_original', family: 'googlenet', paper: PAPER_REF, inputSize: [3, 224, 224], mean: IMAGENET_MEAN, std: IMAGENET_STD,
   interpolation: 'bilinear', numClasses: 1000, params: 6998552, gmacs: 1.583,
   firstConv: 'conv1.conv', classifier: 'fc', weights: [],
@@ -332,4 +321,4 @@ registerModel<GoogLeNetOptions>({
     + 'branches, 3x3/2 max-pools, dropout 0.4; auxiliary heads after inception4a and 4d (5x5/3 average pool, 1x1 conv 128, '
     + 'FC 1024, dropout 0.7), their losses weighted by 0.3 (GoogLeNet.auxLossWeight). params excludes the auxiliary heads '
     + '(they add 6,379,728); Table 1 sums to about 6.8M. No initialisation in the paper: Caffe\'s bvlc_googlenet fillers.',
-}, (opts) => new GoogLeNet(PAPER, opts));
+}, { options: GOOGLENET_OPTIONS, fixed: PAPER }, (opts: GoogLeNetOptions, config) => new GoogLeNet(config, opts));

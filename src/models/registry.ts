@@ -3,6 +3,9 @@
 // export and the server read one source of truth.
 import { ConvzooError } from '../errors.js';
 import type { ClassifierModel } from './base.js';
+import { editDistance, type OptionSpec, type OptionTable } from './options.js';
+
+export { editDistance };
 
 export type Interpolation = 'bilinear' | 'bicubic' | 'nearest';
 
@@ -68,19 +71,41 @@ export interface ModelOptions {
   dropRate?: number;
 }
 
-export interface RegisteredModel<O extends ModelOptions = ModelOptions> {
-  meta: ModelMeta;
-  build: (opts: O) => ClassifierModel;
+/** How a registration declares its options: the free ones (beyond the common ones) and the variant's fixed configuration. */
+export interface OptionsDeclaration<O extends ModelOptions, C extends object> {
+  /** Every free option beyond numClasses, inChans and dropRate, with its type and range. */
+  options: OptionTable<O>;
+  /** What defines the variant (its block, depths, widths, injected layers); passing any of these keys with another value is an error. */
+  fixed: C;
 }
 
-const registry = new Map<string, RegisteredModel<any>>();
+export interface RegisteredModel<O extends ModelOptions = ModelOptions, C extends object = object> {
+  meta: ModelMeta;
+  /** The free options beyond the common ones. */
+  options: Readonly<Record<string, OptionSpec>>;
+  /** The variant's fixed configuration, handed to build as its second argument. */
+  fixed: C;
+  build: (opts: O, fixed: C) => ClassifierModel;
+}
+
+// Each entry's option types are checked at registration; the map holds them type-erased.
+const registry = new Map<string, RegisteredModel<ModelOptions, object>>();
 
 export const IMAGENET_MEAN: [number, number, number] = [0.485, 0.456, 0.406];
 export const IMAGENET_STD: [number, number, number] = [0.229, 0.224, 0.225];
 
-export function registerModel<O extends ModelOptions>(meta: ModelMeta, build: (opts: O) => ClassifierModel): void {
+/**
+ * Registers a model id: its metadata, its declared options (see OptionsDeclaration) and a builder
+ * that receives checked options and the variant's fixed configuration.
+ */
+export function registerModel<O extends ModelOptions, C extends object>(
+  meta: ModelMeta, decl: OptionsDeclaration<O, C>, build: (opts: O, fixed: C) => ClassifierModel,
+): void {
   if (registry.has(meta.id)) throw new ConvzooError(`registerModel: '${meta.id}' is already registered`);
-  registry.set(meta.id, { meta, build });
+  registry.set(meta.id, {
+    meta, options: decl.options as Readonly<Record<string, OptionSpec>>, fixed: decl.fixed,
+    build: build as (opts: ModelOptions, fixed: object) => ClassifierModel,
+  });
 }
 
 export function getModelEntry(id: string): RegisteredModel {
@@ -92,17 +117,6 @@ export function getModelEntry(id: string): RegisteredModel {
     throw new ConvzooError(`unknown model '${id}'${near.length ? `; did you mean ${near.join(', ')}?` : ''} (convzoo list shows all)`, 'E_NOT_FOUND');
   }
   return e;
-}
-
-/** Levenshtein distance (insertions, deletions, substitutions). */
-export function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const row = [i];
-    for (let j = 1; j <= b.length; j++) row[j] = Math.min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-    prev = row;
-  }
-  return prev[b.length];
 }
 
 /** The registered ids closest to `id` (case-insensitive edit distance, ids containing it first), at most `max`. */

@@ -4,10 +4,11 @@
 // average pool to 7x7, FC 4096-4096 with dropout) and state-dict keys. vgg11/13/16/19 are torchvision's
 // names for A/B/D/E, and their `_bn` variants put a batch norm after every convolution.
 import { Tensor } from '../tensor/tensor.js';
-import { Module } from '../nn/module.js';
-import { Conv2d, BatchNorm2d, Linear, MaxPool2d, AdaptiveAvgPool2d, LocalResponseNorm, Dropout, ReLU, Sequential, Identity } from '../nn/layers.js';
+import type { Module, AnyModule } from '../nn/module.js';
+import { Conv2d, BatchNorm2d, Linear, MaxPool2d, AdaptiveAvgPool2d, LocalResponseNorm, Dropout, ReLU, Sequential } from '../nn/layers.js';
+import { ClassifierHead } from '../nn/head.js';
 import * as init from '../nn/init.js';
-import { ClassifierModel, sequentialHead } from './base.js';
+import { ClassifierModel } from './base.js';
 import { registerModel, IMAGENET_MEAN, IMAGENET_STD, type ModelOptions } from './registry.js';
 import { TORCHVISION_WEIGHTS } from './torchvision_weights.js';
 
@@ -58,51 +59,45 @@ export interface VggOptions extends ModelOptions {
   dropRate?: number;
 }
 
+/** What defines a VGG variant: a column of Table 1, with or without batch norm. */
+export interface VggConfig { cfg: VggConfigName; batchNorm: boolean }
+
 /** VGG: `features`, an adaptive average pool to 7x7 (the identity at 224x224) and the 3-layer `classifier`. */
 export class VGG extends ClassifierModel {
   features: Sequential;
   avgpool: AdaptiveAvgPool2d;
   classifier: Sequential;
-  numClasses: number;
   readonly numFeatures: number;
   readonly dropRate: number;
+  protected readonly _head: ClassifierHead;
 
   constructor(cfg: readonly VggLayer[], opts: VggOptions & { batchNorm?: boolean } = {}) {
     super();
-    this.numClasses = opts.numClasses ?? 1000;
     this.dropRate = opts.dropRate ?? 0.5;
     this.features = makeVggLayers(cfg, { batchNorm: opts.batchNorm, inChans: opts.inChans });
     this.avgpool = new AdaptiveAvgPool2d(7);
     const lastConv = [...cfg].reverse().find((v): v is Exclude<VggLayer, string> => typeof v !== 'string')!;
     this.numFeatures = typeof lastConv === 'number' ? lastConv : lastConv.out;
     const p = this.dropRate;
+    // FC-4096, FC-4096 with dropout; the head appends the final FC (`classifier.6`).
     this.classifier = new Sequential(
       new Linear(this.numFeatures * 7 * 7, 4096), new ReLU(), new Dropout(p),
       new Linear(4096, 4096), new ReLU(), new Dropout(p),
-      this.numClasses > 0 ? new Linear(4096, this.numClasses) : new Identity(),
     );
+    this._head = new ClassifierHead({ sequential: this.classifier }, this.numFeatures, opts.numClasses ?? 1000,
+      { pool: this.avgpool, hiddenFeatures: 4096, initLayer: initVggWeights });
     this.initWeights();
   }
 
   forwardFeatures(x: Tensor): Tensor {
     return this.features.forward(x);
   }
-  forwardHead(x: Tensor, opts: { preLogits?: boolean } = {}): Tensor {
-    return sequentialHead(this.avgpool, this.classifier, x, opts.preLogits ?? false);
-  }
   /** Re-draws every weight with torchvision's scheme. */
   initWeights(): void { initVggWeights(this); }
-  resetClassifier(numClasses: number): void {
-    this.numClasses = numClasses;
-    const last = numClasses > 0 ? new Linear(4096, numClasses) : new Identity();
-    initVggWeights(last);
-    for (const p of this.classifier[this.classifier.length - 1].parameters()) p.dispose(); // modules own their parameters
-    this.classifier[this.classifier.length - 1] = last;
-  }
 }
 
 /** torchvision's initialisation: He normal (fan out) convs, BN to identity, N(0, 0.01) linear layers, zero biases. */
-function initVggWeights(model: Module): void {
+function initVggWeights(model: AnyModule): void {
   for (const m of model.modules()) {
     if (m instanceof Conv2d) {
       init.kaimingNormal_(m.weight, { mode: 'fanOut', nonlinearity: 'relu' });
@@ -149,10 +144,11 @@ const VARIANTS: VggVariant[] = [
 ];
 
 for (const v of VARIANTS) {
-  registerModel<VggOptions>({
+  registerModel({
     id: v.id, family: 'vgg', paper: PAPER, inputSize: [3, 224, 224], mean: IMAGENET_MEAN, std: IMAGENET_STD,
     interpolation: 'bilinear', numClasses: 1000, params: v.params, gmacs: v.gmacs, torchvision: v.torchvision,
     firstConv: 'features.0', classifier: 'classifier.6', weights: v.torchvision ? TORCHVISION_WEIGHTS[v.torchvision] ?? [] : [],
     notes: `Configuration ${v.cfg} of Table 1${v.batchNorm ? ' with batch norm after every convolution' : ''}.`,
-  }, (opts) => new VGG(VGG_CONFIGS[v.cfg], { ...opts, batchNorm: v.batchNorm }));
+  }, { options: {}, fixed: { cfg: v.cfg, batchNorm: v.batchNorm } satisfies VggConfig },
+  (opts: VggOptions, config) => new VGG(VGG_CONFIGS[config.cfg], { ...opts, batchNorm: config.batchNorm }));
 }

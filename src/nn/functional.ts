@@ -5,6 +5,7 @@ import { check, checkInt } from '../errors.js';
 import { Tensor, _wrap as wrap, _wrapAll as wrapAll } from '../tensor/tensor.js';
 import { empty, cat } from '../tensor/creation.js';
 import { sameConvPadding } from './padding.js';
+import { runChain } from './module.js';
 
 export type Pair = number | readonly [number, number];
 const pair = (v: Pair): number[] => (typeof v === 'number' ? [v, v] : [v[0], v[1]]);
@@ -109,18 +110,19 @@ export function localResponseNorm(x: Tensor, size: number, opts: { alpha?: numbe
   // Each intermediate is freed as soon as the next op has consumed it: at most two input-sized
   // temporaries live at once, which keeps the memory reported to V8 (and so its GC runs) down; with
   // all six alive until the end, alexnet_original ran 6% slower at batch 16 (bench/models.mjs).
-  const then = (t: Tensor, y: Tensor): Tensor => { t.dispose(); return y; };
-  const sq = x.mul(x);
-  const s = sq.shape;
-  // Sum over a channel window with zero padding: average-pool the squares over (channels, 1, 1).
-  const five = then(sq, sq.view(s[0], 1, s[1], s[2], -1));
-  const padded = then(five, wrap(ops.constant_pad_nd(five.handle, [0, 0, 0, 0, Math.floor(size / 2), Math.floor((size - 1) / 2)], 0)));
-  const pooled = then(padded, wrap(ops.avg_pool3d(padded.handle, [size, 1, 1], [1, 1, 1], [0, 0, 0], false, true, undefined)));
-  const div = then(pooled, pooled.view(...s));
-  const scaled = then(div, div.mul(alpha));
-  const shifted = then(scaled, scaled.add(k));
-  const denom = then(shifted, shifted.pow(beta));
-  return then(denom, x.div(denom));
+  const s = x.shape;
+  return runChain(x, [
+    (t: Tensor) => t.mul(t),
+    // Sum over a channel window with zero padding: average-pool the squares over (channels, 1, 1).
+    (sq: Tensor) => sq.view(s[0], 1, s[1], s[2], -1),
+    (five: Tensor) => wrap(ops.constant_pad_nd(five.handle, [0, 0, 0, 0, Math.floor(size / 2), Math.floor((size - 1) / 2)], 0)),
+    (padded: Tensor) => wrap(ops.avg_pool3d(padded.handle, [size, 1, 1], [1, 1, 1], [0, 0, 0], false, true, undefined)),
+    (pooled: Tensor) => pooled.view(...s),
+    (sum: Tensor) => sum.mul(alpha),
+    (scaled: Tensor) => scaled.add(k),
+    (shifted: Tensor) => shifted.pow(beta),
+    (denom: Tensor) => x.div(denom),
+  ]);
 }
 
 export function dropout(x: Tensor, opts: { p?: number; training?: boolean } = {}): Tensor {

@@ -14,3 +14,4 @@ export * from './squeeze_excite.js';
 export * from './drop_path.js';
 export * from './std_conv.js';
 export * from './channel_shuffle.js';
+export * from './head.js';

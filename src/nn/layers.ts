@@ -3,7 +3,7 @@
 import { Tensor } from '../tensor/tensor.js';
 import { empty, zeros, ones, tensor } from '../tensor/creation.js';
 import { ConvzooError, check, checkInt } from '../errors.js';
-import { Module, Parameter, buffer } from './module.js';
+import { Module, Parameter, buffer, runChain, type AnyModule } from './module.js';
 import * as F from './functional.js';
 import * as init from './init.js';
 
@@ -205,7 +205,12 @@ export class Dropout2d extends Module {
 }
 
 // Activations without options.
-export class ReLU extends Module { forward(x: Tensor): Tensor { return F.relu(x); } }
+/** With `inplace`, forward overwrites and returns its input (torch's ReLU(inplace=True)): one activation less. */
+export class ReLU extends Module {
+  constructor(readonly inplace = false) { super(); }
+  forward(x: Tensor): Tensor { return this.inplace ? x.relu_() : F.relu(x); }
+  extraRepr(): string { return this.inplace ? 'inplace=true' : ''; }
+}
 export class ReLU6 extends Module { forward(x: Tensor): Tensor { return F.relu6(x); } }
 export class SiLU extends Module { forward(x: Tensor): Tensor { return F.silu(x); } }
 export class Hardswish extends Module { forward(x: Tensor): Tensor { return F.hardswish(x); } }
@@ -242,42 +247,37 @@ export class Flatten extends Module {
 }
 
 /**
- * Modules applied in order. Intermediate results are freed as soon as the next module has used them
- * (autograd keeps what backward needs), so a deep Sequential does not hold every activation's handle.
+ * Modules applied in order, each one's output the next one's input (`In` is the first's input type,
+ * `Out` the last's output type). Intermediate results are freed as soon as the next module has used
+ * them (runChain), so a deep Sequential does not hold every activation's handle.
  */
-export class Sequential extends Module {
-  [index: number]: Module;
-  readonly length: number;
-  constructor(...modules: Module[]) {
+export class Sequential<In = Tensor, Out = Tensor> extends Module<In, Out> {
+  [index: number]: AnyModule;
+  private _length = 0;
+  constructor(...modules: AnyModule[]) {
     super();
-    modules.forEach((m, i) => { this[i] = m; });
-    this.length = modules.length;
+    for (const m of modules) this.append(m);
   }
-  forward(x: Tensor): Tensor {
-    let out = x;
-    for (let i = 0; i < this.length; i++) {
-      const next = this[i].forward(out);
-      if (out !== x && next !== out) out.dispose();
-      out = next;
-    }
-    return out;
-  }
-  *[Symbol.iterator](): Generator<Module> { for (let i = 0; i < this.length; i++) yield this[i]; }
+  get length(): number { return this._length; }
+  /** Adds a module at the end (its key is the next index). */
+  append(m: AnyModule): this { this[this._length++] = m; return this; }
+  forward(x: In): Out { return runChain<Out, In>(x, this); }
+  *[Symbol.iterator](): Generator<AnyModule> { for (let i = 0; i < this._length; i++) yield this[i]; }
 }
 
 /** A list of modules registered under "0", "1", ...; forward is not defined. */
 export class ModuleList extends Module {
-  [index: number]: Module;
+  [index: number]: AnyModule;
   length = 0;
-  constructor(modules: Module[] = []) { super(); for (const m of modules) this.push(m); }
-  push(m: Module): this { this[this.length++] = m; return this; }
+  constructor(modules: AnyModule[] = []) { super(); for (const m of modules) this.push(m); }
+  push(m: AnyModule): this { this[this.length++] = m; return this; }
   forward(_x: Tensor): Tensor { throw new ConvzooError('ModuleList: has no forward; iterate over it', 'E_ARG', 'ModuleList'); }
-  *[Symbol.iterator](): Generator<Module> { for (let i = 0; i < this.length; i++) yield this[i]; }
+  *[Symbol.iterator](): Generator<AnyModule> { for (let i = 0; i < this.length; i++) yield this[i]; }
 }
 
 /** Modules under string keys (the keys become state-dict prefixes). */
 export class ModuleDict extends Module {
   [key: string]: unknown;
-  constructor(modules: Record<string, Module> = {}) { super(); Object.assign(this, modules); }
+  constructor(modules: Record<string, AnyModule> = {}) { super(); Object.assign(this, modules); }
   forward(_x: Tensor): Tensor { throw new ConvzooError('ModuleDict: has no forward; index it', 'E_ARG', 'ModuleDict'); }
 }

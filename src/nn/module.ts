@@ -27,24 +27,32 @@ export function buffer(t: Tensor): Tensor {
 export interface LoadStateDictOptions { strict?: boolean }
 export interface LoadStateDictResult { missingKeys: string[]; unexpectedKeys: string[] }
 
-export abstract class Module {
+/** A module of any input and output type (what the structure walkers yield). */
+export type AnyModule = Module<any, any>;
+
+/**
+ * A layer or network. `In` and `Out` type forward(): most modules map a Tensor to a Tensor (the
+ * default), a dual-path block can take and return a pair (`Module<[Tensor, Tensor], [Tensor, Tensor]>`),
+ * a dense layer a list (`Module<Tensor[], Tensor>`).
+ */
+export abstract class Module<In = Tensor, Out = Tensor> {
   training = true;
 
-  abstract forward(x: Tensor): Tensor;
+  abstract forward(x: In): Out;
 
   /** forward(), for symmetry with PyTorch's `module(x)`. */
-  call(x: Tensor): Tensor { return this.forward(x); }
+  call(x: In): Out { return this.forward(x); }
 
   // ---- structure
-  *namedChildren(): Generator<[string, Module]> {
+  *namedChildren(): Generator<[string, AnyModule]> {
     for (const [k, v] of Object.entries(this)) if (!k.startsWith('_') && v instanceof Module) yield [k, v];
   }
-  *children(): Generator<Module> { for (const [, m] of this.namedChildren()) yield m; }
-  *namedModules(prefix = ''): Generator<[string, Module]> {
+  *children(): Generator<AnyModule> { for (const [, m] of this.namedChildren()) yield m; }
+  *namedModules(prefix = ''): Generator<[string, AnyModule]> {
     yield [prefix, this];
     for (const [k, m] of this.namedChildren()) yield* m.namedModules(prefix ? `${prefix}.${k}` : k);
   }
-  *modules(): Generator<Module> { for (const [, m] of this.namedModules()) yield m; }
+  *modules(): Generator<AnyModule> { for (const [, m] of this.namedModules()) yield m; }
 
   /** @internal Own tensor fields: parameters and buffers, in declaration order. */
   *ownTensors(): Generator<[string, Tensor]> {
@@ -68,7 +76,7 @@ export abstract class Module {
   }
 
   /** Applies fn to every module, children first (as torch's Module.apply). */
-  apply(fn: (m: Module) => void): this {
+  apply(fn: (m: AnyModule) => void): this {
     for (const c of this.children()) c.apply(fn);
     fn(this);
     return this;
@@ -179,6 +187,56 @@ export abstract class Module {
     const lines = kids.map(([k, m]) => `  (${k}): ${m.toString().split('\n').join('\n  ')}`);
     return `${head}\n${lines.join('\n')}\n)`;
   }
+}
+
+/**
+ * A block whose residual branch can start as the identity: zeroInitLast() zeroes the branch's last
+ * norm (Goyal et al. 2017). Networks find such blocks by this capability, not by their class.
+ */
+export interface ZeroInitLast { zeroInitLast(): void }
+
+export function hasZeroInitLast(m: unknown): m is ZeroInitLast {
+  return typeof (m as Partial<ZeroInitLast> | null)?.zeroInitLast === 'function';
+}
+
+/** One step of runChain: a module, a function of the previous output, or null (an absent optional layer: skipped). */
+export type ChainStep = AnyModule | ((x: any) => any) | null | undefined;
+
+/** The tensors a chain value holds: itself, or the members of a tuple or list (dual-path and dense blocks). */
+function tensorsOf(v: unknown): Tensor[] {
+  if (v instanceof Tensor) return [v];
+  return Array.isArray(v) ? v.filter((t): t is Tensor => t instanceof Tensor) : [];
+}
+
+/** Disposes the tensors of `done` that neither `next` nor the chain's `input` holds. */
+function freeConsumed(done: unknown, next: unknown, input: unknown): void {
+  if (done === input || done === next) return;
+  if (done instanceof Tensor && !Array.isArray(next) && !Array.isArray(input)) { done.dispose(); return; }
+  const kept = new Set([...tensorsOf(next), ...tensorsOf(input)]);
+  for (const t of tensorsOf(done)) if (!kept.has(t)) t.dispose();
+}
+
+/**
+ * Runs `steps` in turn on `x` and returns the last output, freeing each intermediate as soon as the
+ * next step has consumed it, as PyTorch's reference counting does. Never frees `x`, nor a value a step
+ * passes through (in-place ops, identities); autograd keeps what backward needs. If a step throws, the
+ * last intermediate is freed too. Fewer activations alive at once means less memory reported to V8 and
+ * fewer of its GC runs: 2-7% faster at batch 16 than freeing them at the end (bench/models.mjs).
+ */
+export function runChain<Out = Tensor, In = Tensor>(x: In, steps: Iterable<ChainStep>): Out {
+  let out: unknown = x;
+  try {
+    for (const step of steps) {
+      if (!step) continue;
+      const next: unknown = step instanceof Module ? step.forward(out) : step(out);
+      freeConsumed(out, next, x);
+      out = next;
+    }
+  } catch (e) {
+    freeConsumed(out, undefined, x);
+    throw e;
+  }
+  return out as Out;
 }
 
 export { _wrap };
