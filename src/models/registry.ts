@@ -108,10 +108,25 @@ export function registerModel<O extends ModelOptions, C extends object>(
   });
 }
 
+const aliases = new Map<string, string>();
+
+/** Another name for a registered id (`senet154` for `legacy_senet154`); lookups resolve it, listings show the id. */
+export function registerAlias(alias: string, id: string): void {
+  const key = alias.toLowerCase();
+  if (!registry.has(id)) throw new ConvzooError(`registerAlias: '${id}' is not registered`);
+  if (registry.has(key) || aliases.has(key)) throw new ConvzooError(`registerAlias: '${alias}' is already a model id or alias`);
+  aliases.set(key, id);
+}
+
+/** Every alias with the id it stands for. */
+export function listAliases(): Record<string, string> {
+  return Object.fromEntries(aliases);
+}
+
 export function getModelEntry(id: string): RegisteredModel {
   if (typeof id !== 'string' || !id) throw new ConvzooError(`expected a model id (a string), got ${JSON.stringify(id)}`, 'E_ARG');
   // Ids are lower case; 'ResNet50' means resnet50.
-  const e = registry.get(id) ?? registry.get(id.toLowerCase());
+  const e = registry.get(id) ?? registry.get(id.toLowerCase()) ?? registry.get(aliases.get(id.toLowerCase()) ?? '');
   if (!e) {
     const near = suggestIds(id);
     throw new ConvzooError(`unknown model '${id}'${near.length ? `; did you mean ${near.join(', ')}?` : ''} (convzoo list shows all)`, 'E_NOT_FOUND');
