@@ -33,11 +33,22 @@ async function worker(o) {
   cz.manualSeed(0);
   const C = 32;
   const block = () => [
-    new nn.Conv2d(C, C, 3, { padding: 1, groups: C, bias: false }), new nn.BatchNorm2d(C), new nn.ReLU6(),
-    new nn.Conv2d(C, C, 1, { bias: false }), new nn.BatchNorm2d(C),
+    new nn.Conv2d(C, C, 3, { padding: 1, groups: C, bias: false }),
+    new nn.BatchNorm2d(C),
+    new nn.ReLU6(),
+    new nn.Conv2d(C, C, 1, { bias: false }),
+    new nn.BatchNorm2d(C),
   ];
-  const model = new nn.Sequential(new nn.Conv2d(3, C, 3, { padding: 1, bias: false }), new nn.BatchNorm2d(C), new nn.ReLU6(),
-    ...block(), ...block(), new nn.AdaptiveAvgPool2d(1), new nn.Flatten(), new nn.Linear(C, 10)).eval();
+  const model = new nn.Sequential(
+    new nn.Conv2d(3, C, 3, { padding: 1, bias: false }),
+    new nn.BatchNorm2d(C),
+    new nn.ReLU6(),
+    ...block(),
+    ...block(),
+    new nn.AdaptiveAvgPool2d(1),
+    new nn.Flatten(),
+    new nn.Linear(C, 10),
+  ).eval();
   const x = cz.randn([o.batch, 3, 224, 224]);
   const forward = () => cz.tidy(() => cz.inferenceMode(() => model.forward(x).sum().item()));
   for (let i = 0; i < o.warmup; i++) forward();
@@ -62,7 +73,13 @@ function run(mode, o) {
   const env = { ...process.env };
   if (mode === 'system') env.CONVZOO_ALLOCATOR = 'system';
   else delete env.CONVZOO_ALLOCATOR;
-  const args = [fileURLToPath(import.meta.url), '--worker', ...Object.entries(o).filter(([k]) => k !== 'worker').flatMap(([k, v]) => [`--${k}`, String(v)])];
+  const args = [
+    fileURLToPath(import.meta.url),
+    '--worker',
+    ...Object.entries(o)
+      .filter(([k]) => k !== 'worker')
+      .flatMap(([k, v]) => [`--${k}`, String(v)]),
+  ];
   const r = spawnSync(process.execPath, args, { env, encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`worker (${mode}) failed (${r.status}):\n${r.stderr}`);
   return JSON.parse(r.stdout.trim().split('\n').pop());
@@ -72,21 +89,35 @@ const fmt = (n, d = 1) => n.toLocaleString('en-US', { maximumFractionDigits: d, 
 
 async function main() {
   const o = parseArgs(process.argv.slice(2));
-  if (o.worker) { process.stdout.write(JSON.stringify(await worker(o)) + '\n'); return; }
+  if (o.worker) {
+    process.stdout.write(JSON.stringify(await worker(o)) + '\n');
+    return;
+  }
   const cpu = os.cpus()[0]?.model.replace(/\s+/g, ' ').trim() ?? 'unknown cpu';
   const machine = `${cpu}, ${os.cpus().length} cpus, ${fmt(os.totalmem() / 2 ** 30, 0)} GiB, load ${os.loadavg()[0].toFixed(2)}`;
   const res = { system: [], caching: [] };
   for (let r = 0; r < o.rounds; r++) for (const m of r % 2 ? ['caching', 'system'] : ['system', 'caching']) res[m].push(run(m, o));
   const best = (rs) => rs.reduce((a, b) => (b.imgPerSecond > a.imgPerSecond ? b : a));
-  const sys = best(res.system), cach = best(res.caching);
+  const sys = best(res.system),
+    cach = best(res.caching);
   if (!cach.caching || sys.caching) throw new Error('CONVZOO_ALLOCATOR did not select the allocator');
   const tag = `[${machine} | libtorch ${sys.version} | float32 | batch ${o.batch} | threads ${sys.threads}]`;
   console.log(`${tag} inference forward, MobileNet-like convs at 224x224 (98 MiB activations), best of ${o.rounds} rounds x ${o.iters} iterations:`);
-  for (const [name, r] of [['CONVZOO_ALLOCATOR=system', sys], ['caching allocator (default)', cach]]) {
-    console.log(`${tag}   ${name.padEnd(28)} ${fmt(r.imgPerSecond, 2)} img/s, ${fmt(r.minorFaultsPerIter, 0)} minor page faults/iteration, ` +
-      `CPU ${fmt(r.cpuSecondsPerIter, 2)} s/iteration (kernel ${fmt(r.systemSecondsPerIter, 2)} s), max RSS ${fmt(r.maxRssMiB, 0)} MiB`);
+  for (const [name, r] of [
+    ['CONVZOO_ALLOCATOR=system', sys],
+    ['caching allocator (default)', cach],
+  ]) {
+    console.log(
+      `${tag}   ${name.padEnd(28)} ${fmt(r.imgPerSecond, 2)} img/s, ${fmt(r.minorFaultsPerIter, 0)} minor page faults/iteration, ` +
+        `CPU ${fmt(r.cpuSecondsPerIter, 2)} s/iteration (kernel ${fmt(r.systemSecondsPerIter, 2)} s), max RSS ${fmt(r.maxRssMiB, 0)} MiB`,
+    );
   }
-  console.log(`${tag}   caching/system throughput ${fmt(cach.imgPerSecond / sys.imgPerSecond, 2)}x, page faults ${fmt(sys.minorFaultsPerIter / Math.max(1, cach.minorFaultsPerIter), 0)}x fewer`);
+  console.log(
+    `${tag}   caching/system throughput ${fmt(cach.imgPerSecond / sys.imgPerSecond, 2)}x, page faults ${fmt(sys.minorFaultsPerIter / Math.max(1, cach.minorFaultsPerIter), 0)}x fewer`,
+  );
 }
 
-main().catch((e) => { console.error(e); process.exit(1); });
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

@@ -35,7 +35,14 @@ function parseArgs(argv) {
 }
 
 // The network, as data, shared by both sides: [inChannels, outChannels, stride] per conv-bn-relu block.
-const BLOCKS = [[64, 64, 1], [64, 64, 1], [64, 128, 2], [128, 128, 1], [128, 256, 2], [256, 256, 1]];
+const BLOCKS = [
+  [64, 64, 1],
+  [64, 64, 1],
+  [64, 128, 2],
+  [128, 128, 1],
+  [128, 256, 2],
+  [256, 256, 1],
+];
 const CLASSES = 10;
 const INPUT = [64, 56, 56];
 
@@ -55,27 +62,39 @@ async function convzooWorker(o) {
   const opt = new cz.optim.SGD(model.parameters(), { lr: 0.01, momentum: 0.9 });
   const x = cz.randn([o.batch, ...INPUT], { dtype: o.dtype });
   const y = cz.randint(0, CLASSES, [o.batch]);
-  const step = () => cz.tidy(() => {
-    opt.zeroGrad();
-    const loss = F.crossEntropy(model.forward(x), y);
-    loss.backward();
-    opt.step();
-    return loss.item();
-  });
+  const step = () =>
+    cz.tidy(() => {
+      opt.zeroGrad();
+      const loss = F.crossEntropy(model.forward(x), y);
+      loss.backward();
+      opt.step();
+      return loss.item();
+    });
   for (let i = 0; i < o.warmup; i++) step();
   // Per-op overhead: c = a + b on 4-element tensors, freed right away / 100 per tidy scope; a += b.
-  const a = cz.ones([4]), b = cz.ones([4]);
+  const a = cz.ones([4]),
+    b = cz.ones([4]);
   const opsPerSecond = (fn) => {
     let n = 0;
     const t0 = performance.now();
     const stop = t0 + o.opsSeconds * 1000;
-    while (performance.now() < stop) { fn(); n += 100; }
+    while (performance.now() < stop) {
+      fn();
+      n += 100;
+    }
     return n / ((performance.now() - t0) / 1000);
   };
   const opsCases = {
-    'c = a.add(b); c.dispose()': () => { for (let i = 0; i < 100; i++) a.add(b).dispose(); },
-    'a.add(b) x100 in tidy()': () => cz.tidy(() => { for (let i = 0; i < 100; i++) a.add(b); }),
-    'a.add_(b)': () => { for (let i = 0; i < 100; i++) a.add_(b); },
+    'c = a.add(b); c.dispose()': () => {
+      for (let i = 0; i < 100; i++) a.add(b).dispose();
+    },
+    'a.add(b) x100 in tidy()': () =>
+      cz.tidy(() => {
+        for (let i = 0; i < 100; i++) a.add(b);
+      }),
+    'a.add_(b)': () => {
+      for (let i = 0; i < 100; i++) a.add_(b);
+    },
   };
   for (const fn of Object.values(opsCases)) opsPerSecond(fn); // warm-up (JIT)
   const hello = { version: cz.torchVersion, threads: cz.getNumThreads(), allocator: cz.memory().cachingAllocator ? 'caching' : 'system' };
@@ -95,7 +114,7 @@ async function convzooWorker(o) {
 }
 
 // PyTorch worker: the same network, optimizer, step and protocol.
-const PY_WORKER = String.raw`
+const PY_WORKER = `
 import json, sys, time, torch, torch.nn as nn, torch.nn.functional as F
 o = json.loads(sys.argv[1])
 torch.set_num_threads(o['threads'])
@@ -144,8 +163,14 @@ function startWorker(side, o) {
   let cmd, args;
   if (side === 'convzoo') {
     cmd = process.execPath;
-    args = [fileURLToPath(import.meta.url), '--worker', 'convzoo',
-      ...Object.entries(o).filter(([k]) => k !== 'worker').flatMap(([k, v]) => [`--${k}`, String(v)])];
+    args = [
+      fileURLToPath(import.meta.url),
+      '--worker',
+      'convzoo',
+      ...Object.entries(o)
+        .filter(([k]) => k !== 'worker')
+        .flatMap(([k, v]) => [`--${k}`, String(v)]),
+    ];
   } else {
     cmd = PY;
     args = ['-c', PY_WORKER, JSON.stringify({ ...o, blocks: BLOCKS, classes: CLASSES, input: INPUT })];
@@ -163,45 +188,67 @@ const fmt = (n, d = 1) => n.toLocaleString('en-US', { maximumFractionDigits: d, 
 
 async function main() {
   const o = parseArgs(process.argv.slice(2));
-  if (o.worker === 'convzoo') { await convzooWorker(o); return; }
+  if (o.worker === 'convzoo') {
+    await convzooWorker(o);
+    return;
+  }
   const cpu = os.cpus()[0]?.model.replace(/\s+/g, ' ').trim() ?? 'unknown cpu';
   const load0 = os.loadavg()[0].toFixed(2);
   const workers = { convzoo: startWorker('convzoo', o), pytorch: startWorker('pytorch', o) };
-  const czHello = await workers.convzoo.hello, pyHello = await workers.pytorch.hello;
+  const czHello = await workers.convzoo.hello,
+    pyHello = await workers.pytorch.hello;
   const steps = { convzoo: [], pytorch: [] };
   const ratios = [];
   for (let i = 0; i < o.pairs; i++) {
     const order = i % 2 ? ['pytorch', 'convzoo'] : ['convzoo', 'pytorch'];
     const pair = {};
-    for (const side of order) { pair[side] = await workers[side].ask('step'); steps[side].push(pair[side]); }
+    for (const side of order) {
+      pair[side] = await workers[side].ask('step');
+      steps[side].push(pair[side]);
+    }
     ratios.push(pair.pytorch.t / pair.convzoo.t);
   }
   const ops = { convzoo: [], pytorch: [] };
   for (let i = 0; i < o.opsPairs; i++) {
     for (const side of i % 2 ? ['pytorch', 'convzoo'] : ['convzoo', 'pytorch']) ops[side].push(await workers[side].ask('ops'));
   }
-  workers.convzoo.stop(); workers.pytorch.stop();
+  workers.convzoo.stop();
+  workers.pytorch.stop();
 
   const machine = `${cpu}, ${os.cpus().length} cpus, ${fmt(os.totalmem() / 2 ** 30, 0)} GiB, load ${load0}..${os.loadavg()[0].toFixed(2)}`;
-  const tag = `[${machine} | libtorch ${czHello.version} (torch ${pyHello.version}) | ${o.dtype} | batch ${o.batch} | threads ${czHello.threads}/${pyHello.threads}` +
+  const tag =
+    `[${machine} | libtorch ${czHello.version} (torch ${pyHello.version}) | ${o.dtype} | batch ${o.batch} | threads ${czHello.threads}/${pyHello.threads}` +
     ` | OMP_WAIT_POLICY ${process.env.OMP_WAIT_POLICY ?? 'PASSIVE'}]`;
   const best = (side, k) => Math.min(...steps[side].map((s) => s[k]));
-  const czStep = best('convzoo', 't'), pyStep = best('pytorch', 't');
+  const czStep = best('convzoo', 't'),
+    pyStep = best('pytorch', 't');
   const blocks = BLOCKS.map(([a, b, s]) => `${a}->${b}${s > 1 ? '/2' : ''}`).join(' ');
   const medRatio = median(ratios);
   console.log(`${tag} train step: conv-bn-relu x${BLOCKS.length} (${blocks}) on ${INPUT.join('x')} + linear, SGD momentum, ${o.pairs} step pairs in lockstep`);
-  console.log(`${tag}   fastest step: convzoo ${fmt(o.batch / czStep, 2)} img/s (${fmt(czStep * 1000, 0)} ms), pytorch ${fmt(o.batch / pyStep, 2)} img/s (${fmt(pyStep * 1000, 0)} ms), ` +
-    `throughput ratio convzoo/pytorch ${fmt(pyStep / czStep, 3)}`);
-  console.log(`${tag}   median of the ${o.pairs} paired ratios convzoo/pytorch ${fmt(medRatio, 3)} ${medRatio >= 0.95 ? '(ok, >= 0.95)' : '(BELOW 0.95)'}; ` +
-    `median step convzoo ${fmt(median(steps.convzoo.map((s) => s.t)) * 1000, 0)} ms, pytorch ${fmt(median(steps.pytorch.map((s) => s.t)) * 1000, 0)} ms`);
-  console.log(`${tag}   least CPU time of a step (all threads): convzoo ${fmt(best('convzoo', 'cpu') * 1000, 0)} ms, pytorch ${fmt(best('pytorch', 'cpu') * 1000, 0)} ms`);
+  console.log(
+    `${tag}   fastest step: convzoo ${fmt(o.batch / czStep, 2)} img/s (${fmt(czStep * 1000, 0)} ms), pytorch ${fmt(o.batch / pyStep, 2)} img/s (${fmt(pyStep * 1000, 0)} ms), ` +
+      `throughput ratio convzoo/pytorch ${fmt(pyStep / czStep, 3)}`,
+  );
+  console.log(
+    `${tag}   median of the ${o.pairs} paired ratios convzoo/pytorch ${fmt(medRatio, 3)} ${medRatio >= 0.95 ? '(ok, >= 0.95)' : '(BELOW 0.95)'}; ` +
+      `median step convzoo ${fmt(median(steps.convzoo.map((s) => s.t)) * 1000, 0)} ms, pytorch ${fmt(median(steps.pytorch.map((s) => s.t)) * 1000, 0)} ms`,
+  );
+  console.log(
+    `${tag}   least CPU time of a step (all threads): convzoo ${fmt(best('convzoo', 'cpu') * 1000, 0)} ms, pytorch ${fmt(best('pytorch', 'cpu') * 1000, 0)} ms`,
+  );
   const bestOps = (side, k) => Math.max(...ops[side].map((x) => x[k]));
   for (const k of Object.keys(ops.convzoo[0])) {
     const pyKey = k.includes('add_') ? 'a.add_(b)' : 'c = a + b';
-    const c = bestOps('convzoo', k), p = bestOps('pytorch', pyKey);
-    console.log(`${tag} per-op overhead, 4-element float32 tensors: convzoo ${k}: ${fmt(c / 1e6, 2)} M ops/s (${fmt(1e6 / c, 2)} us/op), ` +
-      `pytorch ${pyKey}: ${fmt(p / 1e6, 2)} M ops/s (${fmt(1e6 / p, 2)} us/op), ratio ${fmt(c / p, 2)}`);
+    const c = bestOps('convzoo', k),
+      p = bestOps('pytorch', pyKey);
+    console.log(
+      `${tag} per-op overhead, 4-element float32 tensors: convzoo ${k}: ${fmt(c / 1e6, 2)} M ops/s (${fmt(1e6 / c, 2)} us/op), ` +
+        `pytorch ${pyKey}: ${fmt(p / 1e6, 2)} M ops/s (${fmt(1e6 / p, 2)} us/op), ratio ${fmt(c / p, 2)}`,
+    );
   }
 }
 
-main().catch((e) => { console.error(e); process.exit(1); });
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

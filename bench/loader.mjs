@@ -29,7 +29,10 @@ const loader = new data.DataLoader(ds, { batchSize, shuffle: true, seed: 0, tran
 {
   // Warm-up pass: starts the workers (and JIT-compiles the transforms).
   let k = 0;
-  for await (const b of loader) { b.dispose(); if (++k === 5) break; }
+  for await (const b of loader) {
+    b.dispose();
+    if (++k === 5) break;
+  }
 }
 let images = 0;
 let t0 = now();
@@ -42,7 +45,9 @@ let t0 = now();
   }
 }
 const loaderRate = images / (now() - t0);
-console.log(`loader alone        ${loaderRate.toFixed(0).padStart(8)} images/s  (${images} images, FashionMNIST train, RandomCrop(28, pad 4) + flip + Normalize) ${tag()}`);
+console.log(
+  `loader alone        ${loaderRate.toFixed(0).padStart(8)} images/s  (${images} images, FashionMNIST train, RandomCrop(28, pad 4) + flip + Normalize) ${tag()}`,
+);
 
 // The same on the main thread (numWorkers 0), for reference.
 {
@@ -50,7 +55,11 @@ console.log(`loader alone        ${loaderRate.toFixed(0).padStart(8)} images/s  
   let n = 0;
   let k = 0;
   const t = now();
-  for await (const b of main) { n += b.images.shape[0]; b.dispose(); if (++k === Math.min(maxBatches, 100)) break; }
+  for await (const b of main) {
+    n += b.images.shape[0];
+    b.dispose();
+    if (++k === Math.min(maxBatches, 100)) break;
+  }
   console.log(`loader main thread  ${(n / (now() - t)).toFixed(0).padStart(8)} images/s  (numWorkers 0) ${tag().replace(/workers \d+/, 'workers 0')}`);
 }
 
@@ -58,13 +67,14 @@ console.log(`loader alone        ${loaderRate.toFixed(0).padStart(8)} images/s  
 const model = cz.buildModel('resnet20', { inChans: 1, numClasses: 10 });
 model.train();
 const opt = new cz.optim.SGD(model.parameters(), { lr: 0.1, momentum: 0.9, weightDecay: 5e-4 });
-const step = (x, y) => cz.tidy(() => {
-  opt.zeroGrad();
-  const loss = cz.F.crossEntropy(model.forward(x), y);
-  loss.backward();
-  opt.step();
-  return loss.item();
-});
+const step = (x, y) =>
+  cz.tidy(() => {
+    opt.zeroGrad();
+    const loss = cz.F.crossEntropy(model.forward(x), y);
+    loss.backward();
+    opt.step();
+    return loss.item();
+  });
 const x = cz.randn([batchSize, 1, 28, 28]);
 const y = cz.randint(0, 10, [batchSize]);
 for (let i = 0; i < 3; i++) step(x, y);
@@ -88,7 +98,9 @@ let fed = 0;
   }
 }
 const fedRate = fed / (now() - t0);
-console.log(`train from loader   ${fedRate.toFixed(0).padStart(8)} images/s  (${steps} steps; ${(100 * fedRate / trainRate).toFixed(0)}% of the fixed-batch rate) ${tag()}`);
+console.log(
+  `train from loader   ${fedRate.toFixed(0).padStart(8)} images/s  (${steps} steps; ${((100 * fedRate) / trainRate).toFixed(0)}% of the fixed-batch rate) ${tag()}`,
+);
 await loader.close();
 
 const ratio = loaderRate / trainRate;

@@ -39,18 +39,49 @@ const ONNX_DIR = path.join(here, '.cache', 'onnx');
 // Every ImageNet model of the zoo except vgg_a/_b/_d/_e (vgg11/13/16/19 under the paper's names) and the
 // CIFAR ResNets (32x32 inputs); --models takes those too.
 const DEFAULT_MODELS = [
-  'alexnet', 'alexnet_original',
-  'vgg11', 'vgg11_bn', 'vgg13', 'vgg13_bn', 'vgg16', 'vgg16_bn', 'vgg19', 'vgg19_bn', 'vgg_a_lrn', 'vgg_c',
-  'googlenet', 'googlenet_original',
-  'resnet18', 'resnet34', 'resnet50', 'resnet101', 'resnet152', 'wide_resnet50_2', 'wide_resnet101_2',
-  'resnext50_32x4d', 'resnext101_32x8d', 'resnext101_64x4d',
+  'alexnet',
+  'alexnet_original',
+  'vgg11',
+  'vgg11_bn',
+  'vgg13',
+  'vgg13_bn',
+  'vgg16',
+  'vgg16_bn',
+  'vgg19',
+  'vgg19_bn',
+  'vgg_a_lrn',
+  'vgg_c',
+  'googlenet',
+  'googlenet_original',
+  'resnet18',
+  'resnet34',
+  'resnet50',
+  'resnet101',
+  'resnet152',
+  'wide_resnet50_2',
+  'wide_resnet101_2',
+  'resnext50_32x4d',
+  'resnext101_32x8d',
+  'resnext101_64x4d',
 ];
 const SIDES = ['convzoo', 'pytorch', 'ort'];
 /** libgomp's wait policy that convzoo's addon runs with (src/native.ts sets PASSIVE unless the user set one). */
 const ompWaitPolicy = () => process.env.OMP_WAIT_POLICY ?? 'PASSIVE';
 
 function parseArgs(argv) {
-  const o = { models: DEFAULT_MODELS, batch: [1, 16], threads: 2, quick: false, seconds: 3, minIters: 3, maxIters: 15, pauseMs: 30, worker: null, sides: SIDES, torchSpin: false };
+  const o = {
+    models: DEFAULT_MODELS,
+    batch: [1, 16],
+    threads: 2,
+    quick: false,
+    seconds: 3,
+    minIters: 3,
+    maxIters: 15,
+    pauseMs: 30,
+    worker: null,
+    sides: SIDES,
+    torchSpin: false,
+  };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i].replace(/^--/, '').replace(/-([a-z])/g, (_, c) => c.toUpperCase()); // --min-iters -> minIters
     if (k === 'quick' || k === 'torchSpin') o[k] = true;
@@ -58,7 +89,10 @@ function parseArgs(argv) {
     else if (k === 'models' || k === 'sides') o[k] = argv[++i].split(',').filter(Boolean);
     else if (k === 'batch') o.batch = argv[++i].split(',').map(Number);
     else if (k in o && typeof o[k] === 'number') o[k] = Number(argv[++i]);
-    else throw new Error(`unknown option ${argv[i]} (options: --models a,b --batch 1,16 --threads 2 --quick --seconds 3 --min-iters 3 --max-iters 15 --sides convzoo,pytorch,ort --torch-spin)`);
+    else
+      throw new Error(
+        `unknown option ${argv[i]} (options: --models a,b --batch 1,16 --threads 2 --quick --seconds 3 --min-iters 3 --max-iters 15 --sides convzoo,pytorch,ort --torch-spin)`,
+      );
   }
   if (o.quick) Object.assign(o, { seconds: 1, minIters: 2, maxIters: 5 });
   for (const s of o.sides) if (!SIDES.includes(s)) throw new Error(`unknown side ${s}`);
@@ -89,14 +123,19 @@ async function timed(fn) {
 async function convzooWorker(o) {
   const cz = await import(path.join(here, '../dist/index.js'));
   cz.setNumThreads(o.threads);
-  let model = null, size = 0, inputs = new Map();
+  let model = null,
+    size = 0,
+    inputs = new Map();
   const unload = () => {
     if (model) for (const t of [...model.parameters(), ...model.buffers()]) t.dispose();
     for (const x of inputs.values()) x.dispose();
-    model = null; inputs = new Map();
+    model = null;
+    inputs = new Map();
     cz.emptyCache();
   };
-  process.stdout.write(JSON.stringify({ version: cz.torchVersion, threads: cz.getNumThreads(), allocator: cz.memory().cachingAllocator ? 'caching' : 'system' }) + '\n');
+  process.stdout.write(
+    JSON.stringify({ version: cz.torchVersion, threads: cz.getNumThreads(), allocator: cz.memory().cachingAllocator ? 'caching' : 'system' }) + '\n',
+  );
   await serve(async (msg) => {
     if (msg.cmd === 'load') {
       unload();
@@ -107,14 +146,22 @@ async function convzooWorker(o) {
     }
     if (!inputs.has(msg.batch)) inputs.set(msg.batch, cz.randn([msg.batch, 3, size, size]));
     const x = inputs.get(msg.batch);
-    return timed(() => cz.inferenceMode(() => cz.tidy(() => { model.forward(x); })));
+    return timed(() =>
+      cz.inferenceMode(() =>
+        cz.tidy(() => {
+          model.forward(x);
+        }),
+      ),
+    );
   });
   unload();
 }
 
 async function ortWorker(o) {
   const ort = await import('onnxruntime-node');
-  let session = null, size = 0, feeds = new Map();
+  let session = null,
+    size = 0,
+    feeds = new Map();
   process.stdout.write(JSON.stringify({ version: ort.env.versions.node ?? ort.env.versions.common }) + '\n');
   await serve(async (msg) => {
     if (msg.cmd === 'load') {
@@ -122,8 +169,11 @@ async function ortWorker(o) {
       feeds = new Map();
       size = msg.size;
       session = await ort.InferenceSession.create(path.join(ONNX_DIR, `${msg.onnx}.onnx`), {
-        executionProviders: ['cpu'], intraOpNumThreads: o.threads, interOpNumThreads: 1,
-        executionMode: 'sequential', graphOptimizationLevel: 'all',
+        executionProviders: ['cpu'],
+        intraOpNumThreads: o.threads,
+        interOpNumThreads: 1,
+        executionMode: 'sequential',
+        graphOptimizationLevel: 'all',
       });
       return {};
     }
@@ -177,8 +227,14 @@ function exportOnnx(names) {
 
 async function main() {
   const o = parseArgs(process.argv.slice(2));
-  if (o.worker === 'convzoo') { await convzooWorker(o); return; }
-  if (o.worker === 'ort') { await ortWorker(o); return; }
+  if (o.worker === 'convzoo') {
+    await convzooWorker(o);
+    return;
+  }
+  if (o.worker === 'ort') {
+    await ortWorker(o);
+    return;
+  }
 
   const cz = await import(path.join(here, '../dist/index.js'));
   for (const id of o.models) cz.modelMeta(id); // unknown ids fail here, before any work
@@ -191,9 +247,17 @@ async function main() {
   for (const s of o.sides) hello[s] = await workers[s].hello;
   const libtorch = hello.convzoo?.version ?? cz.torchVersion;
   const machine = `${cpu}, ${os.cpus().length} cpus, ${fmt(os.totalmem() / 2 ** 30, 0)} GiB`;
-  const versions = [`libtorch ${libtorch}`, hello.pytorch && `torch ${hello.pytorch.version}/torchvision ${hello.pytorch.torchvision}`, hello.ort && `onnxruntime-node ${hello.ort.version}`].filter(Boolean).join(', ');
+  const versions = [
+    `libtorch ${libtorch}`,
+    hello.pytorch && `torch ${hello.pytorch.version}/torchvision ${hello.pytorch.torchvision}`,
+    hello.ort && `onnxruntime-node ${hello.ort.version}`,
+  ]
+    .filter(Boolean)
+    .join(', ');
   const threads = o.sides.map((s) => hello[s].threads ?? o.threads).join('/');
-  console.log(`# ${machine} | ${versions} | float32 | threads ${threads} (${o.sides.join('/')}) | OMP_WAIT_POLICY ${ompWaitPolicy()}${o.torchSpin ? ' (PyTorch: libgomp default, spinning)' : ''} | load average ${load0.map((x) => x.toFixed(2)).join(' ')}`);
+  console.log(
+    `# ${machine} | ${versions} | float32 | threads ${threads} (${o.sides.join('/')}) | OMP_WAIT_POLICY ${ompWaitPolicy()}${o.torchSpin ? ' (PyTorch: libgomp default, spinning)' : ''} | load average ${load0.map((x) => x.toFixed(2)).join(' ')}`,
+  );
   const t00 = performance.now();
   const rows = [];
   for (const id of o.models) {
@@ -208,7 +272,10 @@ async function main() {
     for (const batch of o.batch) {
       const run = async (order) => {
         const r = {};
-        for (const s of order) { r[s] = await workers[s].ask({ cmd: 'run', batch }); await sleep(o.pauseMs); }
+        for (const s of order) {
+          r[s] = await workers[s].ask({ cmd: 'run', batch });
+          await sleep(o.pauseMs);
+        }
         return r;
       };
       // Warm-up: one round, a second one when a forward is short; the slowest side sets the round count.
@@ -236,28 +303,51 @@ async function main() {
       rows.push(row);
       const tag = `[${cpu}, ${os.cpus().length} cpus | libtorch ${libtorch} | float32 | batch ${batch} | ${size}x${size} | threads ${o.threads}]`;
       const side = (s) => (row[s] ? `${s} ${fmt(row[s].ips, 2)} img/s (median ${fmt(row[s].ipsMedian, 2)}, cpu/wall ${fmt(row[s].util, 2)})` : null);
-      const ratios = OTHERS.filter((s) => row[`cz/${s}`])
-        .map((s) => `convzoo/${s} ${fmt(row[`cz/${s}`].best, 3)} (paired median ${fmt(row[`cz/${s}`].paired, 3)})` +
-          `${s === 'pytorch' && row[`cz/${s}`].best < 0.95 ? ' BELOW PyTorch' : ''}`);
-      console.log(`${tag} ${id}${paper ? '*' : ''}: ${o.sides.map(side).join(', ')} | ${ratios.join(', ')} | ` +
-        `${rounds.length} rounds${row.remeasured ? ` (noisy: measured twice${row.noisy ? ', still noisy' : ''})` : ''}, load ${fmt(row.load, 2)}`);
+      const ratios = OTHERS.filter((s) => row[`cz/${s}`]).map(
+        (s) =>
+          `convzoo/${s} ${fmt(row[`cz/${s}`].best, 3)} (paired median ${fmt(row[`cz/${s}`].paired, 3)})` +
+          `${s === 'pytorch' && row[`cz/${s}`].best < 0.95 ? ' BELOW PyTorch' : ''}`,
+      );
+      console.log(
+        `${tag} ${id}${paper ? '*' : ''}: ${o.sides.map(side).join(', ')} | ${ratios.join(', ')} | ` +
+          `${rounds.length} rounds${row.remeasured ? ` (noisy: measured twice${row.noisy ? ', still noisy' : ''})` : ''}, load ${fmt(row.load, 2)}`,
+      );
     }
   }
   for (const s of o.sides) workers[s].stop();
   const load1 = os.loadavg();
 
   // A Markdown table for BENCHMARKS.md.
-  console.log(`\n${machine}; ${versions}; float32; ${o.threads} threads on every side; load average ${load0.map((x) => x.toFixed(2)).join(' ')} before, ` +
-    `${load1.map((x) => x.toFixed(2)).join(' ')} after; ${fmt((performance.now() - t00) / 60000, 1)} min.\n`);
+  console.log(
+    `\n${machine}; ${versions}; float32; ${o.threads} threads on every side; load average ${load0.map((x) => x.toFixed(2)).join(' ')} before, ` +
+      `${load1.map((x) => x.toFixed(2)).join(' ')} after; ${fmt((performance.now() - t00) / 60000, 1)} min.\n`,
+  );
   const others = OTHERS.filter((s) => o.sides.includes(s) && o.sides.includes('convzoo'));
-  const cols = ['model', 'input', 'batch', 'GMACs/img', ...o.sides.map((s) => `${s} img/s`), ...others.map((s) => `convzoo/${s}`),
-    ...(others.includes('pytorch') ? ['convzoo/pytorch, paired median'] : []), 'rounds', 'load'];
+  const cols = [
+    'model',
+    'input',
+    'batch',
+    'GMACs/img',
+    ...o.sides.map((s) => `${s} img/s`),
+    ...others.map((s) => `convzoo/${s}`),
+    ...(others.includes('pytorch') ? ['convzoo/pytorch, paired median'] : []),
+    'rounds',
+    'load',
+  ];
   console.log(`| ${cols.join(' | ')} |`);
   console.log(`|${cols.map((_, i) => (i < 1 ? '---' : '---:')).join('|')}|`);
   for (const r of rows) {
-    const cells = [`${r.id}${r.paper ? '*' : ''}`, `${r.size}`, `${r.batch}`, fmt(r.gmacs ?? NaN, 2), ...o.sides.map((s) => fmt(r[s].ips, 2)),
-      ...others.map((s) => `**${fmt(r[`cz/${s}`].best, 2)}**`), ...(others.includes('pytorch') ? [fmt(r['cz/pytorch'].paired, 2)] : []),
-      `${r.rounds}${r.noisy ? ' (noisy)' : ''}`, fmt(r.load, 1)];
+    const cells = [
+      `${r.id}${r.paper ? '*' : ''}`,
+      `${r.size}`,
+      `${r.batch}`,
+      fmt(r.gmacs ?? NaN, 2),
+      ...o.sides.map((s) => fmt(r[s].ips, 2)),
+      ...others.map((s) => `**${fmt(r[`cz/${s}`].best, 2)}**`),
+      ...(others.includes('pytorch') ? [fmt(r['cz/pytorch'].paired, 2)] : []),
+      `${r.rounds}${r.noisy ? ' (noisy)' : ''}`,
+      fmt(r.load, 1),
+    ];
     console.log(`| ${cells.join(' | ')} |`);
   }
 }
@@ -288,4 +378,7 @@ function summarise(o, rounds, row) {
   return row;
 }
 
-main().catch((e) => { console.error(e); process.exit(1); });
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

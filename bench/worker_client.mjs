@@ -17,9 +17,17 @@ export function lineWorker(side, cmd, args, env) {
   };
   return {
     hello: next(),
-    ask: (line) => { child.stdin.write(line + '\n'); return next(); },
-    stop: (line) => { child.stdin.end(line + '\n'); },
+    ask: (line) => {
+      child.stdin.write(line + '\n');
+      return next();
+    },
+    stop: (line) => {
+      child.stdin.end(line + '\n');
+    },
   };
 }
 
-export const median = (xs) => { const s = [...xs].sort((p, q) => p - q); return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
+export const median = (xs) => {
+  const s = [...xs].sort((p, q) => p - q);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};

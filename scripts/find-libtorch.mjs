@@ -24,10 +24,13 @@ function fromEnv() {
 function fromPip() {
   for (const py of [process.env.PYTHON, 'python3', '/usr/bin/python3'].filter(Boolean)) {
     try {
-      const out = execFileSync(py, ['-c',
-        'import torch,os,json;d=os.path.dirname(torch.__file__);' +
-        'print(json.dumps([d, bool(torch._C._GLIBCXX_USE_CXX11_ABI)]))'],
-        { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+      const out = execFileSync(
+        py,
+        ['-c', 'import torch,os,json;d=os.path.dirname(torch.__file__);' + 'print(json.dumps([d, bool(torch._C._GLIBCXX_USE_CXX11_ABI)]))'],
+        { stdio: ['ignore', 'pipe', 'ignore'] },
+      )
+        .toString()
+        .trim();
       const [root, abi] = JSON.parse(out);
       if (root.startsWith('/usr/lib/python3/dist-packages/')) continue; // Debian's python3-torch: the system install
 
@@ -36,7 +39,9 @@ function fromPip() {
       const lib = path.join(root, 'lib');
       if (!existsSync(path.join(inc, 'ATen/ATen.h')) || !existsSync(path.join(lib, 'libtorch_cpu.so'))) continue;
       return candidate(`pip torch (${py})`, root, [inc, path.join(inc, 'torch/csrc/api/include')], path.join(root, 'lib'), abi ? 1 : 0);
-    } catch { /* this python has no torch */ }
+    } catch {
+      /* this python has no torch */
+    }
   }
   return null;
 }
@@ -57,10 +62,11 @@ export function findLibtorch() {
   if (!found) {
     throw new Error(
       'convzoo: libtorch not found. Tried, in order: the LIBTORCH environment variable (unset), a pip-installed ' +
-      'torch for python3 (none with headers), and the system (/usr/include/ATen/ATen.h). Install one of:\n' +
-      '  Debian/Ubuntu: apt-get install libtorch-dev libopenblas0-openmp\n' +
-      '  pip:           pip install torch\n' +
-      '  or download libtorch from pytorch.org and set LIBTORCH=/path/to/libtorch');
+        'torch for python3 (none with headers), and the system (/usr/include/ATen/ATen.h). Install one of:\n' +
+        '  Debian/Ubuntu: apt-get install libtorch-dev libopenblas0-openmp\n' +
+        '  pip:           pip install torch\n' +
+        '  or download libtorch from pytorch.org and set LIBTORCH=/path/to/libtorch',
+    );
   }
   return found;
 }

@@ -3,8 +3,21 @@
  * produce it, so `instanceof ConvzooError` and `err.code` work for every failure.
  */
 export type ErrorCode =
-  | 'E_SHAPE' | 'E_DTYPE' | 'E_OOM' | 'E_ARG' | 'E_TORCH' | 'E_DISPOSED' | 'E_STATE_DICT'
-  | 'E_FORMAT' | 'E_UNSAFE_PICKLE' | 'E_IO' | 'E_HASH' | 'E_NOT_FOUND' | 'E_IMAGE' | 'E_DATA' | 'E_NATIVE';
+  | 'E_SHAPE'
+  | 'E_DTYPE'
+  | 'E_OOM'
+  | 'E_ARG'
+  | 'E_TORCH'
+  | 'E_DISPOSED'
+  | 'E_STATE_DICT'
+  | 'E_FORMAT'
+  | 'E_UNSAFE_PICKLE'
+  | 'E_IO'
+  | 'E_HASH'
+  | 'E_NOT_FOUND'
+  | 'E_IMAGE'
+  | 'E_DATA'
+  | 'E_NATIVE';
 
 export class ConvzooError extends Error {
   readonly code: ErrorCode;
@@ -24,12 +37,18 @@ export function check(ok: unknown, fn: string, message: string, code: ErrorCode 
 }
 
 export function checkInt(value: unknown, fn: string, name: string, min = -Infinity): asserts value is number {
-  check(Number.isInteger(value) && (value as number) >= min, fn,
-    `expected ${name} to be an integer${min > -Infinity ? ` >= ${min}` : ''}, got ${String(value)}`);
+  check(
+    Number.isInteger(value) && (value as number) >= min,
+    fn,
+    `expected ${name} to be an integer${min > -Infinity ? ` >= ${min}` : ''}, got ${String(value)}`,
+  );
 }
 
 /** Throws an E_ARG error unless `value` is a finite number within [min, max]. */
 export function checkNumber(value: unknown, fn: string, name: string, min = -Infinity, max = Infinity): asserts value is number {
-  check(typeof value === 'number' && Number.isFinite(value) && value >= min && value <= max, fn,
-    `expected ${name} to be a number${min > -Infinity ? ` >= ${min}` : ''}${max < Infinity ? `${min > -Infinity ? ' and' : ''} <= ${max}` : ''}, got ${String(value)}`);
+  check(
+    typeof value === 'number' && Number.isFinite(value) && value >= min && value <= max,
+    fn,
+    `expected ${name} to be a number${min > -Infinity ? ` >= ${min}` : ''}${max < Infinity ? `${min > -Infinity ? ' and' : ''} <= ${max}` : ''}, got ${String(value)}`,
+  );
 }

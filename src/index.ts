@@ -12,7 +12,18 @@ export * from './io/index.js';
 export * from './models/index.js';
 export { summary, formatSummary, type ModelSummary, type LayerRow } from './summary.js';
 export { predict, predictStream, type Prediction, type PredictResult, type PredictOptions } from './predict.js';
-export { loadImage, evalTransformFor, imagenetCategories, checkTransform, preprocessPixels, decodeImage, type EvalTransform, type LoadImageOptions, type DecodedImage, type DecodeOptions } from './vision/preprocess.js';
+export {
+  loadImage,
+  evalTransformFor,
+  imagenetCategories,
+  checkTransform,
+  preprocessPixels,
+  decodeImage,
+  type EvalTransform,
+  type LoadImageOptions,
+  type DecodedImage,
+  type DecodeOptions,
+} from './vision/preprocess.js';
 export { ModelWorker, type ModelWorkerOptions, type WorkerTrainConfig } from './worker/model_worker.js';
 // Training and evaluation: what the CLI's train, eval and demo commands call.
 export { trainStep, type TrainStepOptions, type TrainStepResult } from './train/step.js';

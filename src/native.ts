@@ -41,8 +41,10 @@ function load(): NativeAddon {
   if (!file) {
     throw new ConvzooError(
       `convzoo: the native addon is not built (looked for ${candidates[0]}). Run \`npm rebuild convzoo\` ` +
-      '(or `npm run build:native` in the repository); it needs libtorch: apt-get install libtorch-dev ' +
-      'libopenblas0-openmp, or pip install torch, or LIBTORCH=/path/to/libtorch.', 'E_NATIVE');
+        '(or `npm run build:native` in the repository); it needs libtorch: apt-get install libtorch-dev ' +
+        'libopenblas0-openmp, or pip install torch, or LIBTORCH=/path/to/libtorch.',
+      'E_NATIVE',
+    );
   }
   // libgomp's threads spin while they wait for work by default. When another process shares the cores
   // (a server, a data worker, a second training job), spinning threads starve the working ones: measured
@@ -57,8 +59,10 @@ function load(): NativeAddon {
     if (!process.env.OMP_NUM_THREADS) addon.ops.set_num_threads(os.availableParallelism());
     return addon;
   } catch (e) {
-    throw new ConvzooError(`convzoo: loading ${file} failed: ${(e as Error).message}. ` +
-      'If libtorch moved or was upgraded, rebuild with `npm rebuild convzoo`.', 'E_NATIVE');
+    throw new ConvzooError(
+      `convzoo: loading ${file} failed: ${(e as Error).message}. ` + 'If libtorch moved or was upgraded, rebuild with `npm rebuild convzoo`.',
+      'E_NATIVE',
+    );
   }
 }
 

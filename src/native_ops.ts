@@ -161,15 +161,48 @@ export interface NativeOps {
   bmm(x: Handle, other: Handle): Handle;
 
   // ---- neural network functions
-  conv2d(x: Handle, weight: Handle, bias: Handle | undefined, stride: number[], padding: number[] | 'same' | 'valid', dilation: number[], groups: number): Handle;
+  conv2d(
+    x: Handle,
+    weight: Handle,
+    bias: Handle | undefined,
+    stride: number[],
+    padding: number[] | 'same' | 'valid',
+    dilation: number[],
+    groups: number,
+  ): Handle;
   linear(x: Handle, weight: Handle, bias?: Handle): Handle;
   max_pool2d(x: Handle, kernelSize: number[], stride: number[], padding: number[], dilation: number[], ceilMode: boolean): Handle;
   max_pool2d_with_indices(x: Handle, kernelSize: number[], stride: number[], padding: number[], dilation: number[], ceilMode: boolean): Pair;
-  avg_pool2d(x: Handle, kernelSize: number[], stride: number[], padding: number[], ceilMode: boolean, countIncludePad: boolean, divisorOverride?: number): Handle;
-  avg_pool3d(x: Handle, kernelSize: number[], stride: number[], padding: number[], ceilMode: boolean, countIncludePad: boolean, divisorOverride?: number): Handle;
+  avg_pool2d(
+    x: Handle,
+    kernelSize: number[],
+    stride: number[],
+    padding: number[],
+    ceilMode: boolean,
+    countIncludePad: boolean,
+    divisorOverride?: number,
+  ): Handle;
+  avg_pool3d(
+    x: Handle,
+    kernelSize: number[],
+    stride: number[],
+    padding: number[],
+    ceilMode: boolean,
+    countIncludePad: boolean,
+    divisorOverride?: number,
+  ): Handle;
   adaptive_avg_pool2d(x: Handle, outputSize: number[]): Handle;
   adaptive_max_pool2d(x: Handle, outputSize: number[]): Pair;
-  batch_norm(x: Handle, weight: Handle | undefined, bias: Handle | undefined, runningMean: Handle | undefined, runningVar: Handle | undefined, training: boolean, momentum: number, eps: number): Handle;
+  batch_norm(
+    x: Handle,
+    weight: Handle | undefined,
+    bias: Handle | undefined,
+    runningMean: Handle | undefined,
+    runningVar: Handle | undefined,
+    training: boolean,
+    momentum: number,
+    eps: number,
+  ): Handle;
   layer_norm(x: Handle, normalizedShape: number[], weight: Handle | undefined, bias: Handle | undefined, eps: number): Handle;
   group_norm(x: Handle, numGroups: number, weight: Handle | undefined, bias: Handle | undefined, eps: number): Handle;
   dropout(x: Handle, p: number, training: boolean): Handle;

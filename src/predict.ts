@@ -8,7 +8,11 @@ import { ConvzooError, check, checkInt } from './errors.js';
 import type { ClassifierModel } from './models/base.js';
 import { evalTransformFor, loadImage, imagenetCategories, checkTransform, type EvalTransform } from './vision/preprocess.js';
 
-export interface Prediction { label: string; index: number; probability: number }
+export interface Prediction {
+  label: string;
+  index: number;
+  probability: number;
+}
 export type PredictResult = { source: string; predictions: Prediction[] } | { source: string; error: string; code: string };
 
 export interface PredictOptions {
@@ -26,7 +30,14 @@ export interface PredictOptions {
 }
 
 /** Test hook: decoded inputs alive now and at most since the last reset (see test/predict.test.ts). */
-export const _predictProbe = { live: 0, peak: 0, reset(): void { this.live = 0; this.peak = 0; } };
+export const _predictProbe = {
+  live: 0,
+  peak: 0,
+  reset(): void {
+    this.live = 0;
+    this.peak = 0;
+  },
+};
 
 interface Plan {
   sources: (string | Buffer)[];
@@ -42,8 +53,13 @@ function plan(model: ClassifierModel, sources: (string | Buffer)[], opts: Predic
   const fn = 'predict';
   check(opts !== null && typeof opts === 'object', fn, `expected options to be an object, got ${String(opts)}`);
   check(Array.isArray(sources), fn, `expected sources to be an array of file paths or Buffers, got ${sources === null ? 'null' : typeof sources}`);
-  sources.forEach((s, i) => check(typeof s === 'string' || (s as unknown) instanceof Uint8Array, fn,
-    `expected sources[${i}] to be a file path or a Buffer, got ${s === null ? 'null' : typeof s}`));
+  sources.forEach((s, i) =>
+    check(
+      typeof s === 'string' || (s as unknown) instanceof Uint8Array,
+      fn,
+      `expected sources[${i}] to be a file path or a Buffer, got ${s === null ? 'null' : typeof s}`,
+    ),
+  );
   const topk = opts.topk ?? 5;
   checkInt(topk, fn, 'topk', 1);
   const batchSize = opts.batchSize ?? 16;
@@ -56,14 +72,17 @@ function plan(model: ClassifierModel, sources: (string | Buffer)[], opts: Predic
   }
   const transform = opts.transform ?? evalTransformFor(model, model.meta ? undefined : 3);
   checkTransform(transform, fn);
-  const labels = opts.labels ?? model.classes ?? (model.numClasses === 1000 ? imagenetCategories() : Array.from({ length: model.numClasses }, (_, i) => `class ${i}`));
+  const labels =
+    opts.labels ?? model.classes ?? (model.numClasses === 1000 ? imagenetCategories() : Array.from({ length: model.numClasses }, (_, i) => `class ${i}`));
   return { sources: [...sources], topk: Math.min(topk, model.numClasses), batchSize, concurrency, transform, labels, autoOrient: opts.autoOrient ?? true };
 }
 
 /** Runs `fn(0 .. n-1)` with at most `limit` calls pending at once. */
 async function eachLimited(n: number, limit: number, fn: (i: number) => Promise<void>): Promise<void> {
   let next = 0;
-  const worker = async (): Promise<void> => { while (next < n) await fn(next++); };
+  const worker = async (): Promise<void> => {
+    while (next < n) await fn(next++);
+  };
   await Promise.all(Array.from({ length: Math.min(limit, n) }, worker));
 }
 
@@ -77,7 +96,12 @@ async function* stream(model: ClassifierModel, p: Plan): AsyncGenerator<PredictR
     const results: PredictResult[] = new Array(n);
     const decoded: (Float32Array | null)[] = new Array(n).fill(null);
     const held = new Array<boolean>(n).fill(false); // counted in the probe
-    const release = (k: number): void => { if (held[k]) { held[k] = false; _predictProbe.live--; } };
+    const release = (k: number): void => {
+      if (held[k]) {
+        held[k] = false;
+        _predictProbe.live--;
+      }
+    };
     try {
       await eachLimited(n, p.concurrency, async (k) => {
         const src = sources[b + k];
@@ -96,12 +120,17 @@ async function* stream(model: ClassifierModel, p: Plan): AsyncGenerator<PredictR
       if (ok.length > 0) {
         const buf = new Float32Array(ok.length * per);
         ok.forEach((k, j) => buf.set(decoded[k]!, j * per));
-        for (const k of ok) { decoded[k] = null; release(k); } // copied into the batch: let them go before the forward
-        const { values, indices } = inferenceMode(() => tidy(() => {
-          const x = fromBytes(buf, [ok.length, transform.channels, transform.cropSize, transform.cropSize], 'float32');
-          const top = model.forward(x).softmax(1).topk(topk, { dim: 1 });
-          return { values: top.values.data() as Float32Array, indices: top.indices.data() as BigInt64Array };
-        }));
+        for (const k of ok) {
+          decoded[k] = null;
+          release(k);
+        } // copied into the batch: let them go before the forward
+        const { values, indices } = inferenceMode(() =>
+          tidy(() => {
+            const x = fromBytes(buf, [ok.length, transform.channels, transform.cropSize, transform.cropSize], 'float32');
+            const top = model.forward(x).softmax(1).topk(topk, { dim: 1 });
+            return { values: top.values.data() as Float32Array, indices: top.indices.data() as BigInt64Array };
+          }),
+        );
         ok.forEach((k, j) => {
           const predictions: Prediction[] = [];
           for (let t = 0; t < topk; t++) {
@@ -123,7 +152,11 @@ async function* stream(model: ClassifierModel, p: Plan): AsyncGenerator<PredictR
  * `{source, error, code}` for one that could not be read or decoded) as soon as it is done. Only
  * one batch of images is decoded at a time. Arguments are checked at once (E_ARG).
  */
-export function predictStream(model: ClassifierModel, sources: (string | Buffer)[], opts: PredictOptions = {}): AsyncGenerator<PredictResult[], void, undefined> {
+export function predictStream(
+  model: ClassifierModel,
+  sources: (string | Buffer)[],
+  opts: PredictOptions = {},
+): AsyncGenerator<PredictResult[], void, undefined> {
   return stream(model, plan(model, sources, opts));
 }
 

@@ -1,14 +1,20 @@
 // cz.summary: each layer's output shape, parameters and multiply-adds, found by running one forward
 // pass with every leaf module's forward observed. MACs count convolutions and linear layers, as
 // torchvision's published "GFLOPS" do.
-import { Tensor } from './tensor/tensor.js';
+import type { Tensor } from './tensor/tensor.js';
 import { zeros, inferenceMode } from './tensor/creation.js';
 import { tidy } from './tensor/scope.js';
-import { Module } from './nn/module.js';
+import type { Module } from './nn/module.js';
 import { Conv2d, Linear } from './nn/layers.js';
 import { ClassifierModel } from './models/base.js';
 
-export interface LayerRow { name: string; type: string; outputShape: number[]; params: number; macs: number }
+export interface LayerRow {
+  name: string;
+  type: string;
+  outputShape: number[];
+  params: number;
+  macs: number;
+}
 
 export interface ModelSummary {
   rows: LayerRow[];
@@ -29,7 +35,7 @@ function layerMacs(m: Module, out: Tensor): number {
 
 /** Summarises `model` for one input of shape (C, H, W) (default: the model's registered input size). */
 export function summary(model: Module, inputShape?: readonly number[]): ModelSummary {
-  const shape = inputShape ? [...inputShape] : (model instanceof ClassifierModel && model.meta ? [...model.meta.inputSize] : [3, 224, 224]);
+  const shape = inputShape ? [...inputShape] : model instanceof ClassifierModel && model.meta ? [...model.meta.inputSize] : [3, 224, 224];
   const rows: LayerRow[] = [];
   const patched: Module[] = [];
   for (const [name, m] of model.namedModules()) {
@@ -47,7 +53,11 @@ export function summary(model: Module, inputShape?: readonly number[]): ModelSum
   const wasTraining = model.training;
   model.eval();
   try {
-    inferenceMode(() => tidy(() => { model.forward(zeros([1, ...shape])); }));
+    inferenceMode(() =>
+      tidy(() => {
+        model.forward(zeros([1, ...shape]));
+      }),
+    );
   } finally {
     for (const m of patched) delete (m as { forward?: unknown }).forward;
     model.train(wasTraining);
@@ -56,8 +66,14 @@ export function summary(model: Module, inputShape?: readonly number[]): ModelSum
   const trainableParams = model.numParameters({ trainableOnly: true });
   const totalMacs = rows.reduce((s, r) => s + r.macs, 0);
   return {
-    rows, inputShape: shape, totalParams, trainableParams, totalMacs,
-    toString() { return formatSummary(this); },
+    rows,
+    inputShape: shape,
+    totalParams,
+    trainableParams,
+    totalMacs,
+    toString() {
+      return formatSummary(this);
+    },
   };
 }
 
@@ -70,7 +86,10 @@ export function formatSummary(s: ModelSummary): string {
   const line = (cells: string[]) => cells.map((c, i) => (i >= 3 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ');
   const rule = '-'.repeat(widths.reduce((a, b) => a + b + 2, -2));
   return [
-    line(header), rule, ...body.map(line), rule,
+    line(header),
+    rule,
+    ...body.map(line),
+    rule,
     `Input: [1, ${s.inputShape.join(', ')}]`,
     `Total params: ${fmt(s.totalParams)} (trainable ${fmt(s.trainableParams)})`,
     `Total MACs: ${fmt(s.totalMacs)} (${(s.totalMacs / 1e9).toFixed(3)} GMACs)`,

@@ -28,8 +28,10 @@ beforeAll(async () => {
   const px = Buffer.alloc(60 * 40);
   for (let y = 0; y < 40; y++) for (let x = 0; x < 60; x++) px[y * 60 + x] = x > 15 && x < 45 ? 200 : 10;
   image = path.join(dir, 'shirt.png');
-  await sharp(px, { raw: { width: 60, height: 40, channels: 1 } }).png().toFile(image);
-  server = http.createServer((req, res) => {
+  await sharp(px, { raw: { width: 60, height: 40, channels: 1 } })
+    .png()
+    .toFile(image);
+  server = http.createServer((_req, res) => {
     res.writeHead(200, { 'Content-Type': 'application/octet-stream' });
     res.end(Buffer.from('not a weights file at all, just bytes'));
   });
@@ -51,7 +53,8 @@ describe('convzoo checkpoints as weights', () => {
     const x = cz.randn([2, 1, 28, 28]);
     // best.ckpt holds the one epoch's model, which is the model train() returned.
     expect(logitsOf(m, x)).toEqual(logitsOf(trained.model, x));
-    x.dispose(); m.dispose();
+    x.dispose();
+    m.dispose();
   });
 
   it('loadModel(ckpt) takes the model id from the checkpoint; another id is refused', async () => {
@@ -62,8 +65,11 @@ describe('convzoo checkpoints as weights', () => {
     await expect(cz.loadModel(image)).rejects.toMatchObject({ code: 'E_FORMAT' });
   });
 
-  it('predict --checkpoint (and -m ID --weights CKPT) answers with the checkpoint\'s class names', () => {
-    for (const args of [['--checkpoint', best], ['-m', 'resnet20', '--weights', best]]) {
+  it("predict --checkpoint (and -m ID --weights CKPT) answers with the checkpoint's class names", () => {
+    for (const args of [
+      ['--checkpoint', best],
+      ['-m', 'resnet20', '--weights', best],
+    ]) {
       const r = cli(['predict', image, ...args, '--json', '-k', '3']);
       expect(r.status, r.stderr).toBe(0);
       const [res] = JSON.parse(r.stdout);
@@ -76,13 +82,26 @@ describe('convzoo checkpoints as weights', () => {
   });
 
   it('train --weights CKPT fine-tunes from a checkpoint', async () => {
-    const r = await cz.train({ model: 'resnet20', weights: best, subset: 64, batchSize: 64, epochs: 1, threads: 2, lr: 1e-9, momentum: 0, weightDecay: 0, out: path.join(dir, 'finetune') });
+    const r = await cz.train({
+      model: 'resnet20',
+      weights: best,
+      subset: 64,
+      batchSize: 64,
+      epochs: 1,
+      threads: 2,
+      lr: 1e-9,
+      momentum: 0,
+      weightDecay: 0,
+      out: path.join(dir, 'finetune'),
+    });
     // With a vanishing learning rate the fine-tuned weights are the checkpoint's.
     const m = await cz.createModel('resnet20', { weights: best });
-    const a = m.stateDict(), b = r.model.stateDict();
+    const a = m.stateDict(),
+      b = r.model.stateDict();
     expect(cz.tidy(() => a['conv1.weight'].sub(b['conv1.weight']).abs().max().item())).toBeLessThan(1e-6);
     for (const t of [...Object.values(a), ...Object.values(b)]) t.dispose();
-    m.dispose(); r.model.dispose();
+    m.dispose();
+    r.model.dispose();
   });
 });
 
@@ -98,7 +117,9 @@ describe('weight files are checked before their data is read', () => {
     await cz.save(f2, renamed);
     for (const t of [...Object.values(sd), wrongShape['conv1.weight']]) t.dispose();
     const before = cz.memory().tensors;
-    await expect(cz.createModel('resnet20', { weights: f1 })).rejects.toThrow(/does not fit resnet20: shape mismatches \(1\): conv1\.weight: file \[16, 3, 5, 5\] vs model \[16, 3, 3, 3\]/);
+    await expect(cz.createModel('resnet20', { weights: f1 })).rejects.toThrow(
+      /does not fit resnet20: shape mismatches \(1\): conv1\.weight: file \[16, 3, 5, 5\] vs model \[16, 3, 3, 3\]/,
+    );
     await expect(cz.createModel('resnet20', { weights: f2 })).rejects.toThrow(/missing keys.*unexpected keys.*strip the "module\." prefix/);
     expect(cz.memory().tensors).toBe(before);
   });

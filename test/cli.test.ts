@@ -32,7 +32,10 @@ beforeAll(async () => {
   await sharp(noise, raw).jpeg().withMetadata({ orientation: 6 }).toFile(path.join(dir, 'b.jpg'));
   await sharp(noise, raw).webp().toFile(path.join(dir, 'c.webp'));
   writeFileSync(path.join(dir, 'broken.jpg'), Buffer.from('this is not a jpeg'));
-  server = http.createServer((_req, res) => { res.writeHead(200); res.end(readFileSync(weights)); });
+  server = http.createServer((_req, res) => {
+    res.writeHead(200);
+    res.end(readFileSync(weights));
+  });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
 });
@@ -45,10 +48,14 @@ describe('convzoo list / info', () => {
     for (const id of ['resnet18', 'resnet50', 'resnext50_32x4d', 'wide_resnet50_2', 'resnet20', 'resnet110']) expect(ids).toContain(id);
   });
 
-  it('prints torchvision\'s published GMACs (within 1%) and exact parameter counts', () => {
+  it("prints torchvision's published GMACs (within 1%) and exact parameter counts", () => {
     const expected: Record<string, [number, number]> = {
-      resnet50: [4.089, 25557032], resnext50_32x4d: [4.230, 25028904], resnet18: [1.814, 11689512],
-      alexnet: [0.714, 61100840], vgg16: [15.47, 138357544], googlenet: [1.498, 6624904],
+      resnet50: [4.089, 25557032],
+      resnext50_32x4d: [4.23, 25028904],
+      resnet18: [1.814, 11689512],
+      alexnet: [0.714, 61100840],
+      vgg16: [15.47, 138357544],
+      googlenet: [1.498, 6624904],
     };
     for (const [id, [gmacs, params]] of Object.entries(expected)) {
       const r = run(['info', id, '--json']);
@@ -97,7 +104,15 @@ describe('convzoo predict', () => {
     const x = await cz.loadImage(path.join(dir, 'a.png'), t);
     expect(x.length).toBe(3 * 224 * 224);
     const [res] = await cz.predict(model, [path.join(dir, 'a.png')], { topk: 1 });
-    const probs = cz.inferenceMode(() => cz.tidy(() => model.eval().forward(cz.fromBytes(x, [1, 3, 224, 224], 'float32')).softmax(1).data()));
+    const probs = cz.inferenceMode(() =>
+      cz.tidy(() =>
+        model
+          .eval()
+          .forward(cz.fromBytes(x, [1, 3, 224, 224], 'float32'))
+          .softmax(1)
+          .data(),
+      ),
+    );
     const best = Math.max(...(probs as Float32Array));
     expect('predictions' in res && res.predictions[0].probability).toBeCloseTo(best, 6);
   });
@@ -108,9 +123,10 @@ describe('createModel with weights', () => {
     const home = mkdtempSync(path.join(os.tmpdir(), 'cz-home-'));
     process.env.CONVZOO_HOME = home;
     try {
-      const a = await cz.createModel('resnet18', { weights: `${base}/resnet18-random.safetensors` }) as cz.resnet.ResNet;
+      const a = (await cz.createModel('resnet18', { weights: `${base}/resnet18-random.safetensors` })) as cz.resnet.ResNet;
       const b = await cz.createModel('resnet18', { weights });
-      const wa = (a.fc as cz.nn.Linear).weight, wb = ((b as cz.resnet.ResNet).fc as cz.nn.Linear).weight;
+      const wa = (a.fc as cz.nn.Linear).weight,
+        wb = ((b as cz.resnet.ResNet).fc as cz.nn.Linear).weight;
       expect(cz.tidy(() => wa.sub(wb).abs().max().item())).toBe(0);
       expect(readFileSync(cz.cachePathFor(`${base}/resnet18-random.safetensors`)).length).toBe(readFileSync(weights).length);
     } finally {
@@ -119,7 +135,7 @@ describe('createModel with weights', () => {
   });
 
   it('resets the head for another class count and adapts the first conv to grayscale', async () => {
-    const m = await cz.createModel('resnet18', { weights, numClasses: 7, inChans: 1 }) as cz.resnet.ResNet;
+    const m = (await cz.createModel('resnet18', { weights, numClasses: 7, inChans: 1 })) as cz.resnet.ResNet;
     expect((m.fc as cz.nn.Linear).weight.shape).toEqual([7, 512]);
     expect(m.conv1.weight.shape).toEqual([64, 1, 7, 7]);
     const sd = await cz.load(weights);

@@ -56,7 +56,7 @@ describe('convzoo usage', () => {
     expect(cz.suggestIds('zzzzzzzz')).toEqual([]);
   });
 
-  it('list <family> includes the family\'s CIFAR networks; globs match whole ids', () => {
+  it("list <family> includes the family's CIFAR networks; globs match whole ids", () => {
     const r = run(['list', 'resnet', '--json']);
     const ids = JSON.parse(r.stdout).map((m: { id: string }) => m.id);
     for (const id of ['resnet18', 'resnet152', 'resnet20', 'resnet110', 'wide_resnet50_2']) expect(ids).toContain(id);
@@ -68,11 +68,22 @@ describe('convzoo usage', () => {
 
 describe('model options are checked before anything is built', () => {
   it('refuses bad numClasses, inChans and dropRate with E_ARG', () => {
-    const bad: Record<string, unknown>[] = [{ numClasses: 0 }, { numClasses: 2.5 }, { numClasses: -1 }, { inChans: 0 },
-      { dropRate: 1 }, { dropRate: -0.1 }, { dropRate: Number.NaN }];
+    const bad: Record<string, unknown>[] = [
+      { numClasses: 0 },
+      { numClasses: 2.5 },
+      { numClasses: -1 },
+      { inChans: 0 },
+      { dropRate: 1 },
+      { dropRate: -0.1 },
+      { dropRate: Number.NaN },
+    ];
     for (const o of bad) {
       let err: unknown;
-      try { cz.buildModel('resnet20', o); } catch (e) { err = e; }
+      try {
+        cz.buildModel('resnet20', o);
+      } catch (e) {
+        err = e;
+      }
       expect(err, JSON.stringify(o)).toBeInstanceOf(cz.ConvzooError);
       expect((err as cz.ConvzooError).code).toBe('E_ARG');
       expect((err as Error).message).toMatch(Object.keys(o)[0]);

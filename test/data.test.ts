@@ -2,7 +2,7 @@
 // torchvision where it defines the numbers), and the DataLoader with and without worker threads.
 import { describe, test, expect, beforeEach, afterEach, beforeAll, afterAll } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -16,12 +16,20 @@ const REF = join(import.meta.dirname, '..', 'tools', 'data_reference.py');
 const FMNIST = data.FASHION_MNIST_DIR;
 
 let tmp: string;
-beforeAll(() => { tmp = mkdtempSync(join(tmpdir(), 'convzoo-data-')); });
-afterAll(() => { rmSync(tmp, { recursive: true, force: true }); });
+beforeAll(() => {
+  tmp = mkdtempSync(join(tmpdir(), 'convzoo-data-'));
+});
+afterAll(() => {
+  rmSync(tmp, { recursive: true, force: true });
+});
 
 let live = 0;
-beforeEach(() => { live = cz.memory().tensors; });
-afterEach(() => { expect(cz.memory().tensors, 'tensors leaked by this test').toBe(live); });
+beforeEach(() => {
+  live = cz.memory().tensors;
+});
+afterEach(() => {
+  expect(cz.memory().tensors, 'tensors leaked by this test').toBe(live);
+});
 
 /** Runs tools/data_reference.py with a JSON request; returns its parsed stdout. */
 function reference(req: object): any {
@@ -32,11 +40,21 @@ function reference(req: object): any {
 
 /** Captures the ConvzooError a function throws. */
 function errorOf(fn: () => unknown): ConvzooError {
-  try { fn(); } catch (e) { expect(e).toBeInstanceOf(ConvzooError); return e as ConvzooError; }
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConvzooError);
+    return e as ConvzooError;
+  }
   throw new Error('expected an error');
 }
 async function asyncErrorOf(fn: () => Promise<unknown>): Promise<ConvzooError> {
-  try { await fn(); } catch (e) { expect(e).toBeInstanceOf(ConvzooError); return e as ConvzooError; }
+  try {
+    await fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConvzooError);
+    return e as ConvzooError;
+  }
   throw new Error('expected an error');
 }
 
@@ -50,7 +68,10 @@ function idxBytes(dims: number[], values: Uint8Array, magicType = 0x08): Uint8Ar
 }
 
 /** Writes a small Fashion-MNIST-layout folder: n images of h x w, pixel (i, p) = (7i + p) % 256. */
-function writeIdxFolder(dir: string, opts: { n?: number; h?: number; w?: number; gz?: boolean; split?: string; labels?: number[] } = {}): { pixels: Uint8Array; labels: Uint8Array } {
+function writeIdxFolder(
+  dir: string,
+  opts: { n?: number; h?: number; w?: number; gz?: boolean; split?: string; labels?: number[] } = {},
+): { pixels: Uint8Array; labels: Uint8Array } {
   const { n = 5, h = 4, w = 3, gz = false, split = 'train' } = opts;
   mkdirSync(dir, { recursive: true });
   const pixels = Uint8Array.from({ length: n * h * w }, (_, k) => (7 * Math.floor(k / (h * w)) + (k % (h * w))) % 256);
@@ -63,15 +84,25 @@ function writeIdxFolder(dir: string, opts: { n?: number; h?: number; w?: number;
 
 function randomImage(c: number, h: number, w: number, seed = 1): data.Image {
   const rng = new data.Rng(seed);
-  return data.makeImage(c, h, w, Float32Array.from({ length: c * h * w }, () => rng.random()));
+  return data.makeImage(
+    c,
+    h,
+    w,
+    Float32Array.from({ length: c * h * w }, () => rng.random()),
+  );
 }
 /** An image whose pixel value encodes its position: c * 10000 + y * 100 + x. */
 function coordImage(c: number, h: number, w: number): data.Image {
-  return data.makeImage(c, h, w, Float32Array.from({ length: c * h * w }, (_, k) => {
-    const ch = Math.floor(k / (h * w));
-    const y = Math.floor((k % (h * w)) / w);
-    return ch * 10000 + y * 100 + (k % w);
-  }));
+  return data.makeImage(
+    c,
+    h,
+    w,
+    Float32Array.from({ length: c * h * w }, (_, k) => {
+      const ch = Math.floor(k / (h * w));
+      const y = Math.floor((k % (h * w)) / w);
+      return ch * 10000 + y * 100 + (k % w);
+    }),
+  );
 }
 const at = (img: data.Image, c: number, y: number, x: number): number => img.data[c * img.height * img.width + y * img.width + x];
 const readF32 = (file: string): Float32Array => {
@@ -97,7 +128,12 @@ describe('IDX / Fashion-MNIST', () => {
       const s = ds.get(2);
       expect([s.image.channels, s.image.height, s.image.width]).toEqual([1, 4, 3]);
       expect(s.label).toBe(labels[2]);
-      expect(maxAbsDiff(s.image.data, Array.from(pixels.subarray(24, 36), (p) => Math.fround(p / 255)))).toBe(0);
+      expect(
+        maxAbsDiff(
+          s.image.data,
+          Array.from(pixels.subarray(24, 36), (p) => Math.fround(p / 255)),
+        ),
+      ).toBe(0);
       expect(ds.images.buffer).toBeInstanceOf(SharedArrayBuffer);
     }
   });
@@ -112,7 +148,9 @@ describe('IDX / Fashion-MNIST', () => {
   test('missing and corrupt files are E_DATA errors that say what was expected where', () => {
     const missing = errorOf(() => new data.FashionMNIST({ root: join(tmp, 'nowhere') }));
     expect(missing.code).toBe('E_DATA');
-    expect(missing.message).toBe(`fashion-mnist: ${join(tmp, 'nowhere', 'train-images-idx3-ubyte')}(.gz) not found; install dataset-fashion-mnist or pass --data DIR`);
+    expect(missing.message).toBe(
+      `fashion-mnist: ${join(tmp, 'nowhere', 'train-images-idx3-ubyte')}(.gz) not found; install dataset-fashion-mnist or pass --data DIR`,
+    );
 
     const dir = join(tmp, 'idx-bad');
     writeIdxFolder(dir);
@@ -148,9 +186,13 @@ describe('IDX / Fashion-MNIST', () => {
   });
 
   test('the Debian dataset-fashion-mnist files match numpy reading the same gz', () => {
-    requireFashionMnist(); requirePython('numpy');
+    requireFashionMnist();
+    requirePython('numpy');
     const ref = reference({ mode: 'idx', dir: FMNIST });
-    for (const [train, split] of [[true, 'train'], [false, 't10k']] as const) {
+    for (const [train, split] of [
+      [true, 'train'],
+      [false, 't10k'],
+    ] as const) {
       const ds = new data.FashionMNIST({ train });
       const r = ref[split];
       expect(ds.length).toBe(r.labels);
@@ -175,10 +217,12 @@ describe('transforms', () => {
     const img = coordImage(2, 3, 4);
     const f = data.hflip(img);
     const v = data.vflip(img);
-    for (let c = 0; c < 2; c++) for (let y = 0; y < 3; y++) for (let x = 0; x < 4; x++) {
-      expect(at(f, c, y, x)).toBe(at(img, c, y, 3 - x));
-      expect(at(v, c, y, x)).toBe(at(img, c, 2 - y, x));
-    }
+    for (let c = 0; c < 2; c++)
+      for (let y = 0; y < 3; y++)
+        for (let x = 0; x < 4; x++) {
+          expect(at(f, c, y, x)).toBe(at(img, c, y, 3 - x));
+          expect(at(v, c, y, x)).toBe(at(img, c, 2 - y, x));
+        }
     const cr = data.crop(img, 1, 2, 2, 2);
     expect(Array.from(cr.data)).toEqual([102, 103, 202, 203, 10102, 10103, 10202, 10203]);
     const p = data.pad(img, [1, 2, 0, 1], { fill: -1 });
@@ -215,11 +259,22 @@ describe('transforms', () => {
     const input = join(tmp, 'resize-in.bin');
     writeFileSync(input, img.data);
     const cases = [
-      { size: 20, antialias: false }, { size: 20, antialias: true }, { size: [64, 80], antialias: false },
-      { size: [64, 80], antialias: true }, { size: [15, 9], antialias: false }, { size: [15, 9], antialias: true },
-      { size: [37, 26], antialias: true }, { size: [111, 20], antialias: true },
+      { size: 20, antialias: false },
+      { size: 20, antialias: true },
+      { size: [64, 80], antialias: false },
+      { size: [64, 80], antialias: true },
+      { size: [15, 9], antialias: false },
+      { size: [15, 9], antialias: true },
+      { size: [37, 26], antialias: true },
+      { size: [111, 20], antialias: true },
     ];
-    const sizes = [[10, 10], [36, 52], [37, 53], [40, 60], [4, 7]];
+    const sizes = [
+      [10, 10],
+      [36, 52],
+      [37, 53],
+      [40, 60],
+      [4, 7],
+    ];
     const out = mkdtempSync(join(tmp, 'resize-'));
     const shapes = reference({ mode: 'geometry', input, shape: [3, 37, 53], resize: cases, crop: sizes, out });
     cases.forEach((cs, i) => {
@@ -280,8 +335,10 @@ describe('transforms', () => {
     let flips = 0;
     for (let s = 0; s < 400; s++) {
       const out = t.apply(img, new data.Rng(s));
-      if (out.data[0] === 4) { flips++; expect(Array.from(out.data)).toEqual([4, 3, 2, 1, 0, 104, 103, 102, 101, 100]); }
-      else expect(out).toBe(img);
+      if (out.data[0] === 4) {
+        flips++;
+        expect(Array.from(out.data)).toEqual([4, 3, 2, 1, 0, 104, 103, 102, 101, 100]);
+      } else expect(out).toBe(img);
     }
     expect(flips).toBeGreaterThan(160);
     expect(flips).toBeLessThan(240);
@@ -299,7 +356,13 @@ describe('transforms', () => {
       let top = -1;
       let left = -1;
       // The 4x4 of ones lies at (2 - top, 2 - left) in the padded 8x8 crop window.
-      for (let y = 0; y < 4 && top < 0; y++) for (let x = 0; x < 4; x++) if (out.data[y * 4 + x] === 1) { top = y; left = x; break; }
+      for (let y = 0; y < 4 && top < 0; y++)
+        for (let x = 0; x < 4; x++)
+          if (out.data[y * 4 + x] === 1) {
+            top = y;
+            left = x;
+            break;
+          }
       seen.add(`${top},${left},${ones}`);
     }
     expect(seen.has('-1,-1,0')).toBe(false); // a 4-crop of an 8x8 with padding 2 always overlaps the image
@@ -380,15 +443,25 @@ describe('ImageFolder', () => {
     root = join(tmp, 'folder');
     // Classes created out of order: the dataset sorts them. bee/ has a nested sub-folder.
     for (const cls of ['cat', 'ant', 'bee']) mkdirSync(join(root, cls, 'sub'), { recursive: true });
-    const solid = (rgb: [number, number, number], w = 12, h = 10) => sharp({ create: { width: w, height: h, channels: 3, background: { r: rgb[0], g: rgb[1], b: rgb[2] } } });
+    const solid = (rgb: [number, number, number], w = 12, h = 10) =>
+      sharp({ create: { width: w, height: h, channels: 3, background: { r: rgb[0], g: rgb[1], b: rgb[2] } } });
     for (const [cls, rgb] of Object.entries(colours)) {
-      for (let i = 0; i < 4; i++) await solid(rgb).png().toFile(join(root, cls, `img${i}.png`));
-      await solid(rgb).jpeg({ quality: 95 }).toFile(join(root, cls, 'photo.JPG'));
-      await solid(rgb).webp({ lossless: true }).toFile(join(root, cls, 'sub', 'deep.webp'));
+      for (let i = 0; i < 4; i++)
+        await solid(rgb)
+          .png()
+          .toFile(join(root, cls, `img${i}.png`));
+      await solid(rgb)
+        .jpeg({ quality: 95 })
+        .toFile(join(root, cls, 'photo.JPG'));
+      await solid(rgb)
+        .webp({ lossless: true })
+        .toFile(join(root, cls, 'sub', 'deep.webp'));
     }
     // A gradient PNG to check exact pixel decoding, and one corrupt "PNG".
     const grad = Buffer.from(Array.from({ length: 4 * 3 * 3 }, (_, k) => (k * 7) % 256));
-    await sharp(grad, { raw: { width: 4, height: 3, channels: 3 } }).png().toFile(join(root, 'ant', 'grad.png'));
+    await sharp(grad, { raw: { width: 4, height: 3, channels: 3 } })
+      .png()
+      .toFile(join(root, 'ant', 'grad.png'));
     writeFileSync(join(root, 'bee', 'broken.png'), 'this is not an image');
     writeFileSync(join(root, 'cat', 'notes.txt'), 'ignored: not an image extension');
   });
@@ -398,8 +471,15 @@ describe('ImageFolder', () => {
     expect(ds.classes).toEqual(['ant', 'bee', 'cat']);
     expect(ds.length).toBe(3 * 6 + 1 + 1);
     expect(Array.from(ds.targets)).toEqual([...Array(7).fill(0), ...Array(7).fill(1), ...Array(6).fill(2)]);
-    expect(ds.files.slice(0, 7).map((_, i) => ds.relativePath(i))).toEqual(
-      ['ant/grad.png', 'ant/img0.png', 'ant/img1.png', 'ant/img2.png', 'ant/img3.png', 'ant/photo.JPG', 'ant/sub/deep.webp']);
+    expect(ds.files.slice(0, 7).map((_, i) => ds.relativePath(i))).toEqual([
+      'ant/grad.png',
+      'ant/img0.png',
+      'ant/img1.png',
+      'ant/img2.png',
+      'ant/img3.png',
+      'ant/photo.JPG',
+      'ant/sub/deep.webp',
+    ]);
     expect(ds.relativePath(7)).toBe('bee/broken.png');
   });
 
@@ -408,7 +488,7 @@ describe('ImageFolder', () => {
     const g = await ds.get(0);
     expect([g.image.channels, g.image.height, g.image.width]).toEqual([3, 3, 4]);
     // HWC bytes (k * 7) % 256 -> CHW / 255
-    for (let c = 0; c < 3; c++) for (let p = 0; p < 12; p++) expect(g.image.data[c * 12 + p]).toBe(Math.fround(((p * 3 + c) * 7 % 256) / 255));
+    for (let c = 0; c < 3; c++) for (let p = 0; p < 12; p++) expect(g.image.data[c * 12 + p]).toBe(Math.fround((((p * 3 + c) * 7) % 256) / 255));
     for (const i of [5, 6]) {
       const s = await ds.get(i);
       expect(s.label).toBe(0);
@@ -490,11 +570,19 @@ describe('DataLoader', () => {
   const synthetic = (n = 50): data.ArrayImageDataset => {
     const px = new Uint8Array(n * 36);
     for (let i = 0; i < n; i++) for (let p = 0; p < 36; p++) px[i * 36 + p] = (i * 5 + p) % 256;
-    return new data.ArrayImageDataset(px, Uint8Array.from({ length: n }, (_, i) => i % 10), [1, 6, 6], [...'0123456789']);
+    return new data.ArrayImageDataset(
+      px,
+      Uint8Array.from({ length: n }, (_, i) => i % 10),
+      [1, 6, 6],
+      [...'0123456789'],
+    );
   };
   const augment = () => new data.Compose([new data.RandomCrop(6, { padding: 2 }), new data.RandomHorizontalFlip(), new data.Normalize([0.5], [0.25])]);
 
-  async function collect(loader: data.DataLoader, epoch?: number): Promise<{ indices: number[][]; images: number[][]; labels: number[][]; shapes: number[][] }> {
+  async function collect(
+    loader: data.DataLoader,
+    epoch?: number,
+  ): Promise<{ indices: number[][]; images: number[][]; labels: number[][]; shapes: number[][] }> {
     const out = { indices: [] as number[][], images: [] as number[][], labels: [] as number[][], shapes: [] as number[][] };
     for await (const b of epoch === undefined ? loader : loader.iterate(epoch)) {
       expect(b.images.dtype).toBe('float32');
@@ -513,7 +601,12 @@ describe('DataLoader', () => {
     const loader = new data.DataLoader(ds, { batchSize: 16 });
     expect(loader.length).toBe(4);
     const r = await collect(loader);
-    expect(r.shapes).toEqual([[16, 1, 6, 6], [16, 1, 6, 6], [16, 1, 6, 6], [2, 1, 6, 6]]);
+    expect(r.shapes).toEqual([
+      [16, 1, 6, 6],
+      [16, 1, 6, 6],
+      [16, 1, 6, 6],
+      [2, 1, 6, 6],
+    ]);
     expect(r.indices.flat()).toEqual(Array.from({ length: 50 }, (_, i) => i));
     expect(r.labels.flat()).toEqual(Array.from({ length: 50 }, (_, i) => i % 10));
     expect(r.images[0].slice(36, 38)).toEqual([5 / 255, 6 / 255].map(Math.fround));
@@ -526,7 +619,14 @@ describe('DataLoader', () => {
     const ds = synthetic();
     const runs = [];
     for (const numWorkers of [0, 2, 2]) {
-      const loader = new data.DataLoader(ds, { batchSize: 8, shuffle: true, seed: 7, transform: augment(), numWorkers, prefetch: numWorkers === 2 ? 3 : undefined });
+      const loader = new data.DataLoader(ds, {
+        batchSize: 8,
+        shuffle: true,
+        seed: 7,
+        transform: augment(),
+        numWorkers,
+        prefetch: numWorkers === 2 ? 3 : undefined,
+      });
       runs.push([await collect(loader), await collect(loader)]);
       expect(loader.epoch).toBe(2);
       await loader.close();
@@ -598,7 +698,10 @@ describe('DataLoader', () => {
 
   test('breaking out early leaves nothing behind, and the loader can be iterated again', async () => {
     const loader = new data.DataLoader(synthetic(), { batchSize: 4, numWorkers: 2, transform: augment() });
-    for await (const b of loader) { b.dispose(); break; }
+    for await (const b of loader) {
+      b.dispose();
+      break;
+    }
     const again = await collect(loader);
     expect(again.indices.flat()).toHaveLength(50);
     await loader.close();

@@ -15,13 +15,15 @@ beforeAll(async () => {
   for (const cls of ['cat', 'dog']) {
     mkdirSync(path.join(folder, cls));
     for (let i = 0; i < 5; i++) {
-      await sharp({ create: { width: 300, height: 260, channels: 3, background: { r: 40 * i, g: cls === 'cat' ? 200 : 20, b: 90 } } }).png().toFile(path.join(folder, cls, `${i}.png`));
+      await sharp({ create: { width: 300, height: 260, channels: 3, background: { r: 40 * i, g: cls === 'cat' ? 200 : 20, b: 90 } } })
+        .png()
+        .toFile(path.join(folder, cls, `${i}.png`));
     }
   }
 });
 
 type Spec = { name: string; transforms?: Spec[]; size?: unknown; mean?: number[]; std?: number[] };
-const steps = (t: unknown) => (((t as { toSpec(): unknown }).toSpec() as Spec).transforms ?? []);
+const steps = (t: unknown) => ((t as { toSpec(): unknown }).toSpec() as Spec).transforms ?? [];
 
 describe('one preprocessing config', () => {
   it("resolves a weights entry's own resize (resnet50 IMAGENET1K_V2: 232) and mean/std", () => {
@@ -34,7 +36,7 @@ describe('one preprocessing config', () => {
     expect(defaultDataConfig(meta, 1)).toMatchObject({ channels: 1, mean: [0.485], std: [0.229] });
   });
 
-  it('predict uses the loaded weights\' config', () => {
+  it("predict uses the loaded weights' config", () => {
     const m = cz.buildModel('resnet50');
     m._weightsTag = 'IMAGENET1K_V2';
     expect(cz.evalTransformFor(m)).toEqual(weightsDataConfig(m.meta!, 'IMAGENET1K_V2'));
@@ -82,8 +84,9 @@ describe('per-family key remaps at load time', () => {
     const base = cz.modelMeta('resnet20');
     const id = 'test_remap_resnet20';
     // A release that called the first conv 'stem.conv' and has an extra key the model drops.
-    cz.registerModel({ ...base, id, remapWeightsKey: (k) => (k === 'junk' ? null : k.replace(/^stem\.conv\./, 'conv1.')) },
-      { options: {}, fixed: {} }, (o) => cz.buildModel('resnet20', o as Record<string, unknown>));
+    cz.registerModel({ ...base, id, remapWeightsKey: (k) => (k === 'junk' ? null : k.replace(/^stem\.conv\./, 'conv1.')) }, { options: {}, fixed: {} }, (o) =>
+      cz.buildModel('resnet20', o as Record<string, unknown>),
+    );
     const src = cz.buildModel('resnet20');
     const sd = src.stateDict();
     const old: Record<string, cz.Tensor> = { junk: cz.zeros([1]) };
@@ -99,6 +102,8 @@ describe('per-family key remaps at load time', () => {
     const w2 = m2.stateDict();
     expect(cz.tidy(() => w2['fc.weight'].sub(sd['fc.weight']).abs().max().item())).toBe(0);
     for (const t of [...Object.values(old), ...Object.values(w), ...Object.values(w2)]) t.dispose();
-    m.dispose(); m2.dispose(); src.dispose();
+    m.dispose();
+    m2.dispose();
+    src.dispose();
   });
 });

@@ -7,8 +7,23 @@ import type { Tensor, ErrorCode } from '../src/index.js';
 const F = cz.F;
 const nn = cz.nn;
 
-const CODES: ErrorCode[] = ['E_SHAPE', 'E_DTYPE', 'E_OOM', 'E_ARG', 'E_TORCH', 'E_DISPOSED', 'E_STATE_DICT',
-  'E_FORMAT', 'E_UNSAFE_PICKLE', 'E_IO', 'E_HASH', 'E_NOT_FOUND', 'E_IMAGE', 'E_DATA', 'E_NATIVE'];
+const CODES: ErrorCode[] = [
+  'E_SHAPE',
+  'E_DTYPE',
+  'E_OOM',
+  'E_ARG',
+  'E_TORCH',
+  'E_DISPOSED',
+  'E_STATE_DICT',
+  'E_FORMAT',
+  'E_UNSAFE_PICKLE',
+  'E_IO',
+  'E_HASH',
+  'E_NOT_FOUND',
+  'E_IMAGE',
+  'E_DATA',
+  'E_NATIVE',
+];
 
 /** [label, the bad call, accepted codes (undefined: any valid code), text the message must contain] */
 type Bad = [label: string, call: () => unknown, codes: ErrorCode[] | undefined, op: string];
@@ -20,63 +35,193 @@ const bad = (label: string, call: () => unknown, codes: ErrorCode | ErrorCode[] 
 const f32 = (...shape: number[]) => cz.randn(shape);
 const img = () => cz.randn([2, 3, 8, 8]);
 const i64 = (...shape: number[]) => cz.zeros(shape, { dtype: 'int64' });
-const disposed = () => { const t = cz.ones([2, 3]); t.dispose(); return t; };
+const disposed = () => {
+  const t = cz.ones([2, 3]);
+  t.dispose();
+  return t;
+};
 
 // ---- disposed tensors: every method names itself
-const unaryMethods = ['neg', 'abs', 'exp', 'log', 'log1p', 'sqrt', 'rsqrt', 'square', 'reciprocal', 'sign', 'floor', 'ceil',
-  'round', 'sin', 'cos', 'erf', 'erfinv', 'logicalNot', 'isfinite', 'isnan', 'relu', 'sigmoid', 'tanh', 'clone', 'contiguous',
-  'detach', 'float', 'double', 'long', 'sum', 'mean', 'var', 'std', 'norm', 'all', 'any', 'argmax', 'argmin', 'flatten',
-  'squeeze', 'isContiguous', 'toArray', 'item', 'bytes', 'data', 'numel', 'backward', 'zero_', 'relu_', 'sqrt_', 'exp_',
-  'neg_', 'sigmoid_', 'erfinv_', 'normal_', 'uniform_', 'bernoulli_', 'requiresGrad_', 't'] as const;
+const unaryMethods = [
+  'neg',
+  'abs',
+  'exp',
+  'log',
+  'log1p',
+  'sqrt',
+  'rsqrt',
+  'square',
+  'reciprocal',
+  'sign',
+  'floor',
+  'ceil',
+  'round',
+  'sin',
+  'cos',
+  'erf',
+  'erfinv',
+  'logicalNot',
+  'isfinite',
+  'isnan',
+  'relu',
+  'sigmoid',
+  'tanh',
+  'clone',
+  'contiguous',
+  'detach',
+  'float',
+  'double',
+  'long',
+  'sum',
+  'mean',
+  'var',
+  'std',
+  'norm',
+  'all',
+  'any',
+  'argmax',
+  'argmin',
+  'flatten',
+  'squeeze',
+  'isContiguous',
+  'toArray',
+  'item',
+  'bytes',
+  'data',
+  'numel',
+  'backward',
+  'zero_',
+  'relu_',
+  'sqrt_',
+  'exp_',
+  'neg_',
+  'sigmoid_',
+  'erfinv_',
+  'normal_',
+  'uniform_',
+  'bernoulli_',
+  'requiresGrad_',
+  't',
+] as const;
 for (const m of unaryMethods) {
   bad(`disposed.${m}()`, () => (disposed() as unknown as Record<string, () => unknown>)[m](), 'E_DISPOSED', m);
 }
 const withArg: [string, (t: Tensor) => unknown][] = [
-  ['add', (t) => t.add(1)], ['sub', (t) => t.sub(1)], ['mul', (t) => t.mul(2)], ['div', (t) => t.div(2)], ['pow', (t) => t.pow(2)],
-  ['eq', (t) => t.eq(0)], ['gt', (t) => t.gt(0)], ['clamp', (t) => t.clamp({ min: 0 })], ['view', (t) => t.view(6)],
-  ['reshape', (t) => t.reshape(6)], ['permute', (t) => t.permute(1, 0)], ['transpose', (t) => t.transpose(0, 1)],
-  ['narrow', (t) => t.narrow(0, 0, 1)], ['select', (t) => t.select(0, 0)], ['slice', (t) => t.slice(0, 0, 1)],
-  ['unsqueeze', (t) => t.unsqueeze(0)], ['expand', (t) => t.expand(2, 3)], ['repeat', (t) => t.repeat(1, 1)],
-  ['flip', (t) => t.flip(0)], ['roll', (t) => t.roll(1, 0)], ['split', (t) => t.split(1)], ['chunk', (t) => t.chunk(2)],
-  ['to', (t) => t.to('float64')], ['softmax', (t) => t.softmax(0)], ['logSoftmax', (t) => t.logSoftmax(0)],
-  ['max', (t) => t.max(0)], ['min', (t) => t.min(0)], ['topk', (t) => t.topk(1)], ['sort', (t) => t.sort()],
-  ['amax', (t) => t.amax(0)], ['cumsum', (t) => t.cumsum(0)], ['logsumexp', (t) => t.logsumexp(0)], ['prod', (t) => t.prod(0)],
-  ['add_', (t) => t.add_(1)], ['mul_', (t) => t.mul_(2)], ['fill_', (t) => t.fill_(1)], ['clamp_', (t) => t.clamp_({ max: 1 })],
-  ['size', (t) => t.size(0)], ['shape', (t) => t.shape], ['dtype', (t) => t.dtype], ['device', (t) => t.device],
+  ['add', (t) => t.add(1)],
+  ['sub', (t) => t.sub(1)],
+  ['mul', (t) => t.mul(2)],
+  ['div', (t) => t.div(2)],
+  ['pow', (t) => t.pow(2)],
+  ['eq', (t) => t.eq(0)],
+  ['gt', (t) => t.gt(0)],
+  ['clamp', (t) => t.clamp({ min: 0 })],
+  ['view', (t) => t.view(6)],
+  ['reshape', (t) => t.reshape(6)],
+  ['permute', (t) => t.permute(1, 0)],
+  ['transpose', (t) => t.transpose(0, 1)],
+  ['narrow', (t) => t.narrow(0, 0, 1)],
+  ['select', (t) => t.select(0, 0)],
+  ['slice', (t) => t.slice(0, 0, 1)],
+  ['unsqueeze', (t) => t.unsqueeze(0)],
+  ['expand', (t) => t.expand(2, 3)],
+  ['repeat', (t) => t.repeat(1, 1)],
+  ['flip', (t) => t.flip(0)],
+  ['roll', (t) => t.roll(1, 0)],
+  ['split', (t) => t.split(1)],
+  ['chunk', (t) => t.chunk(2)],
+  ['to', (t) => t.to('float64')],
+  ['softmax', (t) => t.softmax(0)],
+  ['logSoftmax', (t) => t.logSoftmax(0)],
+  ['max', (t) => t.max(0)],
+  ['min', (t) => t.min(0)],
+  ['topk', (t) => t.topk(1)],
+  ['sort', (t) => t.sort()],
+  ['amax', (t) => t.amax(0)],
+  ['cumsum', (t) => t.cumsum(0)],
+  ['logsumexp', (t) => t.logsumexp(0)],
+  ['prod', (t) => t.prod(0)],
+  ['add_', (t) => t.add_(1)],
+  ['mul_', (t) => t.mul_(2)],
+  ['fill_', (t) => t.fill_(1)],
+  ['clamp_', (t) => t.clamp_({ max: 1 })],
+  ['size', (t) => t.size(0)],
+  ['shape', (t) => t.shape],
+  ['dtype', (t) => t.dtype],
+  ['device', (t) => t.device],
 ];
 for (const [name, call] of withArg) bad(`disposed.${name}`, () => call(disposed()), 'E_DISPOSED', name);
 // A disposed tensor as the *other* operand.
 const disposedOther: [string, (x: Tensor, d: Tensor) => unknown][] = [
-  ['add', (x, d) => x.add(d)], ['mul', (x, d) => x.mul(d)], ['matmul', (x, d) => x.matmul(d)], ['maximum', (x, d) => x.maximum(d)],
-  ['copy_', (x, d) => x.copy_(d)], ['indexSelect', (x, d) => x.indexSelect(0, d)], ['cat', (x, d) => cz.cat([x, d])],
-  ['stack', (x, d) => cz.stack([x, d])], ['where', (x, d) => cz.where(d, x, x)], ['conv2d', (x, d) => F.conv2d(x, d)],
-  ['linear', (x, d) => F.linear(x, d)], ['batchNorm', (x, d) => F.batchNorm(x, d, null)], ['crossEntropy', (x, d) => F.crossEntropy(x, d)],
+  ['add', (x, d) => x.add(d)],
+  ['mul', (x, d) => x.mul(d)],
+  ['matmul', (x, d) => x.matmul(d)],
+  ['maximum', (x, d) => x.maximum(d)],
+  ['copy_', (x, d) => x.copy_(d)],
+  ['indexSelect', (x, d) => x.indexSelect(0, d)],
+  ['cat', (x, d) => cz.cat([x, d])],
+  ['stack', (x, d) => cz.stack([x, d])],
+  ['where', (x, d) => cz.where(d, x, x)],
+  ['conv2d', (x, d) => F.conv2d(x, d)],
+  ['linear', (x, d) => F.linear(x, d)],
+  ['batchNorm', (x, d) => F.batchNorm(x, d, null)],
+  ['crossEntropy', (x, d) => F.crossEntropy(x, d)],
 ];
 for (const [name, call] of disposedOther) bad(`${name} with a disposed operand`, () => call(f32(2, 3), disposed()), 'E_DISPOSED', name);
 const disposedF: [string, (d: Tensor) => unknown][] = [
-  ['relu', F.relu], ['sigmoid', F.sigmoid], ['gelu', (d) => F.gelu(d)], ['softmax', (d) => F.softmax(d)],
-  ['maxPool2d', (d) => F.maxPool2d(d, 2)], ['avgPool2d', (d) => F.avgPool2d(d, 2)], ['adaptiveAvgPool2d', (d) => F.adaptiveAvgPool2d(d, 1)],
-  ['dropout', (d) => F.dropout(d)], ['pad', (d) => F.pad(d, [1, 1])], ['layerNorm', (d) => F.layerNorm(d, [3])],
-  ['zerosLike', cz.zerosLike], ['onesLike', cz.onesLike],
+  ['relu', F.relu],
+  ['sigmoid', F.sigmoid],
+  ['gelu', (d) => F.gelu(d)],
+  ['softmax', (d) => F.softmax(d)],
+  ['maxPool2d', (d) => F.maxPool2d(d, 2)],
+  ['avgPool2d', (d) => F.avgPool2d(d, 2)],
+  ['adaptiveAvgPool2d', (d) => F.adaptiveAvgPool2d(d, 1)],
+  ['dropout', (d) => F.dropout(d)],
+  ['pad', (d) => F.pad(d, [1, 1])],
+  ['layerNorm', (d) => F.layerNorm(d, [3])],
+  ['zerosLike', cz.zerosLike],
+  ['onesLike', cz.onesLike],
 ];
 for (const [name, call] of disposedF) bad(`F.${name}(disposed)`, () => call(disposed()), 'E_DISPOSED', name);
 
 // ---- non-tensor arguments where a tensor is required
-const notTensors: [string, unknown][] = [['null', null], ['undefined', undefined], ['a number', 5], ['a string', 'x'], ['an object', {}], ['an array', [1, 2]]];
+const notTensors: [string, unknown][] = [
+  ['null', null],
+  ['undefined', undefined],
+  ['a number', 5],
+  ['a string', 'x'],
+  ['an object', {}],
+  ['an array', [1, 2]],
+];
 const needTensor: [string, (v: any) => unknown][] = [
-  ['relu', (v) => F.relu(v)], ['conv2d', (v) => F.conv2d(img(), v)], ['conv2d', (v) => F.conv2d(v, f32(4, 3, 3, 3))],
-  ['linear', (v) => F.linear(f32(2, 3), v)], ['matmul', (v) => f32(2, 2).matmul(v)], ['maximum', (v) => f32(2).maximum(v)],
-  ['indexSelect', (v) => f32(3).indexSelect(0, v)], ['copy_', (v) => f32(2).copy_(v)], ['crossEntropy', (v) => F.crossEntropy(f32(2, 3), v)],
-  ['softmax', (v) => F.softmax(v)], ['maxPool2d', (v) => F.maxPool2d(v, 2)], ['batchNorm', (v) => F.batchNorm(v, null, null, { training: true })],
-  ['cat', (v) => cz.cat([f32(2), v])], ['zerosLike', (v) => cz.zerosLike(v)],
+  ['relu', (v) => F.relu(v)],
+  ['conv2d', (v) => F.conv2d(img(), v)],
+  ['conv2d', (v) => F.conv2d(v, f32(4, 3, 3, 3))],
+  ['linear', (v) => F.linear(f32(2, 3), v)],
+  ['matmul', (v) => f32(2, 2).matmul(v)],
+  ['maximum', (v) => f32(2).maximum(v)],
+  ['indexSelect', (v) => f32(3).indexSelect(0, v)],
+  ['copy_', (v) => f32(2).copy_(v)],
+  ['crossEntropy', (v) => F.crossEntropy(f32(2, 3), v)],
+  ['softmax', (v) => F.softmax(v)],
+  ['maxPool2d', (v) => F.maxPool2d(v, 2)],
+  ['batchNorm', (v) => F.batchNorm(v, null, null, { training: true })],
+  ['cat', (v) => cz.cat([f32(2), v])],
+  ['zerosLike', (v) => cz.zerosLike(v)],
 ];
 for (const [name, call] of needTensor) {
   for (const [what, v] of notTensors) bad(`${name} given ${what} for a tensor`, () => call(v), ['E_ARG', 'E_DISPOSED'], name);
 }
 const needScalarOrTensor: [string, (v: any) => unknown][] = [
-  ['add', (v) => f32(2).add(v)], ['sub', (v) => f32(2).sub(v)], ['mul', (v) => f32(2).mul(v)], ['div', (v) => f32(2).div(v)],
-  ['pow', (v) => f32(2).pow(v)], ['eq', (v) => f32(2).eq(v)], ['lt', (v) => f32(2).lt(v)], ['add_', (v) => f32(2).add_(v)],
-  ['fill_', (v) => f32(2).fill_(v)], ['full', (v) => cz.full([2], v)],
+  ['add', (v) => f32(2).add(v)],
+  ['sub', (v) => f32(2).sub(v)],
+  ['mul', (v) => f32(2).mul(v)],
+  ['div', (v) => f32(2).div(v)],
+  ['pow', (v) => f32(2).pow(v)],
+  ['eq', (v) => f32(2).eq(v)],
+  ['lt', (v) => f32(2).lt(v)],
+  ['add_', (v) => f32(2).add_(v)],
+  ['fill_', (v) => f32(2).fill_(v)],
+  ['full', (v) => cz.full([2], v)],
 ];
 for (const [name, call] of needScalarOrTensor) {
   for (const [what, v] of notTensors.filter(([w]) => w !== 'a number' && w !== 'undefined')) bad(`${name} given ${what}`, () => call(v), 'E_ARG', name);
@@ -94,7 +239,14 @@ bad('tensor from an object', () => cz.tensor({} as never), ['E_ARG', 'E_DTYPE'],
 bad('tensor with a string element', () => cz.tensor([1, 'a' as never]), ['E_ARG', 'E_DTYPE'], 'tensor');
 bad('tensor with an undefined element', () => cz.tensor([1, undefined as never]), ['E_ARG', 'E_DTYPE'], 'tensor');
 // Integer arguments are never truncated or rounded: 2.5, NaN, Infinity and unsafe integers are refused.
-const notIntegers: [string, number][] = [['2.5', 2.5], ['NaN', NaN], ['Infinity', Infinity], ['-Infinity', -Infinity], ['2**53', 2 ** 53], ['1e300', 1e300]];
+const notIntegers: [string, number][] = [
+  ['2.5', 2.5],
+  ['NaN', NaN],
+  ['Infinity', Infinity],
+  ['-Infinity', -Infinity],
+  ['2**53', 2 ** 53],
+  ['1e300', 1e300],
+];
 for (const [what, v] of notIntegers) {
   bad(`zeros with a dim of ${what}`, () => cz.zeros([2, v]), 'E_ARG', 'zeros');
   bad(`view with a dim of ${what}`, () => f32(6).view(v, -1), 'E_ARG', 'view');
@@ -181,12 +333,27 @@ const shapeCases: [string, () => unknown, string][] = [
   ['zeros with a negative dim', () => cz.zeros([2, -3]), 'zeros'],
   ['randn with a negative dim', () => cz.randn([-1]), 'randn'],
   ['backward of a non-scalar without a gradient', () => f32(3).requiresGrad_().mul(2).backward(), 'backward'],
-  ['backward with a gradient of the wrong shape', () => f32(3).requiresGrad_().mul(2).backward(cz.ones([4])), 'backward'],
+  [
+    'backward with a gradient of the wrong shape',
+    () =>
+      f32(3)
+        .requiresGrad_()
+        .mul(2)
+        .backward(cz.ones([4])),
+    'backward',
+  ],
 ];
 // Plain TORCH_CHECK failures (no exception type to go by) whose wording the error funnel's text fallback
 // does not recognise as a shape problem.
-const unclassifiedShape = new Set(['bmm of 2-d', 'permute with repeated dims', 'cat of nothing', 'chunk of zero chunks',
-  'batchNorm channel mismatch', 'backward of a non-scalar without a gradient', 'adaptiveAvgPool2d of a 2-d input']);
+const unclassifiedShape = new Set([
+  'bmm of 2-d',
+  'permute with repeated dims',
+  'cat of nothing',
+  'chunk of zero chunks',
+  'batchNorm channel mismatch',
+  'backward of a non-scalar without a gradient',
+  'adaptiveAvgPool2d of a 2-d input',
+]);
 for (const [label, call, op] of shapeCases) bad(label, call, unclassifiedShape.has(label) ? ['E_SHAPE', 'E_TORCH'] : 'E_SHAPE', op);
 
 // ---- wrong dtypes
@@ -256,7 +423,15 @@ const argCases: [string, () => unknown, string][] = [
   ['item of a multi-element tensor', () => f32(3).item(), 'item'],
   ['backward of a tensor that needs no grad', () => f32(1).sum().backward(), 'backward'],
   ['in-place op on a leaf that requires grad', () => f32(3).requiresGrad_().add_(1), 'add_'],
-  ['backward twice through a freed graph', () => { const y = f32(3).requiresGrad_().exp().sum(); y.backward(); y.backward(); }, 'backward'],
+  [
+    'backward twice through a freed graph',
+    () => {
+      const y = f32(3).requiresGrad_().exp().sum();
+      y.backward();
+      y.backward();
+    },
+    'backward',
+  ],
   ['to a device that does not exist', () => f32(2).to('cuda:7'), 'to'],
   ['to an unknown target string', () => f32(2).to('gpu'), 'to'],
   ['setRngState with a float tensor', () => cz.setRngState(f32(4)), 'setRngState'],
@@ -265,7 +440,19 @@ const argCases: [string, () => unknown, string][] = [
   ['Conv2d 0 in-channels', () => new nn.Conv2d(0, 4, 3), 'Conv2d'],
   ['Linear fractional features', () => new nn.Linear(2.5, 3), 'Linear'],
   ['BatchNorm2d negative features', () => new nn.BatchNorm2d(-1), 'BatchNorm2d'],
-  ['BatchNorm2d forward of a 2-d input', () => { const bn = new nn.BatchNorm2d(3); try { return bn.forward(f32(2, 3)); } finally { for (const t of bn.buffers()) t.dispose(); for (const p of bn.parameters()) p.dispose(); } }, 'BatchNorm2d'],
+  [
+    'BatchNorm2d forward of a 2-d input',
+    () => {
+      const bn = new nn.BatchNorm2d(3);
+      try {
+        return bn.forward(f32(2, 3));
+      } finally {
+        for (const t of bn.buffers()) t.dispose();
+        for (const p of bn.parameters()) p.dispose();
+      }
+    },
+    'BatchNorm2d',
+  ],
   ['GroupNorm groups not dividing channels', () => new nn.GroupNorm(3, 4), 'GroupNorm'],
   ['Dropout p 2', () => new nn.Dropout(2), 'Dropout'],
   ['ModuleList forward', () => new nn.ModuleList().forward(f32(1)), 'ModuleList'],
@@ -286,13 +473,13 @@ const hugeCases: [string, () => unknown, string][] = [
   ['a huge matmul output', () => f32(1e6, 1).matmul(f32(1, 1e6)), 'matmul'],
 ];
 for (const [label, call, op] of hugeCases) bad(label, call, ['E_OOM'], op);
-const overflowCases: [string, () => unknown, string][] = [
-  ['empty([1e10, 1e10]) overflows int64', () => cz.empty([1e10, 1e10]), 'empty'],
-];
+const overflowCases: [string, () => unknown, string][] = [['empty([1e10, 1e10]) overflows int64', () => cz.empty([1e10, 1e10]), 'empty']];
 for (const [label, call, op] of overflowCases) bad(label, call, ['E_OOM', 'E_SHAPE', 'E_ARG', 'E_TORCH'], op);
 
 let before = 0;
-beforeAll(() => { before = cz.memory().tensors; });
+beforeAll(() => {
+  before = cz.memory().tensors;
+});
 
 describe('bad calls', () => {
   test('there are hundreds of them', () => {
@@ -303,15 +490,22 @@ describe('bad calls', () => {
     const live = cz.memory().tensors;
     let err: unknown = null;
     try {
-      cz.tidy(() => { call(); });
-    } catch (e) { err = e; }
+      cz.tidy(() => {
+        call();
+      });
+    } catch (e) {
+      err = e;
+    }
     expect(err, 'the call did not throw').not.toBeNull();
     if (!(err instanceof cz.ConvzooError)) throw new Error(`expected a ConvzooError, got ${String(err)}`);
     expect(CODES).toContain(err.code);
     if (codes) expect(codes, `code of "${err.message}"`).toContain(err.code);
     // The TypeScript name or the libtorch op's (snake_case) name; '|' separates alternatives.
     const names = op.split('|').flatMap((n) => [n, n.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)]);
-    expect(names.some((n) => err.message.includes(n)), `"${err.message}" names none of ${names.join(', ')}`).toBe(true);
+    expect(
+      names.some((n) => err.message.includes(n)),
+      `"${err.message}" names none of ${names.join(', ')}`,
+    ).toBe(true);
     expect(err.message).not.toMatch(/Exception raised from|frame #\d/); // no C++ backtrace
     expect(err.message.length).toBeLessThan(1000);
     expect(cz.memory().tensors, 'a failing call leaked tensors').toBe(live);
@@ -319,7 +513,9 @@ describe('bad calls', () => {
 });
 
 describe('the process survives', () => {
-  afterAll(() => { expect(cz.memory().tensors).toBe(before); });
+  afterAll(() => {
+    expect(cz.memory().tensors).toBe(before);
+  });
 
   test('a training step still works after every bad call', () => {
     cz.manualSeed(0);
@@ -333,16 +529,22 @@ describe('the process survives', () => {
         return l.item();
       });
       expect(Number.isFinite(loss)).toBe(true);
-      cz.tidy(() => { expect(conv.weight.grad!.abs().sum().item()).toBeGreaterThan(0); });
+      cz.tidy(() => {
+        expect(conv.weight.grad!.abs().sum().item()).toBeGreaterThan(0);
+      });
       // and allocation still works, at a reasonable size, after the failed huge ones
-      cz.tidy(() => { expect(cz.ones([1024, 1024]).sum().item()).toBe(1024 * 1024); });
+      cz.tidy(() => {
+        expect(cz.ones([1024, 1024]).sum().item()).toBe(1024 * 1024);
+      });
     } finally {
       for (const m of [conv, lin]) for (const p of m.parameters()) p.dispose();
     }
   });
 
   test('errors carry op and code fields', () => {
-    try { cz.tidy(() => f32(2, 3).matmul(f32(4, 2))); } catch (e) {
+    try {
+      cz.tidy(() => f32(2, 3).matmul(f32(4, 2)));
+    } catch (e) {
       const err = e as cz.ConvzooError;
       expect(err.name).toBe('ConvzooError');
       expect(err.op).toBe('matmul');

@@ -11,19 +11,28 @@ const F = cz.F;
 const nn = cz.nn;
 
 let ref: LayersReference;
-beforeAll(() => { ref = loadReference(); });
+beforeAll(() => {
+  ref = loadReference();
+});
 
 let live = 0;
-beforeEach(() => { live = cz.memory().tensors; });
-afterEach(() => { expect(cz.memory().tensors, 'tensors leaked by this test').toBe(live); });
+beforeEach(() => {
+  live = cz.memory().tensors;
+});
+afterEach(() => {
+  expect(cz.memory().tensors, 'tensors leaked by this test').toBe(live);
+});
 
 type Fn = (...xs: Tensor[]) => Tensor;
-const act = (name: cz.nn.ActName): Fn => (x) => nn.getActivationFn(name)(x);
+const act =
+  (name: cz.nn.ActName): Fn =>
+  (x) =>
+    nn.getActivationFn(name)(x);
 
 // The convzoo call for each case of tools/layers_reference.py's functional_cases().
 const cases: Record<string, Fn> = {
   ...Object.fromEntries(nn.ACTIVATION_NAMES.map((name) => [`act ${name}`, act(name)])),
-  'conv1d': (x, w, b) => F.conv1d(x, w, b, { stride: 2, padding: 1 }),
+  conv1d: (x, w, b) => F.conv1d(x, w, b, { stride: 2, padding: 1 }),
   'conv1d dilation groups': (x, w) => F.conv1d(x, w, null, { padding: 2, dilation: 2, groups: 2 }),
   'padSame k3 s2 odd': (x) => F.padSame(x, 3, { stride: 2 }),
   'padSame k(3,5) s(2,1) d(1,2) value': (x) => F.padSame(x, [3, 5], { stride: [2, 1], dilation: [1, 2], value: 0.5 }),
@@ -35,7 +44,7 @@ const cases: Record<string, Fn> = {
   'channelShuffle megvii': (x) => F.channelShuffle(x, 3, { variant: 'megvii' }),
   'channelShuffle megvii g4': (x) => F.channelShuffle(x, 4, { variant: 'megvii' }),
   'adaptiveMaxPool2d global': (x) => F.adaptiveMaxPool2d(x, 1),
-  'adaptiveAvgMaxPool2d': (x) => F.adaptiveAvgMaxPool2d(x),
+  adaptiveAvgMaxPool2d: (x) => F.adaptiveAvgMaxPool2d(x),
   'adaptiveCatAvgMaxPool2d 2': (x) => F.adaptiveCatAvgMaxPool2d(x, 2),
   'interpolate bilinear x2': (x) => F.interpolate(x, { scaleFactor: 2, mode: 'bilinear', alignCorners: false }),
   'interpolate bilinear size alignCorners': (x) => F.interpolate(x, { size: [7, 5], mode: 'bilinear', alignCorners: true }),
@@ -72,7 +81,9 @@ describe('against torch: values and gradients', () => {
     expect(Object.keys(cases).sort()).toEqual(Object.keys(ref.functional).sort());
   });
   const names = [...Object.keys(cases)];
-  test.each(names)('%s', (name) => { runCase(name); });
+  test.each(names)('%s', (name) => {
+    runCase(name);
+  });
 });
 
 describe('the activation table', () => {
@@ -83,12 +94,13 @@ describe('the activation table', () => {
         const m = nn.getActivation(name);
         expect(m).toBeInstanceOf(nn.Module);
         expect(m.stateShapes().size, name).toBe(0);
-        const a = m.forward(x), b = nn.getActivationFn(name)(x);
+        const a = m.forward(x),
+          b = nn.getActivationFn(name)(x);
         expect(a.sub(b).abs().max().item(), name).toBe(0);
       }
     });
   });
-  test('nothing works in place; the functions return new handles (the Identity module, as torch\'s, returns its input)', () => {
+  test("nothing works in place; the functions return new handles (the Identity module, as torch's, returns its input)", () => {
     cz.tidy(() => {
       const x = cz.randn([3, 4]).mul(4);
       const before = x.clone();
@@ -115,7 +127,9 @@ describe('the activation table', () => {
     const m2 = nn.getActivation(() => new nn.LeakyReLU(0.2));
     expect(m1).not.toBe(m2);
     expect((m1 as cz.nn.LeakyReLU).negativeSlope).toBe(0.2);
-    expect(() => nn.getActivation('relu7' as cz.nn.ActName)).toThrow(expect.objectContaining({ code: 'E_ARG', message: expect.stringMatching(/unknown activation 'relu7'.*relu6/) }));
+    expect(() => nn.getActivation('relu7' as cz.nn.ActName)).toThrow(
+      expect.objectContaining({ code: 'E_ARG', message: expect.stringMatching(/unknown activation 'relu7'.*relu6/) }),
+    );
     expect(() => nn.getActivation((() => 3) as unknown as () => cz.nn.Module)).toThrow(/not a Module/);
     expect(() => nn.getActivationFn('toString' as cz.nn.ActName)).toThrow(/unknown activation/);
   });
@@ -135,17 +149,19 @@ describe('integer helpers against Python', () => {
     expect(nn.sameConvPadding(8, 3, 2)).toEqual([0, 1]);
     expect(nn.sameConvPadding(5, 4, 1)).toEqual([1, 2]);
   });
-  test('getPadding is (k - 1) / 2 * dilation for odd kernels at stride 1 and 2 (torchvision), timm\'s formula otherwise', () => {
-    for (const k of [1, 3, 5, 7]) for (const d of [1, 2, 3]) for (const stride of [1, 2]) {
-      expect(nn.getPadding(k, { stride, dilation: d })).toBe(((k - 1) / 2) * d);
-    }
+  test("getPadding is (k - 1) / 2 * dilation for odd kernels at stride 1 and 2 (torchvision), timm's formula otherwise", () => {
+    for (const k of [1, 3, 5, 7])
+      for (const d of [1, 2, 3])
+        for (const stride of [1, 2]) {
+          expect(nn.getPadding(k, { stride, dilation: d })).toBe(((k - 1) / 2) * d);
+        }
     expect(nn.getPadding(4, { stride: 2 })).toBe(2); // ((2 - 1) + 3) // 2
     expect(nn.isStaticPad(3)).toBe(true);
     expect(nn.isStaticPad(3, { stride: 2 })).toBe(false);
     expect(nn.isStaticPad(4)).toBe(false);
     expect(nn.isStaticPad(4, { dilation: 2 })).toBe(true);
   });
-  test('ecaKernelSize: timm EcaModule\'s kernel from the channel count (gamma 2, beta 1)', () => {
+  test("ecaKernelSize: timm EcaModule's kernel from the channel count (gamma 2, beta 1)", () => {
     for (const [c, k] of ref.eca_kernel) expect(nn.ecaKernelSize(c), `channels ${c}`).toBe(k);
   });
 });
@@ -154,7 +170,8 @@ describe('drop path', () => {
   test('statistics: about p of the samples are zeroed, the rest scaled by 1/(1-p), the mean kept', () => {
     cz.tidy(() => {
       cz.manualSeed(5);
-      const n = 20000, p = 0.3;
+      const n = 20000,
+        p = 0.3;
       const x = cz.ones([n, 2, 2, 1]);
       const y = F.dropPath(x, p);
       const perSample = y.view(n, -1);

@@ -9,8 +9,13 @@ const F = cz.F;
 
 // ---- a deterministic source of input values, independent of libtorch's generator
 let seed = 12345;
-function rnd(): number { // xorshift32 in [0, 1)
-  seed ^= seed << 13; seed >>>= 0; seed ^= seed >>> 17; seed ^= seed << 5; seed >>>= 0;
+function rnd(): number {
+  // xorshift32 in [0, 1)
+  seed ^= seed << 13;
+  seed >>>= 0;
+  seed ^= seed >>> 17;
+  seed ^= seed << 5;
+  seed >>>= 0;
   return seed / 4294967296;
 }
 function values(n: number, lo: number, hi: number): Float64Array {
@@ -18,10 +23,25 @@ function values(n: number, lo: number, hi: number): Float64Array {
 }
 
 /** A float64 input of the given shape, uniform on [lo, hi). */
-interface Input { shape: number[]; values: Float64Array }
-const inp = (shape: number[], lo = -2, hi = 2): Input => ({ shape, values: values(shape.reduce((a, b) => a * b, 1), lo, hi) });
+interface Input {
+  shape: number[];
+  values: Float64Array;
+}
+const inp = (shape: number[], lo = -2, hi = 2): Input => ({
+  shape,
+  values: values(
+    shape.reduce((a, b) => a * b, 1),
+    lo,
+    hi,
+  ),
+});
 
-interface CheckOptions { eps?: number; atol?: number; rtol?: number; reseed?: number }
+interface CheckOptions {
+  eps?: number;
+  atol?: number;
+  rtol?: number;
+  reseed?: number;
+}
 type Outputs = Tensor | Tensor[] | { [k: string]: Tensor };
 
 function outputsOf(r: Outputs): Tensor[] {
@@ -35,26 +55,39 @@ function outputsOf(r: Outputs): Tensor[] {
  */
 function gradcheck(fn: (...xs: Tensor[]) => Outputs, inputs: Input[], opts: CheckOptions = {}): number {
   const { eps = 1e-6, atol = 1e-5, rtol = 1e-3, reseed } = opts;
-  const make = (vals: Float64Array[], grad: boolean) =>
-    vals.map((v, i) => cz.tensor(v, inputs[i].shape, { dtype: 'float64', requiresGrad: grad }));
+  const make = (vals: Float64Array[], grad: boolean) => vals.map((v, i) => cz.tensor(v, inputs[i].shape, { dtype: 'float64', requiresGrad: grad }));
   // Fixed output weights, one per float output, from the first evaluation's shapes.
   const weights: Input[] = cz.tidy(() => {
     if (reseed !== undefined) cz.manualSeed(reseed);
-    return outputsOf(cz.noGrad(() => fn(...make(inputs.map((x) => x.values), false)))).map((o) => inp(o.shape, -1, 1));
+    return outputsOf(
+      cz.noGrad(() =>
+        fn(
+          ...make(
+            inputs.map((x) => x.values),
+            false,
+          ),
+        ),
+      ),
+    ).map((o) => inp(o.shape, -1, 1));
   });
   expect(weights.length, 'the op returned no floating output').toBeGreaterThan(0);
   const objective = (outs: Outputs): Tensor => {
     const os = outputsOf(outs);
     expect(os.length).toBe(weights.length);
-    return os.map((o, i) => o.mul(cz.tensor(weights[i].values, weights[i].shape, { dtype: 'float64' })).sum())
-      .reduce((a, b) => a.add(b));
+    return os.map((o, i) => o.mul(cz.tensor(weights[i].values, weights[i].shape, { dtype: 'float64' })).sum()).reduce((a, b) => a.add(b));
   };
-  const evaluate = (vals: Float64Array[]): number => cz.tidy(() => cz.noGrad(() => {
-    if (reseed !== undefined) cz.manualSeed(reseed);
-    return objective(fn(...make(vals, false))).item();
-  }));
+  const evaluate = (vals: Float64Array[]): number =>
+    cz.tidy(() =>
+      cz.noGrad(() => {
+        if (reseed !== undefined) cz.manualSeed(reseed);
+        return objective(fn(...make(vals, false))).item();
+      }),
+    );
   const analytic: Float64Array[] = cz.tidy(() => {
-    const xs = make(inputs.map((x) => x.values), true);
+    const xs = make(
+      inputs.map((x) => x.values),
+      true,
+    );
     if (reseed !== undefined) cz.manualSeed(reseed);
     const out = fn(...xs);
     for (const o of outputsOf(out)) expect(o.dtype, 'a float64 op must give float64').toBe('float64');
@@ -70,8 +103,10 @@ function gradcheck(fn: (...xs: Tensor[]) => Outputs, inputs: Input[], opts: Chec
     const v = vals[k];
     for (let i = 0; i < v.length; i++) {
       const x0 = v[i];
-      v[i] = x0 + eps; const up = evaluate(vals);
-      v[i] = x0 - eps; const down = evaluate(vals);
+      v[i] = x0 + eps;
+      const up = evaluate(vals);
+      v[i] = x0 - eps;
+      const down = evaluate(vals);
       v[i] = x0;
       const numeric = (up - down) / (2 * eps);
       const diff = Math.abs(analytic[k][i] - numeric);
@@ -85,11 +120,19 @@ function gradcheck(fn: (...xs: Tensor[]) => Outputs, inputs: Input[], opts: Chec
 }
 
 let live = 0;
-beforeEach(() => { live = cz.memory().tensors; seed = 12345; });
-afterEach(() => { expect(cz.memory().tensors, 'tensors leaked by this test').toBe(live); });
+beforeEach(() => {
+  live = cz.memory().tensors;
+  seed = 12345;
+});
+afterEach(() => {
+  expect(cz.memory().tensors, 'tensors leaked by this test').toBe(live);
+});
 
 type Case = [name: string, fn: (...xs: Tensor[]) => Outputs, inputs: () => Input[], opts?: CheckOptions];
-const run = (cases: Case[]) => test.each(cases)('%s', (_name, fn, inputs, opts) => { gradcheck(fn, inputs(), opts); });
+const run = (cases: Case[]) =>
+  test.each(cases)('%s', (_name, fn, inputs, opts) => {
+    gradcheck(fn, inputs(), opts);
+  });
 
 // Away from kinks: values in +-[0.1, 2] with random sign.
 const awayFromZero = (shape: number[]): Input => {
@@ -133,16 +176,29 @@ describe('pooling', () => {
 
 describe('normalisation', () => {
   run([
-    ['batchNorm training (batch statistics)', (x, w, b) => F.batchNorm(x, null, null, { weight: w, bias: b, training: true }),
-      () => [inp([3, 2, 3, 3]), inp([2], 0.5, 1.5), inp([2])]],
-    ['batchNorm training, running stats updated', (x, w, b) => {
-      const rm = cz.zeros([2], { dtype: 'float64' }), rv = cz.ones([2], { dtype: 'float64' });
-      return F.batchNorm(x, rm, rv, { weight: w, bias: b, training: true, momentum: 0.3 });
-    }, () => [inp([2, 2, 2, 3]), inp([2], 0.5, 1.5), inp([2])]],
-    ['batchNorm eval (running statistics)', (x, w, b) => {
-      const rm = cz.tensor([0.5, -0.25], undefined, { dtype: 'float64' }), rv = cz.tensor([2, 0.5], undefined, { dtype: 'float64' });
-      return F.batchNorm(x, rm, rv, { weight: w, bias: b, training: false });
-    }, () => [inp([2, 2, 3, 3]), inp([2]), inp([2])]],
+    [
+      'batchNorm training (batch statistics)',
+      (x, w, b) => F.batchNorm(x, null, null, { weight: w, bias: b, training: true }),
+      () => [inp([3, 2, 3, 3]), inp([2], 0.5, 1.5), inp([2])],
+    ],
+    [
+      'batchNorm training, running stats updated',
+      (x, w, b) => {
+        const rm = cz.zeros([2], { dtype: 'float64' }),
+          rv = cz.ones([2], { dtype: 'float64' });
+        return F.batchNorm(x, rm, rv, { weight: w, bias: b, training: true, momentum: 0.3 });
+      },
+      () => [inp([2, 2, 2, 3]), inp([2], 0.5, 1.5), inp([2])],
+    ],
+    [
+      'batchNorm eval (running statistics)',
+      (x, w, b) => {
+        const rm = cz.tensor([0.5, -0.25], undefined, { dtype: 'float64' }),
+          rv = cz.tensor([2, 0.5], undefined, { dtype: 'float64' });
+        return F.batchNorm(x, rm, rv, { weight: w, bias: b, training: false });
+      },
+      () => [inp([2, 2, 3, 3]), inp([2]), inp([2])],
+    ],
     ['batchNorm without affine', (x) => F.batchNorm(x, null, null, { training: true, eps: 1e-3 }), () => [inp([4, 3, 2, 2])]],
     ['layerNorm', (x, w, b) => F.layerNorm(x, [3, 4], { weight: w, bias: b }), () => [inp([2, 3, 4]), inp([3, 4]), inp([3, 4])]],
     ['layerNorm without affine', (x) => F.layerNorm(x, [5]), () => [inp([3, 5])]],
@@ -156,12 +212,23 @@ describe('normalisation', () => {
 describe('activations', () => {
   const act = (name: string, fn: (x: Tensor) => Tensor): Case => [name, fn, () => [awayFromZero([3, 7])]];
   run([
-    act('relu', F.relu), act('relu6', (x) => F.relu6(x.mul(4))), act('hardtanh', (x) => F.hardtanh(x, { min: -0.5, max: 1.5 })),
-    act('leakyRelu', (x) => F.leakyRelu(x, { negativeSlope: 0.2 })), act('elu', (x) => F.elu(x, { alpha: 0.7 })),
-    act('gelu', F.gelu), act('gelu tanh', (x) => F.gelu(x, { approximate: 'tanh' })), act('silu', F.silu), act('mish', F.mish),
-    act('hardswish', (x) => F.hardswish(x.mul(2.5))), act('hardsigmoid', (x) => F.hardsigmoid(x.mul(2.5))),
-    act('sigmoid', F.sigmoid), act('tanh', F.tanh), act('softplus', (x) => F.softplus(x, { beta: 2, threshold: 3 })),
-    act('Tensor.relu', (x) => x.relu()), act('Tensor.sigmoid', (x) => x.sigmoid()), act('Tensor.tanh', (x) => x.tanh()),
+    act('relu', F.relu),
+    act('relu6', (x) => F.relu6(x.mul(4))),
+    act('hardtanh', (x) => F.hardtanh(x, { min: -0.5, max: 1.5 })),
+    act('leakyRelu', (x) => F.leakyRelu(x, { negativeSlope: 0.2 })),
+    act('elu', (x) => F.elu(x, { alpha: 0.7 })),
+    act('gelu', F.gelu),
+    act('gelu tanh', (x) => F.gelu(x, { approximate: 'tanh' })),
+    act('silu', F.silu),
+    act('mish', F.mish),
+    act('hardswish', (x) => F.hardswish(x.mul(2.5))),
+    act('hardsigmoid', (x) => F.hardsigmoid(x.mul(2.5))),
+    act('sigmoid', F.sigmoid),
+    act('tanh', F.tanh),
+    act('softplus', (x) => F.softplus(x, { beta: 2, threshold: 3 })),
+    act('Tensor.relu', (x) => x.relu()),
+    act('Tensor.sigmoid', (x) => x.sigmoid()),
+    act('Tensor.tanh', (x) => x.tanh()),
     ['softmax', (x) => F.softmax(x, { dim: 1 }), () => [inp([3, 5])]],
     ['softmax dim 0', (x) => F.softmax(x, { dim: 0 }), () => [inp([3, 2, 2])]],
     ['logSoftmax', (x) => F.logSoftmax(x), () => [inp([3, 5])]],
@@ -176,18 +243,58 @@ describe('losses', () => {
   run([
     ['crossEntropy', (x) => F.crossEntropy(x, long([0, 3, 1])), () => [inp([3, 4])]],
     ['crossEntropy labelSmoothing', (x) => F.crossEntropy(x, long([0, 3, 1]), { labelSmoothing: 0.1 }), () => [inp([3, 4])]],
-    ['crossEntropy weight', (x) => F.crossEntropy(x, long([0, 3, 1, 1]), { weight: cz.tensor([1, 2, 0.5, 3], undefined, { dtype: 'float64' }) }), () => [inp([4, 4])]],
-    ['crossEntropy weight + labelSmoothing', (x) => F.crossEntropy(x, long([2, 0, 1]), { weight: cz.tensor([0.2, 1, 2], undefined, { dtype: 'float64' }), labelSmoothing: 0.2 }), () => [inp([3, 3])]],
+    [
+      'crossEntropy weight',
+      (x) => F.crossEntropy(x, long([0, 3, 1, 1]), { weight: cz.tensor([1, 2, 0.5, 3], undefined, { dtype: 'float64' }) }),
+      () => [inp([4, 4])],
+    ],
+    [
+      'crossEntropy weight + labelSmoothing',
+      (x) => F.crossEntropy(x, long([2, 0, 1]), { weight: cz.tensor([0.2, 1, 2], undefined, { dtype: 'float64' }), labelSmoothing: 0.2 }),
+      () => [inp([3, 3])],
+    ],
     ['crossEntropy reduction sum', (x) => F.crossEntropy(x, long([1, 2]), { reduction: 'sum' }), () => [inp([2, 3])]],
     ['crossEntropy reduction none', (x) => F.crossEntropy(x, long([1, 2, 0]), { reduction: 'none' }), () => [inp([3, 3])]],
     ['crossEntropy ignoreIndex', (x) => F.crossEntropy(x, long([1, -100, 0]), {}), () => [inp([3, 3])]],
-    ['crossEntropy spatial (N, C, H, W)', (x) => F.crossEntropy(x, cz.tensor([[[0, 1], [2, 1]]], undefined, { dtype: 'int64' })), () => [inp([1, 3, 2, 2])]],
+    [
+      'crossEntropy spatial (N, C, H, W)',
+      (x) =>
+        F.crossEntropy(
+          x,
+          cz.tensor(
+            [
+              [
+                [0, 1],
+                [2, 1],
+              ],
+            ],
+            undefined,
+            { dtype: 'int64' },
+          ),
+        ),
+      () => [inp([1, 3, 2, 2])],
+    ],
     ['crossEntropy probability targets', (x, p) => F.crossEntropy(x, p.softmax(1)), () => [inp([2, 3]), inp([2, 3])]],
     ['nllLoss', (x) => F.nllLoss(x.logSoftmax(1), long([2, 0, 1])), () => [inp([3, 3])]],
     ['nllLoss weight', (x) => F.nllLoss(x, long([2, 0, 1]), { weight: cz.tensor([1, 2, 3], undefined, { dtype: 'float64' }) }), () => [inp([3, 3])]],
     ['mseLoss', (x, y) => F.mseLoss(x, y), () => [inp([3, 4]), inp([3, 4])]],
     ['mseLoss sum', (x, y) => F.mseLoss(x, y, { reduction: 'sum' }), () => [inp([5]), inp([5])]],
-    ['binaryCrossEntropyWithLogits', (x) => F.binaryCrossEntropyWithLogits(x, cz.tensor([[0, 1, 1], [1, 0, 0.5]], undefined, { dtype: 'float64' })), () => [inp([2, 3])]],
+    [
+      'binaryCrossEntropyWithLogits',
+      (x) =>
+        F.binaryCrossEntropyWithLogits(
+          x,
+          cz.tensor(
+            [
+              [0, 1, 1],
+              [1, 0, 0.5],
+            ],
+            undefined,
+            { dtype: 'float64' },
+          ),
+        ),
+      () => [inp([2, 3])],
+    ],
   ]);
 });
 
@@ -234,10 +341,19 @@ describe('arithmetic', () => {
   ]);
   const un = (name: string, fn: (x: Tensor) => Tensor, lo = -2, hi = 2): Case => [name, fn, () => [inp([2, 4], lo, hi)]];
   run([
-    un('neg', (x) => x.neg()), ['abs', (x) => x.abs(), () => [awayFromZero([6])]], un('exp', (x) => x.exp()),
-    un('log', (x) => x.log(), 0.2, 3), un('log1p', (x) => x.log1p(), -0.5, 3), un('sqrt', (x) => x.sqrt(), 0.2, 3),
-    un('rsqrt', (x) => x.rsqrt(), 0.3, 3), un('reciprocal', (x) => x.reciprocal(), 0.3, 3), un('square', (x) => x.square()),
-    un('sin', (x) => x.sin()), un('cos', (x) => x.cos()), un('erf', (x) => x.erf()), un('erfinv', (x) => x.erfinv(), -0.9, 0.9),
+    un('neg', (x) => x.neg()),
+    ['abs', (x) => x.abs(), () => [awayFromZero([6])]],
+    un('exp', (x) => x.exp()),
+    un('log', (x) => x.log(), 0.2, 3),
+    un('log1p', (x) => x.log1p(), -0.5, 3),
+    un('sqrt', (x) => x.sqrt(), 0.2, 3),
+    un('rsqrt', (x) => x.rsqrt(), 0.3, 3),
+    un('reciprocal', (x) => x.reciprocal(), 0.3, 3),
+    un('square', (x) => x.square()),
+    un('sin', (x) => x.sin()),
+    un('cos', (x) => x.cos()),
+    un('erf', (x) => x.erf()),
+    un('erfinv', (x) => x.erfinv(), -0.9, 0.9),
   ]);
 });
 
@@ -277,7 +393,22 @@ describe('shape ops', () => {
     ['slice with step', (x) => x.slice(1, 0, 5, 2), () => [inp([2, 5])]],
     ['indexSelect (repeated indices accumulate)', (x) => x.indexSelect(0, long([2, 0, 2])), () => [inp([3, 2])]],
     ['index (boolean mask)', (x) => x.index(cz.tensor([true, false, true])), () => [inp([3, 2])]],
-    ['gather', (x) => x.gather(1, cz.tensor([[0, 0], [2, 1]], undefined, { dtype: 'int64' })), () => [inp([2, 3])]],
+    [
+      'gather',
+      (x) =>
+        x.gather(
+          1,
+          cz.tensor(
+            [
+              [0, 0],
+              [2, 1],
+            ],
+            undefined,
+            { dtype: 'int64' },
+          ),
+        ),
+      () => [inp([2, 3])],
+    ],
     ['scatter', (x, s) => x.scatter(1, cz.tensor([[2], [0]], undefined, { dtype: 'int64' }), s), () => [inp([2, 3]), inp([2, 1])]],
     ['expand', (x) => x.expand(3, 2, 4), () => [inp([2, 1])]],
     ['repeat', (x) => x.repeat(2, 3), () => [inp([2, 2])]],

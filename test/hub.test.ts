@@ -20,8 +20,13 @@ const requests: { url: string; range?: string }[] = [];
 beforeAll(async () => {
   server = http.createServer((req, res) => {
     requests.push({ url: req.url!, range: req.headers.range });
-    if (req.url!.startsWith('/missing')) { res.writeHead(404); res.end(); return; }
-    if (req.url!.startsWith('/cut')) { // announces the whole file, sends half, then drops the connection
+    if (req.url!.startsWith('/missing')) {
+      res.writeHead(404);
+      res.end();
+      return;
+    }
+    if (req.url!.startsWith('/cut')) {
+      // announces the whole file, sends half, then drops the connection
       res.writeHead(200, { 'Content-Length': payload.length });
       res.write(payload.subarray(0, 1000));
       setTimeout(() => res.destroy(), 20);

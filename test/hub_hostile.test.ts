@@ -23,24 +23,54 @@ let variantBody = payload;
 function serveStandard(req: http.IncomingMessage, res: http.ServerResponse): void {
   const url = req.url!;
   requests.push(url);
-  if (url.startsWith('/html/')) { res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' }); res.end('<html><body>Please log in</body></html>'); return; }
+  if (url.startsWith('/html/')) {
+    res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
+    res.end('<html><body>Please log in</body></html>');
+    return;
+  }
   if (url.startsWith('/stall-headers/')) return; // never answers
-  if (url.startsWith('/stall-body/')) { res.writeHead(200, { 'Content-Length': payload.length }); res.write(payload.subarray(0, 1000)); return; }
-  if (url.startsWith('/chunked-cut/')) { // no Content-Length, some bytes, then the connection drops
-    res.writeHead(200); res.write(payload.subarray(0, 1000));
+  if (url.startsWith('/stall-body/')) {
+    res.writeHead(200, { 'Content-Length': payload.length });
+    res.write(payload.subarray(0, 1000));
+    return;
+  }
+  if (url.startsWith('/chunked-cut/')) {
+    // no Content-Length, some bytes, then the connection drops
+    res.writeHead(200);
+    res.write(payload.subarray(0, 1000));
     setTimeout(() => res.destroy(), 20);
     return;
   }
-  if (url.startsWith('/big-announced/')) { res.writeHead(200, { 'Content-Length': 10_000_000 }); res.write(payload.subarray(0, 1000)); return; }
-  if (url.startsWith('/big-stream/')) { // chunked, without end, until the client goes away
+  if (url.startsWith('/big-announced/')) {
+    res.writeHead(200, { 'Content-Length': 10_000_000 });
+    res.write(payload.subarray(0, 1000));
+    return;
+  }
+  if (url.startsWith('/big-stream/')) {
+    // chunked, without end, until the client goes away
     res.writeHead(200);
-    const timer = setInterval(() => { if (res.destroyed || !res.write(payload)) { if (res.destroyed) clearInterval(timer); } }, 5);
+    const timer = setInterval(() => {
+      if (res.destroyed || !res.write(payload)) {
+        if (res.destroyed) clearInterval(timer);
+      }
+    }, 5);
     res.on('close', () => clearInterval(timer));
     return;
   }
-  if (url.startsWith('/hangup/')) { req.socket.destroy(); return; }
-  if (url.startsWith('/redirect/')) { res.writeHead(302, { Location: url.replace('/redirect/', '/file/') }); res.end(); return; }
-  if (url.startsWith('/variant/')) { res.writeHead(200, { 'Content-Length': variantBody.length }); res.end(variantBody); return; }
+  if (url.startsWith('/hangup/')) {
+    req.socket.destroy();
+    return;
+  }
+  if (url.startsWith('/redirect/')) {
+    res.writeHead(302, { Location: url.replace('/redirect/', '/file/') });
+    res.end();
+    return;
+  }
+  if (url.startsWith('/variant/')) {
+    res.writeHead(200, { 'Content-Length': variantBody.length });
+    res.end(variantBody);
+    return;
+  }
   const range = /bytes=(\d+)-/.exec(req.headers.range ?? '');
   const start = range ? Number(range[1]) : 0;
   if (range) res.writeHead(206, { 'Content-Length': payload.length - start, 'Content-Range': `bytes ${start}-${payload.length - 1}/${payload.length}` });
@@ -60,7 +90,11 @@ async function listen(s: http.Server): Promise<string> {
 
 beforeAll(async () => {
   server = http.createServer(serveStandard);
-  otherServer = http.createServer((req, res) => { requests.push(`other:${req.url}`); res.writeHead(200, { 'Content-Length': junk.length }); res.end(junk); });
+  otherServer = http.createServer((req, res) => {
+    requests.push(`other:${req.url}`);
+    res.writeHead(200, { 'Content-Length': junk.length });
+    res.end(junk);
+  });
   base = await listen(server);
   otherBase = await listen(otherServer);
 });
@@ -72,7 +106,11 @@ afterAll(async () => {
 });
 
 const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'cz-hub-hostile-'));
-const failureOf = (p: Promise<unknown>) => p.then(() => null, (e: unknown) => e as ConvzooError);
+const failureOf = (p: Promise<unknown>) =>
+  p.then(
+    () => null,
+    (e: unknown) => e as ConvzooError,
+  );
 
 /** Every path under `root`, relative to it, except those under `skip`. */
 function listTree(root: string, skip: string): string[] {
@@ -92,7 +130,8 @@ function listTree(root: string, skip: string): string[] {
 const savedEnv = { ...process.env };
 afterEach(() => {
   for (const key of ['CONVZOO_HOME', 'CONVZOO_DOWNLOAD_TIMEOUT', 'CONVZOO_MAX_DOWNLOAD_BYTES']) {
-    if (savedEnv[key] === undefined) delete process.env[key]; else process.env[key] = savedEnv[key];
+    if (savedEnv[key] === undefined) delete process.env[key];
+    else process.env[key] = savedEnv[key];
   }
   variantBody = payload;
 });
@@ -149,10 +188,14 @@ describe('cache names never leave the cache folder', () => {
     const before = listTree(parent, home);
     const url = `${base}/..%2F..%2F..%2Fsomewhere%2Fnew.sh`;
     const r = await new Promise<{ status: number | null; stderr: string }>((resolve) => {
-      const child = spawn('node', [path.resolve('dist/cli/main.js'), 'predict', image, '-m', 'resnet18', '--weights', url],
-        { env: { ...process.env, CONVZOO_HOME: home }, stdio: ['ignore', 'ignore', 'pipe'] });
+      const child = spawn('node', [path.resolve('dist/cli/main.js'), 'predict', image, '-m', 'resnet18', '--weights', url], {
+        env: { ...process.env, CONVZOO_HOME: home },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
       let stderr = '';
-      child.stderr.on('data', (d) => { stderr += d; });
+      child.stderr.on('data', (d) => {
+        stderr += d;
+      });
       child.on('close', (status) => resolve({ status, stderr }));
     });
     expect(r.status).toBe(3);

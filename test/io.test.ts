@@ -12,7 +12,13 @@ import { _setChunkBytes } from '../src/io/source.js';
 const PYTHON = '/usr/bin/python3';
 const TOOL = fileURLToPath(new URL('../tools/make_weight_fixtures.py', import.meta.url));
 
-interface Described { dtype: string; shape: number[]; stride: number[]; offset: number; values: (number | string)[] }
+interface Described {
+  dtype: string;
+  shape: number[];
+  stride: number[];
+  offset: number;
+  values: (number | string)[];
+}
 let dir: string;
 let expected: any;
 const F = (name: string) => path.join(dir, name);
@@ -23,14 +29,22 @@ beforeAll(() => {
   if (r.status !== 0) throw new Error(`make_weight_fixtures.py failed: ${r.stderr}`);
   expected = JSON.parse(readFileSync(F('expected.json'), 'utf8'));
 });
-afterAll(() => { if (dir) rmSync(dir, { recursive: true, force: true }); });
+afterAll(() => {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
 
 // Every case must leave no tensor behind.
 let liveBefore = 0;
-beforeEach(() => { liveBefore = cz.memory().tensors; });
-afterEach(() => { expect(cz.memory().tensors).toBe(liveBefore); });
+beforeEach(() => {
+  liveBefore = cz.memory().tensors;
+});
+afterEach(() => {
+  expect(cz.memory().tensors).toBe(liveBefore);
+});
 
-const disposeAll = (r: Record<string, cz.Tensor>) => { for (const t of Object.values(r)) t.dispose(); };
+const disposeAll = (r: Record<string, cz.Tensor>) => {
+  for (const t of Object.values(r)) t.dispose();
+};
 
 /** Values as the fixture JSON writes them: int64 as decimal strings, bool as 0/1. */
 function valuesOf(t: cz.Tensor): (number | string)[] {
@@ -53,7 +67,10 @@ function expectRecord(r: Record<string, cz.Tensor>, exp: Record<string, Describe
 }
 
 async function expectError(p: Promise<unknown>, code: cz.ErrorCode, message: RegExp): Promise<cz.ConvzooError> {
-  const err = await p.then(() => null, (e: unknown) => e);
+  const err = await p.then(
+    () => null,
+    (e: unknown) => e,
+  );
   expect(err, 'expected a rejection').toBeInstanceOf(cz.ConvzooError);
   expect((err as cz.ConvzooError).code).toBe(code);
   expect((err as cz.ConvzooError).message).toMatch(message);
@@ -70,7 +87,9 @@ describe('PyTorch checkpoints (zip format)', () => {
       expect(r.empty.numel()).toBe(0);
       // int64 beyond 2^53 survives exactly.
       expect((r.i64.data() as BigInt64Array)[1]).toBe(2n ** 62n + 1n);
-    } finally { disposeAll(r); }
+    } finally {
+      disposeAll(r);
+    }
   });
 
   it('keeps shared storages shared and views strided like torch', async () => {
@@ -87,10 +106,12 @@ describe('PyTorch checkpoints (zip format)', () => {
       r.tied_a.fill_(5);
       expect(r.tied_b.toArray()).toEqual([5, 5, 5]);
       expect(r.other.toArray()).toEqual([1, 1, 1, 1]);
-    } finally { disposeAll(r); }
+    } finally {
+      disposeAll(r);
+    }
   });
 
-  it('loads torchvision resnet18\'s state_dict in order, and the same from a buffer', async () => {
+  it("loads torchvision resnet18's state_dict in order, and the same from a buffer", async () => {
     const exp = expected.resnet18;
     for (const r of [await cz.load(F('resnet18.pth')), await cz.loadBuffer(readFileSync(F('resnet18.pth')))]) {
       try {
@@ -103,25 +124,39 @@ describe('PyTorch checkpoints (zip format)', () => {
           const d = t.data();
           let sum = 0;
           let wsum = 0;
-          for (let i = 0; i < d.length; i++) { const v = Number(d[i]); sum += v; wsum += v * ((i % 7) + 1); }
+          for (let i = 0; i < d.length; i++) {
+            const v = Number(d[i]);
+            sum += v;
+            wsum += v * ((i % 7) + 1);
+          }
           const tol = (x: number) => 1e-9 * Math.max(1, Math.abs(x));
           expect(Math.abs(sum - e.sum), k).toBeLessThan(tol(e.sum) + 1e-6);
           expect(Math.abs(wsum - e.wsum), k).toBeLessThan(tol(e.wsum) + 1e-6);
         }
-      } finally { disposeAll(r); }
+      } finally {
+        disposeAll(r);
+      }
     }
   });
 
   it('reads archives re-packed with deflate and as zip64', async () => {
     for (const f of ['deflated.pth', 'zip64.pth']) {
       const r = await cz.load(F(f));
-      try { expectRecord(r, expected.dtypes); } finally { disposeAll(r); }
+      try {
+        expectRecord(r, expected.dtypes);
+      } finally {
+        disposeAll(r);
+      }
     }
   });
 
-  it('returns a bare saved tensor under the key \'\'', async () => {
+  it("returns a bare saved tensor under the key ''", async () => {
     const r = await cz.load(F('bare.pth'));
-    try { expectRecord(r, { '': expected.bare }); } finally { disposeAll(r); }
+    try {
+      expectRecord(r, { '': expected.bare });
+    } finally {
+      disposeAll(r);
+    }
   });
 });
 
@@ -132,7 +167,9 @@ describe('PyTorch checkpoints (legacy format)', () => {
       expectRecord(r, expected.legacy);
       r.row.fill_(-1);
       expect(r.colT.toArray()).toEqual([0, -1, 8, 1, -1, 9, 2, -1, 10, 3, -1, 11]);
-    } finally { disposeAll(r); }
+    } finally {
+      disposeAll(r);
+    }
   });
 
   it('refuses a truncated legacy file', async () => {
@@ -143,7 +180,11 @@ describe('PyTorch checkpoints (legacy format)', () => {
 describe('nested checkpoints', () => {
   it('unwraps a single dict of tensors and skips ints, strings, None, big ints and tuples', async () => {
     const r = await cz.load(F('nested.pth'));
-    try { expectRecord(r, expected.nested); } finally { disposeAll(r); }
+    try {
+      expectRecord(r, expected.nested);
+    } finally {
+      disposeAll(r);
+    }
   });
 
   it('flattens several tensor-holding parts with dotted keys', async () => {
@@ -153,18 +194,30 @@ describe('nested checkpoints', () => {
       const flat: Record<string, Described> = {};
       for (const part of ['model', 'model_ema', 'optimizer']) for (const [k, v] of Object.entries(e[part])) flat[`${part}.${k}`] = v as Described;
       expectRecord(r, flat);
-    } finally { disposeAll(r); }
+    } finally {
+      disposeAll(r);
+    }
   });
 
   it('picks one part with {key}, by name or by dotted path', async () => {
     const m = await cz.load(F('multi.pth'), { key: 'model_ema' });
-    try { expectRecord(m, expected.multi.model_ema); } finally { disposeAll(m); }
+    try {
+      expectRecord(m, expected.multi.model_ema);
+    } finally {
+      disposeAll(m);
+    }
     const s = await cz.load(F('multi.pth'), { key: 'optimizer.state.0' });
     try {
       expectRecord(s, { step: expected.multi.optimizer['state.0.step'], exp_avg: expected.multi.optimizer['state.0.exp_avg'] });
-    } finally { disposeAll(s); }
+    } finally {
+      disposeAll(s);
+    }
     const n = await cz.load(F('nested.pth'), { key: 'state_dict' });
-    try { expectRecord(n, expected.nested); } finally { disposeAll(n); }
+    try {
+      expectRecord(n, expected.nested);
+    } finally {
+      disposeAll(n);
+    }
     await expectError(cz.load(F('multi.pth'), { key: 'state_dict' }), 'E_NOT_FOUND', /'state_dict'.*'model', 'model_ema', 'optimizer', 'epoch'/);
     await expectError(cz.load(F('multi.pth'), { key: 'epoch' }), 'E_NOT_FOUND', /'epoch' holds no tensors/);
   });
@@ -186,7 +239,11 @@ describe('weights-only unpickling', () => {
     await expectError(cz.load(F('evil_stack_global.pth')), 'E_UNSAFE_PICKLE', /global 'builtins\.eval'/);
     // The same hand-made layout without the offending opcode loads.
     const ok = await cz.load(F('handmade_ok.pth'));
-    try { expect(ok[''].toArray()).toEqual([1, 2]); } finally { disposeAll(ok); }
+    try {
+      expect(ok[''].toArray()).toEqual([1, 2]);
+    } finally {
+      disposeAll(ok);
+    }
   });
 
   it('names an unsupported storage type (complex) with E_DTYPE', async () => {
@@ -226,14 +283,27 @@ describe('broken PyTorch files', () => {
 describe('large files, in chunks', () => {
   // Files over 64 MiB are read and written in pieces; a small chunk size runs those paths here.
   let prev = 0;
-  beforeAll(() => { prev = _setChunkBytes(4096); });
-  afterAll(() => { _setChunkBytes(prev); });
+  beforeAll(() => {
+    prev = _setChunkBytes(4096);
+  });
+  afterAll(() => {
+    _setChunkBytes(prev);
+  });
   const sameBytes = (a: cz.Tensor, b: cz.Tensor) => Buffer.from(a.bytes()).equals(Buffer.from(b.bytes()));
 
   it('loads zip, zip64, deflated and legacy files chunk by chunk', async () => {
-    for (const [f, exp] of [['views.pth', expected.views], ['zip64.pth', expected.dtypes], ['deflated.pth', expected.dtypes], ['legacy.pth', expected.legacy]]) {
+    for (const [f, exp] of [
+      ['views.pth', expected.views],
+      ['zip64.pth', expected.dtypes],
+      ['deflated.pth', expected.dtypes],
+      ['legacy.pth', expected.legacy],
+    ]) {
       const r = await cz.load(F(f));
-      try { expectRecord(r, exp); } finally { disposeAll(r); }
+      try {
+        expectRecord(r, exp);
+      } finally {
+        disposeAll(r);
+      }
     }
     await expectError(cz.load(F('corrupt.pth')), 'E_FORMAT', /CRC-32/);
   });
@@ -259,8 +329,14 @@ describe('large files, in chunks', () => {
       try {
         expect(Object.keys(back).sort()).toEqual(Object.keys(owned).sort());
         for (const [k, t] of Object.entries(owned)) expect(sameBytes(back[k], t), k).toBe(true);
-      } finally { disposeAll(back); }
-    } finally { disposeAll(whole); disposeAll(owned); _setChunkBytes(4096); }
+      } finally {
+        disposeAll(back);
+      }
+    } finally {
+      disposeAll(whole);
+      disposeAll(owned);
+      _setChunkBytes(4096);
+    }
   });
 });
 
@@ -268,8 +344,7 @@ describe('large files, in chunks', () => {
 
 /** A safetensors file from a header (object or raw text) and data; `len` overrides the length field. */
 function st(header: unknown, data: Uint8Array = new Uint8Array(0), len?: bigint): Uint8Array {
-  const json = header instanceof Uint8Array ? header
-    : new TextEncoder().encode(typeof header === 'string' ? header : JSON.stringify(header));
+  const json = header instanceof Uint8Array ? header : new TextEncoder().encode(typeof header === 'string' ? header : JSON.stringify(header));
   const out = new Uint8Array(8 + json.length + data.length);
   new DataView(out.buffer).setBigUint64(0, len ?? BigInt(json.length), true);
   out.set(json, 8);
@@ -286,7 +361,9 @@ describe('safetensors', () => {
       // Contiguous copies: strides are whatever contiguous means, values and shapes are torch's.
       for (const [k, e] of Object.entries(exp)) expectMatches(tensors[k], e, k);
       expect(Object.keys(tensors).sort()).toEqual(Object.keys(exp).sort());
-    } finally { disposeAll(tensors); }
+    } finally {
+      disposeAll(tensors);
+    }
   });
 
   it('round-trips every dtype, a view, a 0-d and an empty tensor, with metadata', async () => {
@@ -307,7 +384,9 @@ describe('safetensors', () => {
           expect(tensors[k].shape, k).toEqual(t.shape);
           expect(valuesOf(tensors[k]), k).toEqual(valuesOf(t));
         }
-      } finally { disposeAll(tensors); }
+      } finally {
+        disposeAll(tensors);
+      }
 
       // An independent reader (Python, struct + json) sees the same tensors.
       const r = spawnSync(PYTHON, [TOOL, '--read-safetensors', file], { encoding: 'utf8' });
@@ -322,9 +401,16 @@ describe('safetensors', () => {
       // Saving again replaces the file; saveBuffer gives the same bytes.
       await cz.save(file, { only: src.f32 });
       const again = await cz.load(file);
-      try { expect(Object.keys(again)).toEqual(['only']); } finally { disposeAll(again); }
+      try {
+        expect(Object.keys(again)).toEqual(['only']);
+      } finally {
+        disposeAll(again);
+      }
       expect(Buffer.from(cz.saveBuffer({ only: src.f32 })).equals(readFileSync(file))).toBe(true);
-    } finally { disposeAll(src); disposeAll(views); }
+    } finally {
+      disposeAll(src);
+      disposeAll(views);
+    }
   });
 
   it('aligns the data and orders tensors like the reference writer', () => {
@@ -338,7 +424,10 @@ describe('safetensors', () => {
       expect(header.b.data_offsets).toEqual([0, 8]);
       expect(header.a.data_offsets).toEqual([8, 11]);
       expect(header.__metadata__).toBeUndefined();
-    } finally { a.dispose(); b.dispose(); }
+    } finally {
+      a.dispose();
+      b.dispose();
+    }
   });
 
   it('selects a key prefix with {key}', async () => {
@@ -347,9 +436,16 @@ describe('safetensors', () => {
     try {
       const bytes = cz.saveBuffer({ 'model.w': w, 'other.v': v });
       const r = await cz.loadBuffer(bytes, { key: 'model' });
-      try { expect(Object.keys(r)).toEqual(['w']); } finally { disposeAll(r); }
+      try {
+        expect(Object.keys(r)).toEqual(['w']);
+      } finally {
+        disposeAll(r);
+      }
       await expectError(cz.loadBuffer(bytes, { key: 'nothing' }), 'E_NOT_FOUND', /'nothing\.'/);
-    } finally { w.dispose(); v.dispose(); }
+    } finally {
+      w.dispose();
+      v.dispose();
+    }
   });
 
   it('refuses bad arguments to save', async () => {
@@ -360,7 +456,9 @@ describe('safetensors', () => {
       await expectError(cz.save(F('x.safetensors'), { t: 3 as unknown as cz.Tensor }), 'E_ARG', /not a tensor/);
       await expectError(cz.save(F('no/such/dir/x.safetensors'), { t }), 'E_NOT_FOUND', /x\.safetensors/);
       expect(existsSync(F('x.safetensors'))).toBe(false);
-    } finally { t.dispose(); }
+    } finally {
+      t.dispose();
+    }
   });
 
   const f32 = (n: number) => new Uint8Array(4 * n);
@@ -382,12 +480,28 @@ describe('safetensors', () => {
     ['byte length not shape x dtype', st({ a: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, f32(2)), /needs 12 bytes.*span 8/],
     ['shape product overflowing 64 bits', st({ a: { dtype: 'U8', shape: [2 ** 32, 2 ** 32], data_offsets: [0, 0] } }), /needs 18446744073709551616 bytes/],
     ['first tensor not at 0', st({ a: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } }, f32(2)), /leaves a gap/],
-    ['a gap between tensors', st({ a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] }, b: { dtype: 'F32', shape: [1], data_offsets: [8, 12] } }, f32(3)), /'b' leaves a gap/],
-    ['overlapping tensors', st({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } }, f32(2)), /overlaps/],
-    ['identical offsets', st({ a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] }, b: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }, f32(1)), /overlaps/],
+    [
+      'a gap between tensors',
+      st({ a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] }, b: { dtype: 'F32', shape: [1], data_offsets: [8, 12] } }, f32(3)),
+      /'b' leaves a gap/,
+    ],
+    [
+      'overlapping tensors',
+      st({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } }, f32(2)),
+      /overlaps/,
+    ],
+    [
+      'identical offsets',
+      st({ a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] }, b: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }, f32(1)),
+      /overlaps/,
+    ],
     ['data past the end (truncated)', st({ a: { dtype: 'F32', shape: [4], data_offsets: [0, 16] } }, f32(2)), /truncated/],
     ['trailing bytes', st({ a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }, f32(2)), /4 trailing bytes/],
-    ['metadata with a non-string value', st({ __metadata__: { n: 1 }, a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }, f32(1)), /__metadata__ must map strings/],
+    [
+      'metadata with a non-string value',
+      st({ __metadata__: { n: 1 }, a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }, f32(1)),
+      /__metadata__ must map strings/,
+    ],
   ];
   for (const [what, bytes, message] of cases) {
     it(`refuses a malformed file: ${what}`, async () => {
@@ -398,18 +512,28 @@ describe('safetensors', () => {
   it('accepts the edge cases the format allows: no tensors, empty tensors, null metadata', async () => {
     const none = await cz.loadBuffer(st({}));
     expect(none).toEqual({});
-    const r = await cz.loadBuffer(st({ __metadata__: null, e: { dtype: 'F32', shape: [0, 3], data_offsets: [0, 0] }, a: { dtype: 'I8', shape: [2], data_offsets: [0, 2] } }, new Uint8Array([1, 255])));
+    const r = await cz.loadBuffer(
+      st(
+        { __metadata__: null, e: { dtype: 'F32', shape: [0, 3], data_offsets: [0, 0] }, a: { dtype: 'I8', shape: [2], data_offsets: [0, 2] } },
+        new Uint8Array([1, 255]),
+      ),
+    );
     try {
       expect(r.e.shape).toEqual([0, 3]);
       expect(r.a.toArray()).toEqual([1, -1]);
-    } finally { disposeAll(r); }
+    } finally {
+      disposeAll(r);
+    }
   });
 
   it('gives E_FORMAT for random bytes and every truncation of a valid file', async () => {
     let seed = 12345;
-    const rand = () => { seed = (seed * 1103515245 + 12345) >>> 0; return seed >>> 24; };
+    const rand = () => {
+      seed = (seed * 1103515245 + 12345) >>> 0;
+      return seed >>> 24;
+    };
     for (let trial = 0; trial < 50; trial++) {
-      const bytes = Uint8Array.from({ length: 1 + (rand() * 4) }, rand);
+      const bytes = Uint8Array.from({ length: 1 + rand() * 4 }, rand);
       await expectError(cz.loadBuffer(bytes), 'E_FORMAT', /./);
     }
     const good = readFileSync(F('hand.safetensors'));
@@ -425,6 +549,8 @@ describe('safetensors', () => {
       expect(Object.getPrototypeOf(r)).toBe(Object.prototype);
       expect(Object.keys(r)).toEqual(['__proto__']);
       expect((Object.getOwnPropertyDescriptor(r, '__proto__')!.value as cz.Tensor).toArray()).toEqual([7]);
-    } finally { disposeAll(r); }
+    } finally {
+      disposeAll(r);
+    }
   });
 });

@@ -23,14 +23,22 @@ const MAX_MS = 15_000;
 
 let dir: string;
 const F = (name: string) => path.join(dir, name);
-beforeAll(() => { dir = mkdtempSync(path.join(tmpdir(), 'convzoo-io-hostile-')); });
-afterAll(() => { if (dir) rmSync(dir, { recursive: true, force: true }); });
+beforeAll(() => {
+  dir = mkdtempSync(path.join(tmpdir(), 'convzoo-io-hostile-'));
+});
+afterAll(() => {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
 
 // ---- building hostile files
 
 const crc32 = (zlib as unknown as { crc32: (d: Uint8Array, prev?: number) => number }).crc32;
 
-interface Payload { data: Buffer; size: number; crc: number }
+interface Payload {
+  data: Buffer;
+  size: number;
+  crc: number;
+}
 
 /**
  * A raw deflate stream of `parts`, each piece repeated `times`. Segments compressed with a full
@@ -43,15 +51,22 @@ function deflateRepeated(parts: [Uint8Array, number][]): Payload {
   let crc = 0;
   for (const [piece, times] of parts) {
     const segment = zlib.deflateRawSync(piece, { finishFlush: zlib.constants.Z_FULL_FLUSH });
-    for (let i = 0; i < times; i++) { segments.push(segment); crc = crc32(piece, crc); }
+    for (let i = 0; i < times; i++) {
+      segments.push(segment);
+      crc = crc32(piece, crc);
+    }
     size += piece.byteLength * times;
   }
   segments.push(zlib.deflateRawSync(Buffer.alloc(0))); // the final (empty) block
   return { data: Buffer.concat(segments), size, crc };
 }
 
-
-interface ZipItem { name: string; payload: Payload; deflated: boolean; declaredSize?: number }
+interface ZipItem {
+  name: string;
+  payload: Payload;
+  deflated: boolean;
+  declaredSize?: number;
+}
 
 /** A zip archive, directory and all, whose sizes say what `declaredSize` says (a lie, if asked). */
 function zipArchive(items: ZipItem[]): Buffer {
@@ -93,31 +108,62 @@ function zipArchive(items: ZipItem[]): Buffer {
 
 // Pickle opcodes, for hand-made data.pkl programs.
 const op = (...bytes: number[]) => Buffer.from(bytes);
-const int32 = (v: number) => { const b = Buffer.alloc(5); b[0] = 0x4a; b.writeInt32LE(v, 1); return b; }; // BININT
-const str = (s: string) => { const t = Buffer.from(s); const b = Buffer.alloc(5); b[0] = 0x58; b.writeUInt32LE(t.byteLength, 1); return Buffer.concat([b, t]); }; // BINUNICODE
+const int32 = (v: number) => {
+  const b = Buffer.alloc(5);
+  b[0] = 0x4a;
+  b.writeInt32LE(v, 1);
+  return b;
+}; // BININT
+const str = (s: string) => {
+  const t = Buffer.from(s);
+  const b = Buffer.alloc(5);
+  b[0] = 0x58;
+  b.writeUInt32LE(t.byteLength, 1);
+  return Buffer.concat([b, t]);
+}; // BINUNICODE
 const global = (module: string, name: string) => Buffer.from(`c${module}\n${name}\n`, 'latin1');
 const PROTO2 = op(0x80, 0x02);
 const STOP = op(0x2e);
 
 /** torch.save's pickle of {'w': a float32 tensor of `numel` elements in storage '0'}. */
 function stateDictPickle(numel: number): Buffer {
-  const MARK = op(0x28), TUPLE = op(0x74);
+  const MARK = op(0x28),
+    TUPLE = op(0x74);
   return Buffer.concat([
-    PROTO2, op(0x7d), str('w'),
-    global('torch._utils', '_rebuild_tensor_v2'), MARK,
-    MARK, str('storage'), global('torch', 'FloatStorage'), str('0'), str('cpu'), int32(numel), TUPLE, op(0x51), // BINPERSID
-    int32(0), MARK, int32(numel), TUPLE, MARK, int32(1), TUPLE, op(0x89), // offset, size, stride, requires_grad=False
-    global('collections', 'OrderedDict'), op(0x29), op(0x52), // backward hooks: OrderedDict()
-    TUPLE, op(0x52), op(0x73), STOP, // REDUCE, SETITEM
+    PROTO2,
+    op(0x7d),
+    str('w'),
+    global('torch._utils', '_rebuild_tensor_v2'),
+    MARK,
+    MARK,
+    str('storage'),
+    global('torch', 'FloatStorage'),
+    str('0'),
+    str('cpu'),
+    int32(numel),
+    TUPLE,
+    op(0x51), // BINPERSID
+    int32(0),
+    MARK,
+    int32(numel),
+    TUPLE,
+    MARK,
+    int32(1),
+    TUPLE,
+    op(0x89), // offset, size, stride, requires_grad=False
+    global('collections', 'OrderedDict'),
+    op(0x29),
+    op(0x52), // backward hooks: OrderedDict()
+    TUPLE,
+    op(0x52),
+    op(0x73),
+    STOP, // REDUCE, SETITEM
   ]);
 }
 
 /** A checkpoint whose data.pkl is `pickle` (deflated), plus optional storages. */
 function checkpoint(file: string, pickle: Payload, opts: { declaredSize?: number; storages?: ZipItem[] } = {}): string {
-  const bytes = zipArchive([
-    { name: 'archive/data.pkl', payload: pickle, deflated: true, declaredSize: opts.declaredSize },
-    ...(opts.storages ?? []),
-  ]);
+  const bytes = zipArchive([{ name: 'archive/data.pkl', payload: pickle, deflated: true, declaredSize: opts.declaredSize }, ...(opts.storages ?? [])]);
   writeFileSync(F(file), bytes);
   return F(file);
 }
@@ -128,18 +174,40 @@ const flood = (body: number[] | Buffer, times: number, head: number[] = []): Pay
   // Pieces of ~1 MB keep the stream short; `times` counts repetitions of `body`.
   const perPiece = Math.max(1, Math.floor(1_000_000 / piece.byteLength));
   const big = Buffer.concat(Array(perPiece).fill(piece));
-  return deflateRepeated([[Buffer.concat([PROTO2, Buffer.from(head)]), 1], [big, Math.floor(times / perPiece)], [STOP, 1]]);
+  return deflateRepeated([
+    [Buffer.concat([PROTO2, Buffer.from(head)]), 1],
+    [big, Math.floor(times / perPiece)],
+    [STOP, 1],
+  ]);
 };
 
 // ---- the child process
 
-interface ChildResult { ok: boolean; code?: string; name?: string; message?: string; keys?: string[]; bytes?: number; ms: number; baseRSS: number; maxRSS: number }
+interface ChildResult {
+  ok: boolean;
+  code?: string;
+  name?: string;
+  message?: string;
+  keys?: string[];
+  bytes?: number;
+  ms: number;
+  baseRSS: number;
+  maxRSS: number;
+}
 
-function runChild(mode: 'load' | 'open', file: string, timeoutMs = 60_000): { status: number | null; signal: string | null; stderr: string; result?: ChildResult } {
+function runChild(
+  mode: 'load' | 'open',
+  file: string,
+  timeoutMs = 60_000,
+): { status: number | null; signal: string | null; stderr: string; result?: ChildResult } {
   const r = spawnSync(process.execPath, [RUNNER, mode, file], { encoding: 'utf8', timeout: timeoutMs, killSignal: 'SIGKILL' });
   const last = r.stdout?.trim().split('\n').pop();
   let result: ChildResult | undefined;
-  try { result = last ? JSON.parse(last) : undefined; } catch { /* reported below */ }
+  try {
+    result = last ? JSON.parse(last) : undefined;
+  } catch {
+    /* reported below */
+  }
   return { status: r.status, signal: r.signal, stderr: `${r.stderr ?? ''}${r.error ? ` (${r.error.message})` : ''}`.slice(-2000), result };
 }
 
@@ -241,7 +309,11 @@ describe('weights paths that are not regular files', () => {
     const mk = spawnSync('mkfifo', [fifo]);
     expect(mk.status, String(mk.stderr)).toBe(0);
     symlinkSync(fifo, F('link-to-fifo.pth'));
-    for (const [mode, file] of [['load', fifo], ['open', fifo], ['load', F('link-to-fifo.pth')]] as const) {
+    for (const [mode, file] of [
+      ['load', fifo],
+      ['open', fifo],
+      ['load', F('link-to-fifo.pth')],
+    ] as const) {
       const child = runChild(mode, file, 20_000);
       expect(child.signal, `${mode} ${file}: the child hung`).toBeNull();
       expect(child.result?.code, child.result?.message).toBe('E_IO');
@@ -251,7 +323,10 @@ describe('weights paths that are not regular files', () => {
 
   it('refuses a directory and a character device with E_IO', async () => {
     for (const file of [dir, '/dev/zero']) {
-      const err = await cz.openWeights(file).then(() => null, (e: unknown) => e);
+      const err = await cz.openWeights(file).then(
+        () => null,
+        (e: unknown) => e,
+      );
       expect(err).toBeInstanceOf(cz.ConvzooError);
       expect((err as cz.ConvzooError).code).toBe('E_IO');
       expect((err as cz.ConvzooError).message).toContain(`${file} is not a regular file`);
@@ -263,9 +338,15 @@ describe('weights paths that are not regular files', () => {
 
 describe('openWeights', () => {
   let liveBefore = 0;
-  beforeEach(() => { liveBefore = cz.memory().tensors; });
-  afterEach(() => { expect(cz.memory().tensors).toBe(liveBefore); });
-  const disposeAll = (r: Record<string, cz.Tensor>) => { for (const t of Object.values(r)) t.dispose(); };
+  beforeEach(() => {
+    liveBefore = cz.memory().tensors;
+  });
+  afterEach(() => {
+    expect(cz.memory().tensors).toBe(liveBefore);
+  });
+  const disposeAll = (r: Record<string, cz.Tensor>) => {
+    for (const t of Object.values(r)) t.dispose();
+  };
 
   let pth: string;
   beforeAll(() => {
@@ -280,7 +361,7 @@ torch.save({'state_dict': sd, 'epoch': 3}, sys.argv[1])
     if (r.status !== 0) throw new Error(`torch.save failed: ${r.stderr}`);
   });
 
-  it('lists a checkpoint\'s tensors without reading any, then reads a subset with shared storage kept', async () => {
+  it("lists a checkpoint's tensors without reading any, then reads a subset with shared storage kept", async () => {
     const before = cz.memory();
     const w = await cz.openWeights(pth);
     try {
@@ -304,7 +385,9 @@ torch.save({'state_dict': sd, 'epoch': 3}, sys.argv[1])
         expect(cz.memory().bytes - before.bytes).toBeLessThanOrEqual(2 * 48);
         r.row.fill_(-1); // row and colT still view one storage
         expect(r.colT.toArray()).toEqual([0, -1, 8, 1, -1, 9, 2, -1, 10, 3, -1, 11]);
-      } finally { disposeAll(r); }
+      } finally {
+        disposeAll(r);
+      }
 
       // Everything, as load() returns it.
       const all = await w.read();
@@ -313,45 +396,86 @@ torch.save({'state_dict': sd, 'epoch': 3}, sys.argv[1])
         expect(Object.keys(all)).toEqual(w.entries.map((e) => e.name));
         expect(Object.keys(loaded)).toEqual(Object.keys(all));
         for (const k of Object.keys(all)) expect(loaded[k].toArray(), k).toEqual(all[k].toArray());
-      } finally { disposeAll(all); disposeAll(loaded); }
+      } finally {
+        disposeAll(all);
+        disposeAll(loaded);
+      }
 
-      const missing = await w.read(['base', 'nope']).then(() => null, (e: unknown) => e);
+      const missing = await w.read(['base', 'nope']).then(
+        () => null,
+        (e: unknown) => e,
+      );
       expect((missing as cz.ConvzooError).code).toBe('E_NOT_FOUND');
       expect((missing as cz.ConvzooError).message).toMatch(/no tensor 'nope'/);
       // A caller editing entries changes nothing.
       w.entries[0].shape.push(9);
-      expect((await cz.openWeights(pth).then(async (x) => { try { return x.entries[0].shape; } finally { await x.close(); } }))).toEqual([3, 4]);
-    } finally { await w.close(); }
+      expect(
+        await cz.openWeights(pth).then(async (x) => {
+          try {
+            return x.entries[0].shape;
+          } finally {
+            await x.close();
+          }
+        }),
+      ).toEqual([3, 4]);
+    } finally {
+      await w.close();
+    }
     await w.close(); // twice is harmless
-    const closed = await w.read().then(() => null, (e: unknown) => e);
+    const closed = await w.read().then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect((closed as cz.ConvzooError).code).toBe('E_ARG');
     expect((closed as cz.ConvzooError).message).toMatch(/closed/);
   });
 
   it('applies {key} like load, and reads safetensors with metadata', async () => {
     const k = await cz.openWeights(pth, { key: 'state_dict' });
-    try { expect(k.entries.map((e) => e.name)).toEqual(['base', 'row', 'colT', 'ids', 'big']); } finally { await k.close(); }
+    try {
+      expect(k.entries.map((e) => e.name)).toEqual(['base', 'row', 'colT', 'ids', 'big']);
+    } finally {
+      await k.close();
+    }
 
     const a = cz.ones([2, 3]);
     const b = cz.tensor([1, 2], undefined, { dtype: 'int32' });
     const file = F('small.safetensors');
-    try { await cz.save(file, { 'model.a': a, 'model.b': b, 'other.c': a }, { format: 'pt' }); } finally { a.dispose(); b.dispose(); }
+    try {
+      await cz.save(file, { 'model.a': a, 'model.b': b, 'other.c': a }, { format: 'pt' });
+    } finally {
+      a.dispose();
+      b.dispose();
+    }
     const w = await cz.openWeights(file, { key: 'model' });
     try {
       expect(w.metadata).toEqual({ format: 'pt' });
-      expect(w.entries).toEqual([{ name: 'a', shape: [2, 3], dtype: 'float32' }, { name: 'b', shape: [2], dtype: 'int32' }]);
+      expect(w.entries).toEqual([
+        { name: 'a', shape: [2, 3], dtype: 'float32' },
+        { name: 'b', shape: [2], dtype: 'int32' },
+      ]);
       const r = await w.read(['b']);
       try {
         expect(Object.keys(r)).toEqual(['b']);
         expect(r.b.toArray()).toEqual([1, 2]);
-      } finally { disposeAll(r); }
-    } finally { await w.close(); }
+      } finally {
+        disposeAll(r);
+      }
+    } finally {
+      await w.close();
+    }
   });
 
   it('fails on a hostile file at open time, before anything is read', async () => {
     const file = F('evil_open.pth');
-    writeFileSync(file, zipArchive([{ name: 'archive/data.pkl', payload: deflateRepeated([[Buffer.concat([PROTO2, global('posix', 'system'), STOP]), 1]]), deflated: true }]));
-    const err = await cz.openWeights(file).then(() => null, (e: unknown) => e);
+    writeFileSync(
+      file,
+      zipArchive([{ name: 'archive/data.pkl', payload: deflateRepeated([[Buffer.concat([PROTO2, global('posix', 'system'), STOP]), 1]]), deflated: true }]),
+    );
+    const err = await cz.openWeights(file).then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect((err as cz.ConvzooError).code).toBe('E_UNSAFE_PICKLE');
   });
 });

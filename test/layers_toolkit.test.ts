@@ -11,11 +11,17 @@ const nn = cz.nn;
 type Module = cz.nn.Module;
 
 let ref: LayersReference;
-beforeAll(() => { ref = loadReference(); });
+beforeAll(() => {
+  ref = loadReference();
+});
 
 let live = 0;
-beforeEach(() => { live = cz.memory().tensors; });
-afterEach(() => { expect(cz.memory().tensors, 'tensors leaked by this test').toBe(live); });
+beforeEach(() => {
+  live = cz.memory().tensors;
+});
+afterEach(() => {
+  expect(cz.memory().tensors, 'tensors leaked by this test').toBe(live);
+});
 
 // The convzoo module for each case of tools/layers_reference.py's module_cases().
 const builders: Record<string, () => Module> = {
@@ -42,15 +48,17 @@ const builders: Record<string, () => Module> = {
   'Conv2dSame k3 s2': () => new nn.Conv2dSame(3, 4, 3, { stride: 2 }),
   'Conv2dSame k4 s1 dilation 2': () => new nn.Conv2dSame(2, 3, 4, { dilation: 2, bias: false }),
   'MaxPool2dSame k3 s2': () => new nn.MaxPool2dSame(3, { stride: 2 }),
-  'StdConv2d': () => new nn.StdConv2d(4, 6, 3),
-  'ScaledStdConv2d': () => new nn.ScaledStdConv2d(4, 6, 3),
+  StdConv2d: () => new nn.StdConv2d(4, 6, 3),
+  ScaledStdConv2d: () => new nn.ScaledStdConv2d(4, 6, 3),
   'ScaledStdConv2d gamma eps stride groups': () => new nn.ScaledStdConv2d(8, 6, 3, { stride: 2, groups: 2, gamma: 1.7139588594436646, eps: 1e-8 }),
   'ScaledStdConv2d same stride 2 eval': () => new nn.ScaledStdConv2d(3, 5, 3, { stride: 2, padding: 'same' }),
   'ScaledStdConv2d 1x1 no bias': () => new nn.ScaledStdConv2d(6, 4, 1, { bias: false }),
 };
 
 function loadState(m: Module, state: Record<string, { dtype: 'float32' | 'float64' | 'int64' | 'bool'; shape: number[]; data: number[] }>): void {
-  cz.tidy(() => { m.loadStateDict(Object.fromEntries(Object.entries(state).map(([k, t]) => [k, decode(t)]))); });
+  cz.tidy(() => {
+    m.loadStateDict(Object.fromEntries(Object.entries(state).map(([k, t]) => [k, decode(t)])));
+  });
 }
 
 describe('against torchvision / timm: keys, values, gradients', () => {
@@ -94,8 +102,7 @@ describe('ScaledStdConv2d: the eval-mode weight cache', () => {
     cz.noGrad(() => m.gain.uniform_(0.5, 1.5));
     return m;
   };
-  const fresh = (m: cz.nn.ScaledStdConv2d, x: Tensor): Tensor =>
-    cz.tidy(() => cz.F.conv2d(x, m.standardizedWeight(), m.bias, { padding: 1 }));
+  const fresh = (m: cz.nn.ScaledStdConv2d, x: Tensor): Tensor => cz.tidy(() => cz.F.conv2d(x, m.standardizedWeight(), m.bias, { padding: 1 }));
   const maxDiff = (a: Tensor, b: Tensor): number => cz.tidy(() => a.sub(b).abs().max().item());
 
   test('built once in eval mode without autograd, equal to the uncached weight, not in the state dict', () => {
@@ -124,7 +131,11 @@ describe('ScaledStdConv2d: the eval-mode weight cache', () => {
       const x = cz.randn([1, 4, 4, 4]);
       const before = cz.noGrad(() => m.forward(x));
       // An SGD step changes weight and gain in place.
-      cz.tidy(() => { m.train(); cz.F.mseLoss(m.forward(x), cz.zerosLike(before)).backward(); m.eval(); });
+      cz.tidy(() => {
+        m.train();
+        cz.F.mseLoss(m.forward(x), cz.zerosLike(before)).backward();
+        m.eval();
+      });
       new cz.optim.SGD(m.parameters(), { lr: 0.5 }).step();
       const afterStep = cz.noGrad(() => m.forward(x));
       expect(maxDiff(afterStep, before)).toBeGreaterThan(1e-3);
@@ -161,7 +172,12 @@ describe('ScaledStdConv2d: the eval-mode weight cache', () => {
       const yInference = cz.inferenceMode(() => m.forward(x));
       expect(m.cached_weight).not.toBeNull();
       // The cache built in inference mode serves a later noGrad forward.
-      expect(maxDiff(cz.noGrad(() => m.forward(x)), yInference)).toBe(0);
+      expect(
+        maxDiff(
+          cz.noGrad(() => m.forward(x)),
+          yInference,
+        ),
+      ).toBe(0);
       m.train();
       m.forward(x);
       expect(m.cached_weight, 'the first training forward drops the cache').toBeNull();
@@ -178,7 +194,12 @@ describe('ScaledStdConv2d: the eval-mode weight cache', () => {
       expect(m.cached_weight).not.toBeNull();
       expect(x.grad).not.toBeNull();
       const y = cz.randn([1, 4, 3, 3]);
-      expect(maxDiff(cz.noGrad(() => m.forward(y)), fresh(m, y))).toBe(0);
+      expect(
+        maxDiff(
+          cz.noGrad(() => m.forward(y)),
+          fresh(m, y),
+        ),
+      ).toBe(0);
     });
     m.dispose();
   });
@@ -186,7 +207,13 @@ describe('ScaledStdConv2d: the eval-mode weight cache', () => {
 
 describe('blocks: options and naming', () => {
   test('ConvNormAct pads (k - 1) / 2 * dilation by default: stride 1 keeps the size, for odd kernels and dilations', () => {
-    for (const [k, d] of [[1, 1], [3, 1], [3, 2], [5, 1], [7, 3]]) {
+    for (const [k, d] of [
+      [1, 1],
+      [3, 1],
+      [3, 2],
+      [5, 1],
+      [7, 3],
+    ]) {
       const m = new nn.ConvNormAct(2, 3, k, { dilation: d });
       cz.tidy(() => expect(m.forward(cz.randn([1, 2, 9, 8])).shape).toEqual([1, 3, 9, 8]));
       expect(m.convLayer.padding).toEqual([((k - 1) / 2) * d, ((k - 1) / 2) * d]);
@@ -204,12 +231,15 @@ describe('blocks: options and naming', () => {
     expect(b.actLayer).toBeNull();
     const c = new nn.ConvNormAct(4, 8, 3, { norm: { eps: 1e-3, momentum: 0.01 } });
     expect((c.normLayer as cz.nn.BatchNorm2d).eps).toBe(1e-3);
-    expect(c.toString()).toBe([
-      'ConvNormAct(',
-      '  (conv): Conv2d(4, 8, kernelSize=[3,3], stride=[1,1], padding=[1,1], bias=false)',
-      '  (bn): BatchNorm2d(8, eps=0.001, momentum=0.01)',
-      '  (act): ReLU()',
-      ')'].join('\n'));
+    expect(c.toString()).toBe(
+      [
+        'ConvNormAct(',
+        '  (conv): Conv2d(4, 8, kernelSize=[3,3], stride=[1,1], padding=[1,1], bias=false)',
+        '  (bn): BatchNorm2d(8, eps=0.001, momentum=0.01)',
+        '  (act): ReLU()',
+        ')',
+      ].join('\n'),
+    );
     const d = new nn.ConvNormAct(3, 4, 3, { stride: 2, padding: 'same' });
     expect(d.convLayer).toBeInstanceOf(nn.Conv2dSame);
     const e = new nn.ConvNormAct(3, 4, 3, { padding: 'same' });
@@ -220,8 +250,13 @@ describe('blocks: options and naming', () => {
   test('NormActConv normalises the input channels and registers norm, act, conv in that order', () => {
     const m = new nn.NormActConv(6, 4, 3);
     expect([...m.stateShapes()]).toEqual([
-      ['bn.weight', [6]], ['bn.bias', [6]], ['bn.running_mean', [6]], ['bn.running_var', [6]], ['bn.num_batches_tracked', []],
-      ['conv.weight', [4, 6, 3, 3]]]);
+      ['bn.weight', [6]],
+      ['bn.bias', [6]],
+      ['bn.running_mean', [6]],
+      ['bn.running_var', [6]],
+      ['bn.num_batches_tracked', []],
+      ['conv.weight', [4, 6, 3, 3]],
+    ]);
     cz.tidy(() => expect(m.forward(cz.randn([2, 6, 5, 5])).shape).toEqual([2, 4, 5, 5]));
     m.dispose();
   });
@@ -234,20 +269,29 @@ describe('blocks: options and naming', () => {
     // (the leak check after this test shows that a rejected name builds no parameters)
   });
   test('SqueezeExcite widths: rdRatio with divisor rounding, rdChannels, and printing', () => {
-    const widths = [[64, {}, 8], [256, {}, 16], [36, { rdRatio: 0.25 }, 8], [96, { rdRatio: 0.25, rdDivisor: 1 }, 24], [10, { rdChannels: 3 }, 3]] as const;
+    const widths = [
+      [64, {}, 8],
+      [256, {}, 16],
+      [36, { rdRatio: 0.25 }, 8],
+      [96, { rdRatio: 0.25, rdDivisor: 1 }, 24],
+      [10, { rdChannels: 3 }, 3],
+    ] as const;
     for (const [c, opts, rd] of widths) {
       const m = new nn.SqueezeExcite(c, opts);
       expect(m.rdChannels, `channels ${c}`).toBe(rd);
       m.dispose();
     }
     const se = nn.SqueezeExcite.legacySenet(64);
-    expect(se.toString()).toBe([
-      'SqueezeExcite(64, rdChannels=4',
-      '  (fc1): Conv2d(64, 4, kernelSize=[1,1], stride=[1,1])',
-      '  (relu): ReLU()',
-      '  (fc2): Conv2d(4, 64, kernelSize=[1,1], stride=[1,1])',
-      '  (sigmoid): Sigmoid()',
-      ')'].join('\n'));
+    expect(se.toString()).toBe(
+      [
+        'SqueezeExcite(64, rdChannels=4',
+        '  (fc1): Conv2d(64, 4, kernelSize=[1,1], stride=[1,1])',
+        '  (relu): ReLU()',
+        '  (fc2): Conv2d(4, 64, kernelSize=[1,1], stride=[1,1])',
+        '  (sigmoid): Sigmoid()',
+        ')',
+      ].join('\n'),
+    );
     se.dispose();
     expect(() => new nn.SqueezeExcite(8, { form: 'linear', norm: true })).toThrow(/a norm needs form 'conv'/);
     cz.tidy(() => {
@@ -263,9 +307,12 @@ describe('blocks: options and naming', () => {
     m.dispose();
     expect(() => new nn.EcaModule(8, { kernelSize: 4 })).toThrow(/odd kernelSize/);
   });
-  test('Conv1d: torch\'s default initialisation bounds and keys', () => {
+  test("Conv1d: torch's default initialisation bounds and keys", () => {
     const m = new nn.Conv1d(4, 6, 3, { padding: 1 });
-    expect([...m.stateShapes()]).toEqual([['weight', [6, 4, 3]], ['bias', [6]]]);
+    expect([...m.stateShapes()]).toEqual([
+      ['weight', [6, 4, 3]],
+      ['bias', [6]],
+    ]);
     const bound = 1 / Math.sqrt(12);
     expect(Math.max(...m.weight.toArray().map(Math.abs))).toBeLessThanOrEqual(bound);
     expect(Math.max(...m.bias!.toArray().map(Math.abs))).toBeLessThanOrEqual(bound);
@@ -295,17 +342,26 @@ describe('float64 finite differences (eval mode: the ScaledStdConv2d cache must 
       const xg = x.clone().requiresGrad_(true);
       m.zeroGrad();
       objectiveOf(xg).backward();
-      const targets: [string, Tensor, Tensor][] = [['input', x, xg.grad!], ...[...m.namedParameters()].map(([k, p]): [string, Tensor, Tensor] => [k, p, p.grad!])];
+      const targets: [string, Tensor, Tensor][] = [
+        ['input', x, xg.grad!],
+        ...[...m.namedParameters()].map(([k, p]): [string, Tensor, Tensor] => [k, p, p.grad!]),
+      ];
       const eps = 1e-6;
       for (const [name, t, grad] of targets) {
         const analytic = grad.toArray();
         for (let i = 0; i < t.numel(); i++) {
-          const bump = (delta: number) => cz.noGrad(() => cz.tidy(() => {
-            const d = new Float64Array(t.numel()); d[i] = delta;
-            t.add_(cz.tensor(d, t.shape));
-          }));
-          bump(eps); const up = cz.noGrad(() => objectiveOf(x).item());
-          bump(-2 * eps); const down = cz.noGrad(() => objectiveOf(x).item());
+          const bump = (delta: number) =>
+            cz.noGrad(() =>
+              cz.tidy(() => {
+                const d = new Float64Array(t.numel());
+                d[i] = delta;
+                t.add_(cz.tensor(d, t.shape));
+              }),
+            );
+          bump(eps);
+          const up = cz.noGrad(() => objectiveOf(x).item());
+          bump(-2 * eps);
+          const down = cz.noGrad(() => objectiveOf(x).item());
           bump(eps);
           const numeric = (up - down) / (2 * eps);
           expect(Math.abs(analytic[i] - numeric), `${name}[${i}]: analytic ${analytic[i]}, numeric ${numeric}`).toBeLessThan(1e-5 + 1e-3 * Math.abs(numeric));
@@ -314,9 +370,11 @@ describe('float64 finite differences (eval mode: the ScaledStdConv2d cache must 
     });
     m.dispose();
   }
-  test('ScaledStdConv2d (weight, bias, gain)', () => gradcheckModule(new nn.ScaledStdConv2d(3, 2, 3, { gamma: 1.3, stride: 2, padding: 'same' }), [1, 3, 5, 4]));
+  test('ScaledStdConv2d (weight, bias, gain)', () =>
+    gradcheckModule(new nn.ScaledStdConv2d(3, 2, 3, { gamma: 1.3, stride: 2, padding: 'same' }), [1, 3, 5, 4]));
   test('StdConv2d', () => gradcheckModule(new nn.StdConv2d(2, 3, 3, { eps: 1e-5 }), [1, 2, 4, 4]));
-  test('SqueezeExcite with hard-sigmoid gate and bn', () => gradcheckModule(new nn.SqueezeExcite(8, { rdChannels: 3, norm: true, act: 'silu', gate: 'hardsigmoid' }), [2, 8, 2, 2]));
+  test('SqueezeExcite with hard-sigmoid gate and bn', () =>
+    gradcheckModule(new nn.SqueezeExcite(8, { rdChannels: 3, norm: true, act: 'silu', gate: 'hardsigmoid' }), [2, 8, 2, 2]));
   test('EcaModule', () => gradcheckModule(new nn.EcaModule(16, { kernelSize: 3 }), [2, 16, 2, 1]));
   test('ConvNormAct with gelu_tanh', () => gradcheckModule(new nn.ConvNormAct(2, 3, 3, { act: 'gelu_tanh', stride: 2 }), [1, 2, 5, 5]));
   test('NormActConv with elu', () => gradcheckModule(new nn.NormActConv(3, 2, 1, { act: 'elu' }), [2, 3, 2, 2]));

@@ -9,16 +9,28 @@ const F = cz.F;
 
 function smallCnn(): cz.nn.Sequential {
   return new nn.Sequential(
-    new nn.Conv2d(1, 8, 3, { padding: 1, bias: false }), new nn.BatchNorm2d(8), new nn.ReLU(),
-    new nn.Conv2d(8, 16, 3, { padding: 1, stride: 2, bias: false }), new nn.BatchNorm2d(16), new nn.ReLU(),
-    new nn.AdaptiveAvgPool2d(1), new nn.Flatten(), new nn.Linear(16, 10));
+    new nn.Conv2d(1, 8, 3, { padding: 1, bias: false }),
+    new nn.BatchNorm2d(8),
+    new nn.ReLU(),
+    new nn.Conv2d(8, 16, 3, { padding: 1, stride: 2, bias: false }),
+    new nn.BatchNorm2d(16),
+    new nn.ReLU(),
+    new nn.AdaptiveAvgPool2d(1),
+    new nn.Flatten(),
+    new nn.Linear(16, 10),
+  );
 }
 
 function disposeModule(m: cz.nn.Module): void {
   for (const t of [...m.parameters(), ...m.buffers()]) t.dispose();
 }
 
-interface Sample { step: number; tensors: number; rss: number; bytes: number }
+interface Sample {
+  step: number;
+  tensors: number;
+  rss: number;
+  bytes: number;
+}
 
 /**
  * Runs `steps` training steps; samples memory after `warmup` steps (V8 and the allocator reach their
@@ -41,7 +53,10 @@ async function train(steps: number, warmup: number, step: (i: number) => number)
   for (let i = 1; i <= steps; i++) {
     losses.push(step(i));
     if (i % 50 === 0) await new Promise(setImmediate);
-    if (process.env.CZ_MEMTRACE && i % 200 === 0) { const u = process.memoryUsage(); console.log(i, (u.rss / 2 ** 20).toFixed(1), (u.heapUsed / 2 ** 20).toFixed(1), (u.heapTotal / 2 ** 20).toFixed(1), (u.external / 2 ** 20).toFixed(1)); }
+    if (process.env.CZ_MEMTRACE && i % 200 === 0) {
+      const u = process.memoryUsage();
+      console.log(i, (u.rss / 2 ** 20).toFixed(1), (u.heapUsed / 2 ** 20).toFixed(1), (u.heapTotal / 2 ** 20).toFixed(1), (u.external / 2 ** 20).toFixed(1));
+    }
     if (i >= warmup) tensorCounts.add(cz.memory().tensors);
     if (i === warmup) first = sample(i);
   }
@@ -59,22 +74,27 @@ describe('no leaks over 2,000 training steps', () => {
     const y = cz.randint(0, 10, [8]);
     const t0 = performance.now();
     try {
-      const { first, last, losses } = await train(2000, 1000, () => cz.tidy(() => {
-        opt.zeroGrad();
-        const loss = F.crossEntropy(model.forward(x), y);
-        loss.backward();
-        opt.step();
-        return loss.item();
-      }));
+      const { first, last, losses } = await train(2000, 1000, () =>
+        cz.tidy(() => {
+          opt.zeroGrad();
+          const loss = F.crossEntropy(model.forward(x), y);
+          loss.backward();
+          opt.step();
+          return loss.item();
+        }),
+      );
       const ms = performance.now() - t0;
-      console.log(`2000 steps in ${(ms / 1000).toFixed(1)} s; tensors ${first.tensors} -> ${last.tensors}; ` +
-        `rss ${(first.rss / 2 ** 20).toFixed(1)} -> ${(last.rss / 2 ** 20).toFixed(1)} MiB; loss ${losses[0].toFixed(3)} -> ${losses[1999].toFixed(4)}`);
+      console.log(
+        `2000 steps in ${(ms / 1000).toFixed(1)} s; tensors ${first.tensors} -> ${last.tensors}; ` +
+          `rss ${(first.rss / 2 ** 20).toFixed(1)} -> ${(last.rss / 2 ** 20).toFixed(1)} MiB; loss ${losses[0].toFixed(3)} -> ${losses[1999].toFixed(4)}`,
+      );
       expect(last.tensors).toBe(first.tensors);
       expect(last.bytes).toBe(first.bytes);
       expect(last.rss).toBeLessThanOrEqual(first.rss * 1.1);
       expect(losses[1999]).toBeLessThan(losses[0] / 4); // it does learn (memorises 8 samples)
     } finally {
-      x.dispose(); y.dispose();
+      x.dispose();
+      y.dispose();
       disposeModule(model);
       // momentum buffers belong to the optimizer
       for (const s of (opt as unknown as { state: Map<Tensor, { buffers: Record<string, Tensor> }> }).state.values()) {
@@ -92,22 +112,27 @@ describe('no leaks over 2,000 training steps', () => {
     const x = cz.randn([8, 1, 16, 16]);
     const y = cz.randint(0, 10, [8]);
     try {
-      const { first, last } = await train(1000, 400, (i) => cz.tidy(() => {
-        model.train();
-        for (const p of params) p.grad = null;
-        const loss = F.crossEntropy(model.forward(x), y);
-        loss.backward();
-        cz.noGrad(() => { for (const p of params) p.sub_(p.grad!.mul(0.05)); });
-        if (i % 10 === 0) {
-          model.eval();
-          cz.inferenceMode(() => model.forward(x).argmax(1)); // freed by tidy
-        }
-        return loss.item();
-      }));
+      const { first, last } = await train(1000, 400, (i) =>
+        cz.tidy(() => {
+          model.train();
+          for (const p of params) p.grad = null;
+          const loss = F.crossEntropy(model.forward(x), y);
+          loss.backward();
+          cz.noGrad(() => {
+            for (const p of params) p.sub_(p.grad!.mul(0.05));
+          });
+          if (i % 10 === 0) {
+            model.eval();
+            cz.inferenceMode(() => model.forward(x).argmax(1)); // freed by tidy
+          }
+          return loss.item();
+        }),
+      );
       expect(last.tensors).toBe(first.tensors);
       expect(last.rss).toBeLessThanOrEqual(first.rss * 1.1);
     } finally {
-      x.dispose(); y.dispose();
+      x.dispose();
+      y.dispose();
       disposeModule(model);
     }
     expect(cz.memory().tensors).toBe(startTensors);
@@ -127,7 +152,8 @@ describe('no leaks over 2,000 training steps', () => {
       }
       expect(counts.size).toBe(1);
     } finally {
-      x.dispose(); bad.dispose();
+      x.dispose();
+      bad.dispose();
       disposeModule(model);
     }
     expect(cz.memory().tensors).toBe(startTensors);

@@ -1,7 +1,7 @@
 // AlexNet against torchvision, and the 2012 paper's network against the paper.
 import { describe, test, expect } from 'vitest';
 import * as cz from '../src/index.js';
-import { AlexNet } from '../src/models/alexnet.js';
+import type { AlexNet } from '../src/models/alexnet.js';
 import { checkLeaks, parityTests, build, disposeModel } from './helpers/tv_reference.js';
 
 checkLeaks();
@@ -22,8 +22,22 @@ describe('AlexNet', () => {
       expect(convs[0].stride).toEqual([4, 4]);
       // conv, relu, LRN, pool twice; then conv, relu x3 and a pool.
       expect([...m.features].map((l) => l.constructor.name)).toEqual([
-        'Conv2d', 'ReLU', 'LocalResponseNorm', 'MaxPool2d', 'Conv2d', 'ReLU', 'LocalResponseNorm', 'MaxPool2d',
-        'Conv2d', 'ReLU', 'Conv2d', 'ReLU', 'Conv2d', 'ReLU', 'MaxPool2d']);
+        'Conv2d',
+        'ReLU',
+        'LocalResponseNorm',
+        'MaxPool2d',
+        'Conv2d',
+        'ReLU',
+        'LocalResponseNorm',
+        'MaxPool2d',
+        'Conv2d',
+        'ReLU',
+        'Conv2d',
+        'ReLU',
+        'Conv2d',
+        'ReLU',
+        'MaxPool2d',
+      ]);
       const lrn = m.features[2] as cz.nn.LocalResponseNorm;
       expect([lrn.size, lrn.opts.k, lrn.opts.alpha, lrn.opts.beta]).toEqual([5, 2, 5e-4, 0.75]);
       const pool = m.features[3] as cz.nn.MaxPool2d;
@@ -42,20 +56,24 @@ describe('AlexNet', () => {
         expect(cz.noGrad(() => m.forwardFeatures(x)).shape).toEqual([1, 256, 6, 6]);
         expect(cz.noGrad(() => m.forward(x)).shape).toEqual([1, 1000]);
       });
-    } finally { disposeModel(m); }
+    } finally {
+      disposeModel(m);
+    }
   });
 
-  test('LRN with alpha * n reproduces the paper\'s formula b = a / (k + alpha * sum a^2)^beta', () => cz.tidy(() => {
-    const x = cz.randn([1, 7, 2, 2]);
-    const got = cz.F.localResponseNorm(x, 5, { k: 2, alpha: 5e-4, beta: 0.75 }).mul(1).toArray();
-    const a = x.toArray();
-    const at = (c: number, p: number) => a[c * 4 + p];
-    for (let c = 0; c < 7; c++) for (let p = 0; p < 4; p++) {
-      let s = 0;
-      for (let j = Math.max(0, c - 2); j <= Math.min(6, c + 2); j++) s += at(j, p) ** 2;
-      expect(got[c * 4 + p]).toBeCloseTo(at(c, p) / (2 + 1e-4 * s) ** 0.75, 5);
-    }
-  }));
+  test("LRN with alpha * n reproduces the paper's formula b = a / (k + alpha * sum a^2)^beta", () =>
+    cz.tidy(() => {
+      const x = cz.randn([1, 7, 2, 2]);
+      const got = cz.F.localResponseNorm(x, 5, { k: 2, alpha: 5e-4, beta: 0.75 }).mul(1).toArray();
+      const a = x.toArray();
+      const at = (c: number, p: number) => a[c * 4 + p];
+      for (let c = 0; c < 7; c++)
+        for (let p = 0; p < 4; p++) {
+          let s = 0;
+          for (let j = Math.max(0, c - 2); j <= Math.min(6, c + 2); j++) s += at(j, p) ** 2;
+          expect(got[c * 4 + p]).toBeCloseTo(at(c, p) / (2 + 1e-4 * s) ** 0.75, 5);
+        }
+    }));
 
   test('alexnet: features.0 ... classifier.6, dropout before the hidden layers, 256x6x6 features', () => {
     const m = build<AlexNet>('alexnet', { numClasses: 10, inChans: 1 });
@@ -68,7 +86,8 @@ describe('AlexNet', () => {
         expect(cz.noGrad(() => m.forward(x)).shape).toEqual([2, 10]);
         expect(cz.noGrad(() => m.forwardHead(m.forwardFeatures(x), { preLogits: true })).shape).toEqual([2, 4096]);
       });
-    } finally { disposeModel(m); }
+    } finally {
+      disposeModel(m);
+    }
   });
 });
-

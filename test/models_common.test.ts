@@ -10,8 +10,26 @@ describe('every alexnet / vgg / googlenet id', () => {
   const ids = cz.listModels().filter((id) => ['alexnet', 'vgg', 'googlenet'].includes(cz.modelMeta(id).family));
 
   test('is registered with its paper, input size, normalisation, counts and state-dict prefixes', () => {
-    expect(ids.sort()).toEqual(['alexnet', 'alexnet_original', 'googlenet', 'googlenet_original', 'vgg11', 'vgg11_bn', 'vgg13',
-      'vgg13_bn', 'vgg16', 'vgg16_bn', 'vgg19', 'vgg19_bn', 'vgg_a', 'vgg_a_lrn', 'vgg_b', 'vgg_c', 'vgg_d', 'vgg_e']);
+    expect(ids.sort()).toEqual([
+      'alexnet',
+      'alexnet_original',
+      'googlenet',
+      'googlenet_original',
+      'vgg11',
+      'vgg11_bn',
+      'vgg13',
+      'vgg13_bn',
+      'vgg16',
+      'vgg16_bn',
+      'vgg19',
+      'vgg19_bn',
+      'vgg_a',
+      'vgg_a_lrn',
+      'vgg_b',
+      'vgg_c',
+      'vgg_d',
+      'vgg_e',
+    ]);
     const gm: Record<string, number> = { alexnet: 0.714, vgg11: 7.609, vgg13: 11.308, vgg16: 15.47, vgg19: 19.632, googlenet: 1.498 };
     for (const id of ids) {
       const meta = cz.modelMeta(id);
@@ -46,7 +64,9 @@ describe('every alexnet / vgg / googlenet id', () => {
         expect(m.numClasses).toBe(3);
         cz.tidy(() => expect(cz.noGrad(() => m.forward(x)).shape, id).toEqual([1, 3]));
         x.dispose();
-      } finally { disposeModel(m); }
+      } finally {
+        disposeModel(m);
+      }
     }
   });
 });
@@ -57,7 +77,11 @@ describe('every registered id', () => {
   test('refuses a misspelt option, naming the nearest valid one (E_ARG)', () => {
     for (const id of ids) {
       let err: unknown;
-      try { cz.buildModel(id, { numClases: 10 }); } catch (e) { err = e; }
+      try {
+        cz.buildModel(id, { numClases: 10 });
+      } catch (e) {
+        err = e;
+      }
       expect(err, id).toBeInstanceOf(cz.ConvzooError);
       expect((err as cz.ConvzooError).code, id).toBe('E_ARG');
       expect((err as Error).message, id).toMatch(/unknown option 'numClases'; did you mean 'numClasses'\?/);
@@ -77,7 +101,7 @@ describe('every registered id', () => {
     disposeModel(m);
   });
 
-  test('free options are typed: googlenet\'s auxLogits, transformInput, auxDropRate', () => {
+  test("free options are typed: googlenet's auxLogits, transformInput, auxDropRate", () => {
     expect(() => cz.buildModel('googlenet', { auxLogits: 'no' })).toThrow(/expected auxLogits to be true or false, got "no"/);
     expect(() => cz.buildModel('googlenet', { auxDropRate: 1.5 })).toThrow(/expected auxDropRate to be a number >= 0 and < 1, got 1.5/);
     // pretrainedOptions and a checkpoint's saved modelOptions go through the same check, and pass.
@@ -87,7 +111,7 @@ describe('every registered id', () => {
     }
   });
 
-  test('resetClassifier frees the old final layer and keeps the family\'s keys; 0 gives features', () => {
+  test("resetClassifier frees the old final layer and keeps the family's keys; 0 gives features", () => {
     for (const id of ['resnet18', 'resnet20', 'vgg11', 'alexnet', 'googlenet']) {
       const meta = cz.modelMeta(id);
       const m = build(id, { numClasses: 5 });
@@ -103,7 +127,9 @@ describe('every registered id', () => {
         expect([...m.stateShapes().keys()], id).toEqual(keys);
         expect(m.stateShapes().get(`${meta.classifier}.weight`)![0], id).toBe(9);
         expect(() => m.resetClassifier(-1), id).toThrow(/numClasses/);
-      } finally { disposeModel(m); }
+      } finally {
+        disposeModel(m);
+      }
     }
   });
 });
@@ -111,6 +137,8 @@ describe('every registered id', () => {
 describe('the torchvision reference', () => {
   test('fails, saying what to install, without python3 or torchvision', async () => {
     const { requireTorchvision } = await import('./helpers/tv_reference.js');
-    expect(() => requireTorchvision('/nonexistent/python3')).toThrow(/need \/nonexistent\/python3 with torch and torchvision 0\.14 \(Debian\/Ubuntu: apt install python3-torchvision\)/);
+    expect(() => requireTorchvision('/nonexistent/python3')).toThrow(
+      /need \/nonexistent\/python3 with torch and torchvision 0\.14 \(Debian\/Ubuntu: apt install python3-torchvision\)/,
+    );
   });
 });

@@ -27,17 +27,26 @@ function signatureNames(): string[] {
 function typeErrors(code: string): string[] {
   const file = path.join(root, 'test/__native_ops_probe.ts');
   const options: ts.CompilerOptions = {
-    target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext,
-    strict: true, noEmit: true, skipLibCheck: true, lib: ['lib.es2022.d.ts', 'lib.esnext.disposable.d.ts'],
+    target: ts.ScriptTarget.ES2022,
+    module: ts.ModuleKind.NodeNext,
+    moduleResolution: ts.ModuleResolutionKind.NodeNext,
+    strict: true,
+    noEmit: true,
+    skipLibCheck: true,
+    lib: ['lib.es2022.d.ts', 'lib.esnext.disposable.d.ts'],
   };
   const host = ts.createCompilerHost(options);
   const readFile = host.readFile.bind(host);
   const getSourceFile = host.getSourceFile.bind(host);
-  host.fileExists = ((exists) => (f: string) => f === file || exists(f))(host.fileExists.bind(host));
+  host.fileExists = (
+    (exists) => (f: string) =>
+      f === file || exists(f)
+  )(host.fileExists.bind(host));
   host.readFile = (f) => (f === file ? code : readFile(f));
   host.getSourceFile = (f, lang, ...rest) => (f === file ? ts.createSourceFile(f, code, lang) : getSourceFile(f, lang, ...rest));
   const program = ts.createProgram([file], options, host);
-  return ts.getPreEmitDiagnostics(program)
+  return ts
+    .getPreEmitDiagnostics(program)
     .filter((d) => d.file?.fileName === file)
     .map((d) => ts.flattenDiagnosticMessageText(d.messageText, '\n'));
 }
@@ -47,8 +56,14 @@ describe('the typed op contract (src/native_ops.ts)', () => {
     const typed = signatureNames();
     const exported = Object.keys(native.ops);
     expect(new Set(typed).size, 'an op is listed twice in NativeOps').toBe(typed.length);
-    expect(exported.filter((n) => !typed.includes(n)), 'in ops.cc, missing from NativeOps').toEqual([]);
-    expect(typed.filter((n) => !exported.includes(n)), 'in NativeOps, missing from ops.cc').toEqual([]);
+    expect(
+      exported.filter((n) => !typed.includes(n)),
+      'in ops.cc, missing from NativeOps',
+    ).toEqual([]);
+    expect(
+      typed.filter((n) => !exported.includes(n)),
+      'in NativeOps, missing from ops.cc',
+    ).toEqual([]);
     expect(typed.length).toBeGreaterThan(150);
   });
 
@@ -71,7 +86,10 @@ describe('the typed op contract (src/native_ops.ts)', () => {
     `);
     expect(errors, errors.join('\n')).toHaveLength(4);
     for (const expected of [/'convd2' does not exist/, /Expected 1 arguments, but got 2/, /'string' .* 'number\[\]'/, /'Handle' .* 'number'/]) {
-      expect(errors.some((e) => expected.test(e)), `${expected} among:\n${errors.join('\n')}`).toBe(true);
+      expect(
+        errors.some((e) => expected.test(e)),
+        `${expected} among:\n${errors.join('\n')}`,
+      ).toBe(true);
     }
   }, 60_000);
 });
@@ -79,7 +97,9 @@ describe('the typed op contract (src/native_ops.ts)', () => {
 /** The ConvzooError a call throws (failing the test if it throws something else or nothing). */
 function errorOf(call: () => unknown): cz.ConvzooError {
   try {
-    cz.tidy(() => { call(); });
+    cz.tidy(() => {
+      call();
+    });
   } catch (e) {
     if (e instanceof cz.ConvzooError) return e;
     throw new Error(`expected a ConvzooError, got ${String(e)}`);
@@ -107,7 +127,7 @@ describe('error kinds come from libtorch exception types', () => {
     expect(err.code).toBe('E_SHAPE');
   });
 
-  test('c10::NotImplementedError -> E_ARG, without the dispatcher\'s pages of kernels', () => {
+  test("c10::NotImplementedError -> E_ARG, without the dispatcher's pages of kernels", () => {
     const onMeta = errorOf(() => cz.zeros([1], { device: 'meta' }).item());
     expect(onMeta.message).toMatch(/^item: Could not run .* 'Meta' backend\.$/);
     expect(onMeta.code).toBe('E_ARG');
@@ -148,7 +168,7 @@ describe('integer arguments must be integers', () => {
     ['randperm(-Infinity)', () => cz.randperm(-Infinity), 'randperm', /got -Infinity$/],
     ['maxPool2d kernel 2.5', () => cz.F.maxPool2d(cz.zeros([1, 1, 4, 4]), 2.5), 'max_pool2d', /argument [12]\[0\] .* got 2\.5$/],
     ['a BigInt beyond int64', () => ops.narrow(x().handle, 0, 0, (2n ** 63n) as never), 'narrow', /argument 3 to fit in int64, got 9223372036854775808$/],
-    ['a BigInt scalar beyond int64', () => ops.add(x().handle, (-(2n ** 64n)) as never), 'add', /argument 1 to fit in int64/],
+    ['a BigInt scalar beyond int64', () => ops.add(x().handle, -(2n ** 64n) as never), 'add', /argument 1 to fit in int64/],
     ['a string in a shape', () => cz.zeros([2, '3' as never]), 'zeros', /argument 0\[1\] .* got a string$/],
   ];
   test.each(cases)('%s throws E_ARG naming the argument', (_label, call, op, message) => {
@@ -167,7 +187,11 @@ describe('integer arguments must be integers', () => {
       expect(cz.zeros([-0, 3]).shape).toEqual([0, 3]);
       expect(cz.arange(10).narrow(0, 2, 3).toArray()).toEqual([2, 3, 4]);
       const h = ops.zeros([2n, 3n] as never);
-      try { expect(ops.shape(h)).toEqual([2, 3]); } finally { native.dispose(h); }
+      try {
+        expect(ops.shape(h)).toEqual([2, 3]);
+      } finally {
+        native.dispose(h);
+      }
       expect(cz.full([1], 2 ** 53 - 1, { dtype: 'int64' }).data()[0]).toBe(2n ** 53n - 1n);
     });
   });
@@ -176,7 +200,11 @@ describe('integer arguments must be integers', () => {
 describe('handles and ids from JavaScript are validated', () => {
   const require = createRequire(import.meta.url);
   const forge = require(path.join(root, 'build/Release/forge_externals.node')) as { untagged(): unknown; otherTag(): unknown };
-  const disposedHandle = () => { const h = ops.zeros([2]); native.dispose(h); return h; };
+  const disposedHandle = () => {
+    const h = ops.zeros([2]);
+    native.dispose(h);
+    return h;
+  };
   const forged: [string, () => unknown, string][] = [
     ['a plain object', () => ({}), 'E_ARG'],
     ['an object shaped like a Tensor', () => ({ _h: null, handle: {} }), 'E_ARG'],
@@ -223,9 +251,16 @@ describe('handles and ids from JavaScript are validated', () => {
     const h = ops.adopt(id);
     expect(cz.memory().tensors).toBe(live + 1);
     for (const [what, bad] of [
-      ['the same id again', id], ['a made-up id', 123456789n], ['id 0', 0n], ['a negative id', -1n],
-      ['an id beyond uint64', 2n ** 64n], ['a number', Number(id)], ['a tensor handle', h], ['a plain object', {}],
-      ['a string', String(id)], ['undefined', undefined],
+      ['the same id again', id],
+      ['a made-up id', 123456789n],
+      ['id 0', 0n],
+      ['a negative id', -1n],
+      ['an id beyond uint64', 2n ** 64n],
+      ['a number', Number(id)],
+      ['a tensor handle', h],
+      ['a plain object', {}],
+      ['a string', String(id)],
+      ['undefined', undefined],
     ] as const) {
       const err = errorOf(() => ops.adopt(bad as bigint));
       expect(err.code, what).toBe('E_ARG');
@@ -236,6 +271,14 @@ describe('handles and ids from JavaScript are validated', () => {
   });
 
   test('the process still works after the forgeries', () => {
-    expect(cz.tidy(() => cz.ones([3]).add(cz.ones([3])).sum().item())).toBe(6);
+    expect(
+      cz.tidy(() =>
+        cz
+          .ones([3])
+          .add(cz.ones([3]))
+          .sum()
+          .item(),
+      ),
+    ).toBe(6);
   });
 });

@@ -15,15 +15,36 @@ const { optim, nn, F } = cz;
 
 type Opts = Record<string, unknown>;
 interface OptimizerRef {
-  name: string; kind: 'SGD' | 'Adam' | 'AdamW' | 'RMSprop'; opts: Opts; groups: ({ params: number[] } & Opts)[] | null;
-  init: number[][]; grads: (number[] | null)[][]; after: number[][][];
+  name: string;
+  kind: 'SGD' | 'Adam' | 'AdamW' | 'RMSprop';
+  opts: Opts;
+  groups: ({ params: number[] } & Opts)[] | null;
+  init: number[][];
+  grads: (number[] | null)[][];
+  after: number[][][];
 }
-interface SchedCfg { kind: string; args: unknown[]; opts: Opts; schedulers?: SchedCfg[]; milestones?: number[] }
+interface SchedCfg {
+  kind: string;
+  args: unknown[];
+  opts: Opts;
+  schedulers?: SchedCfg[];
+  milestones?: number[];
+}
 interface SchedulerRef extends SchedCfg {
-  name: string; steps?: number; metrics?: number[]; optimizer: { kind: OptimizerRef['kind']; opts: Opts };
-  lrs: number[][]; momentum?: number[][];
+  name: string;
+  steps?: number;
+  metrics?: number[];
+  optimizer: { kind: OptimizerRef['kind']; opts: Opts };
+  lrs: number[][];
+  momentum?: number[][];
 }
-interface Reference { shapes: number[][]; steps: number; groupLrs: (number | null)[]; optimizers: OptimizerRef[]; schedulers: SchedulerRef[] }
+interface Reference {
+  shapes: number[][];
+  steps: number;
+  groupLrs: (number | null)[];
+  optimizers: OptimizerRef[];
+  schedulers: SchedulerRef[];
+}
 
 let ref: Reference;
 beforeAll(() => {
@@ -38,8 +59,12 @@ beforeAll(() => {
 });
 
 let live = 0;
-beforeEach(() => { live = cz.memory().tensors; });
-afterEach(() => { expect(cz.memory().tensors, 'tensors leaked by this test').toBe(live); });
+beforeEach(() => {
+  live = cz.memory().tensors;
+});
+afterEach(() => {
+  expect(cz.memory().tensors, 'tensors leaked by this test').toBe(live);
+});
 
 // ---- helpers
 /** Parameters (kept: the caller disposes them) from flat values. */
@@ -49,16 +74,20 @@ function makeParams(values: number[][], shapes: number[][]): cz.nn.Parameter[] {
 
 function makeOptimizer(kind: OptimizerRef['kind'], params: Tensor[], opts: Opts, groups: OptimizerRef['groups']): cz.optim.Optimizer<any> {
   const input = groups === null ? params : groups.map(({ params: idx, ...o }) => ({ params: idx.map((i) => params[i]), ...o }));
-  const Ctor = { SGD: optim.SGD, Adam: optim.Adam, AdamW: optim.AdamW, RMSprop: optim.RMSprop }[kind] as unknown as
-    new (p: unknown, o: Opts) => cz.optim.Optimizer<any>;
+  const Ctor = { SGD: optim.SGD, Adam: optim.Adam, AdamW: optim.AdamW, RMSprop: optim.RMSprop }[kind] as unknown as new (
+    p: unknown,
+    o: Opts,
+  ) => cz.optim.Optimizer<any>;
   return new Ctor(input, opts);
 }
 
 function setGrads(params: Tensor[], grads: (number[] | null)[], shapes: number[][]): void {
-  cz.tidy(() => params.forEach((p, i) => {
-    const g = grads[i];
-    p.grad = g === null ? null : cz.tensor(Float32Array.from(g), shapes[i]);
-  }));
+  cz.tidy(() =>
+    params.forEach((p, i) => {
+      const g = grads[i];
+      p.grad = g === null ? null : cz.tensor(Float32Array.from(g), shapes[i]);
+    }),
+  );
 }
 
 /** max |a - b| / (|b| + atol) over all values. */
@@ -70,7 +99,9 @@ function relErr(a: ArrayLike<number>, b: ArrayLike<number>, atol: number): numbe
 }
 
 const values = (params: Tensor[]): number[][] => params.map((p) => Array.from(p.data() as Float32Array));
-const disposeAll = (ts: Iterable<Tensor>): void => { for (const t of ts) t.dispose(); };
+const disposeAll = (ts: Iterable<Tensor>): void => {
+  for (const t of ts) t.dispose();
+};
 
 describe('optimizers match torch.optim step by step', () => {
   test('every config, every step, to 1e-6 relative', () => {
@@ -83,7 +114,9 @@ describe('optimizers match torch.optim step by step', () => {
       for (let s = 0; s < ref.steps; s++) {
         setGrads(params, cfg.grads[s], shapes);
         opt.step();
-        values(params).forEach((v, i) => { worst = Math.max(worst, relErr(v, cfg.after[s][i], 1e-6)); });
+        values(params).forEach((v, i) => {
+          worst = Math.max(worst, relErr(v, cfg.after[s][i], 1e-6));
+        });
       }
       report.push(`${cfg.name}: ${worst.toExponential(2)}`);
       expect(worst, `${cfg.name}: worst relative error`).toBeLessThan(1e-6);
@@ -118,34 +151,51 @@ describe('optimizer state dicts', () => {
     for (const cfg of ref.optimizers) {
       const params = makeParams(cfg.init, shapes);
       const opt = makeOptimizer(cfg.kind, params, cfg.opts, cfg.groups);
-      for (let s = 0; s < cut; s++) { setGrads(params, cfg.grads[s], shapes); opt.step(); }
+      for (let s = 0; s < cut; s++) {
+        setGrads(params, cfg.grads[s], shapes);
+        opt.step();
+      }
       // Snapshot as a checkpoint would: tensors cloned, groups through JSON.
       const sd = opt.stateDict();
       const saved: Record<string, Tensor> = {};
-      for (const [k, t] of Object.entries(sd.state)) { saved[k] = cz.tidy(() => t.clone()); t.dispose(); }
+      for (const [k, t] of Object.entries(sd.state)) {
+        saved[k] = cz.tidy(() => t.clone());
+        t.dispose();
+      }
       const groups = JSON.parse(JSON.stringify(sd.groups));
       const snapshot = values(params);
-      for (let s = cut; s < ref.steps; s++) { setGrads(params, cfg.grads[s], shapes); opt.step(); }
+      for (let s = cut; s < ref.steps; s++) {
+        setGrads(params, cfg.grads[s], shapes);
+        opt.step();
+      }
       const expected = values(params);
 
       const params2 = makeParams(snapshot, shapes);
       const opt2 = makeOptimizer(cfg.kind, params2, cfg.opts, cfg.groups);
       opt2.loadStateDict({ state: saved, groups });
       disposeAll(Object.values(saved)); // the optimizer copied them
-      for (let s = cut; s < ref.steps; s++) { setGrads(params2, cfg.grads[s], shapes); opt2.step(); }
+      for (let s = cut; s < ref.steps; s++) {
+        setGrads(params2, cfg.grads[s], shapes);
+        opt2.step();
+      }
       expect(values(params2), cfg.name).toEqual(expected);
 
       // Without the state, the continuation differs (the test above is not vacuous).
       if (cfg.kind !== 'SGD' || cfg.opts.momentum) {
         const params3 = makeParams(snapshot, shapes);
         const opt3 = makeOptimizer(cfg.kind, params3, cfg.opts, cfg.groups);
-        for (let s = cut; s < ref.steps; s++) { setGrads(params3, cfg.grads[s], shapes); opt3.step(); }
+        for (let s = cut; s < ref.steps; s++) {
+          setGrads(params3, cfg.grads[s], shapes);
+          opt3.step();
+        }
         expect(values(params3), cfg.name).not.toEqual(expected);
         opt3.dispose();
         disposeAll(params3);
       }
-      opt.dispose(); opt2.dispose();
-      disposeAll(params); disposeAll(params2);
+      opt.dispose();
+      opt2.dispose();
+      disposeAll(params);
+      disposeAll(params2);
     }
   });
 
@@ -168,8 +218,11 @@ describe('optimizer state dicts', () => {
     cz.noGrad(() => sd.state['0.momentum_buffer'].fill_(100));
     const sd2 = opt2.stateDict();
     expect(sd2.state['0.momentum_buffer'].toArray()).toEqual([1, 1]);
-    disposeAll(Object.values(sd.state)); disposeAll(Object.values(sd2.state));
-    opt.dispose(); opt2.dispose(); disposeAll(params);
+    disposeAll(Object.values(sd.state));
+    disposeAll(Object.values(sd2.state));
+    opt.dispose();
+    opt2.dispose();
+    disposeAll(params);
   });
 
   test('mismatched state dicts are refused before anything changes (E_STATE_DICT)', () => {
@@ -181,7 +234,11 @@ describe('optimizer state dicts', () => {
     const other = makeParams([[1, 2, 3], [3]], [[3], [1]]);
     const fresh = new optim.Adam(other, { lr: 0.1 });
     expect(() => fresh.loadStateDict(sd)).toThrow(/shape \[2\], its parameter \[3\]/);
-    try { fresh.loadStateDict(sd); } catch (e) { expect((e as cz.ConvzooError).code).toBe('E_STATE_DICT'); }
+    try {
+      fresh.loadStateDict(sd);
+    } catch (e) {
+      expect((e as cz.ConvzooError).code).toBe('E_STATE_DICT');
+    }
     const grouped = new optim.Adam([{ params: [params[0]] }, { params: [params[1]] }]);
     expect(() => grouped.loadStateDict(sd)).toThrow(/1 parameter groups, this optimizer 2/);
     expect(() => opt.loadStateDict({ state: { '7.exp_avg': sd.state['0.exp_avg'] }, groups: sd.groups })).toThrow(/names no parameter/);
@@ -190,16 +247,27 @@ describe('optimizer state dicts', () => {
     // Nothing changed: opt still has its state.
     const again = opt.stateDict();
     expect(Object.keys(again.state).length).toBe(6);
-    disposeAll(Object.values(sd.state)); disposeAll(Object.values(again.state));
-    opt.dispose(); fresh.dispose(); grouped.dispose();
-    disposeAll(params); disposeAll(other);
+    disposeAll(Object.values(sd.state));
+    disposeAll(Object.values(again.state));
+    opt.dispose();
+    fresh.dispose();
+    grouped.dispose();
+    disposeAll(params);
+    disposeAll(other);
   });
 });
 
 describe('optimizer API', () => {
   test('options are checked: unknown keys, ranges, nesterov, duplicates, empty lists', () => {
     const [p, q] = makeParams([[1], [2]], [[1], [1]]);
-    const code = (fn: () => unknown): string | undefined => { try { fn(); } catch (e) { return (e as cz.ConvzooError).code; } return undefined; };
+    const code = (fn: () => unknown): string | undefined => {
+      try {
+        fn();
+      } catch (e) {
+        return (e as cz.ConvzooError).code;
+      }
+      return undefined;
+    };
     expect(() => new optim.SGD([p], { lr: 0.1, momentun: 0.9 } as never)).toThrow(/unknown option 'momentun'/);
     expect(code(() => new optim.SGD([p], { lr: 0.1, momentun: 0.9 } as never))).toBe('E_ARG');
     expect(() => new optim.SGD([p], {} as never)).toThrow(/lr/);
@@ -226,7 +294,10 @@ describe('optimizer API', () => {
     const [p, q] = makeParams([[1, 2], [3]], [[2], [1]]);
     const opt = new optim.SGD([p], { lr: 0.1, momentum: 0.9 });
     opt.addParamGroup({ params: [q], lr: 0.01 });
-    expect(opt.paramGroups.map((g) => [g.lr, g.momentum])).toEqual([[0.1, 0.9], [0.01, 0.9]]);
+    expect(opt.paramGroups.map((g) => [g.lr, g.momentum])).toEqual([
+      [0.1, 0.9],
+      [0.01, 0.9],
+    ]);
     expect(() => opt.addParamGroup({ params: [q] })).toThrow(/already appears/);
     setGrads([p, q], [[1, 1], [2]], [[2], [1]]);
     opt.zeroGrad({ setToNone: false });
@@ -257,19 +328,36 @@ function makeScheduler(cfg: SchedCfg, opt: cz.optim.Optimizer<any>): Sched {
   const o = cfg.opts;
   const a = cfg.args;
   switch (cfg.kind) {
-    case 'StepLR': return new optim.StepLR(opt, a[0] as number, o);
-    case 'MultiStepLR': return new optim.MultiStepLR(opt, a[0] as number[], o);
-    case 'ConstantLR': return new optim.ConstantLR(opt, o);
-    case 'LinearLR': return new optim.LinearLR(opt, o);
-    case 'ExponentialLR': return new optim.ExponentialLR(opt, a[0] as number);
-    case 'PolynomialLR': return new optim.PolynomialLR(opt, o);
-    case 'CosineAnnealingLR': return new optim.CosineAnnealingLR(opt, a[0] as number, o);
-    case 'LambdaLR': return new optim.LambdaLR(opt, LAMBDAS[a[0] as string]);
-    case 'OneCycleLR': return new optim.OneCycleLR(opt, a[0] as number | number[], o);
-    case 'ReduceLROnPlateau': return new optim.ReduceLROnPlateau(opt, o);
-    case 'SequentialLR': return new optim.SequentialLR(opt, cfg.schedulers!.map((c) => makeScheduler(c, opt) as cz.optim.LRScheduler), cfg.milestones!);
-    case 'ChainedScheduler': return new optim.ChainedScheduler(cfg.schedulers!.map((c) => makeScheduler(c, opt) as cz.optim.LRScheduler));
-    default: throw new Error(`unknown scheduler ${cfg.kind}`);
+    case 'StepLR':
+      return new optim.StepLR(opt, a[0] as number, o);
+    case 'MultiStepLR':
+      return new optim.MultiStepLR(opt, a[0] as number[], o);
+    case 'ConstantLR':
+      return new optim.ConstantLR(opt, o);
+    case 'LinearLR':
+      return new optim.LinearLR(opt, o);
+    case 'ExponentialLR':
+      return new optim.ExponentialLR(opt, a[0] as number);
+    case 'PolynomialLR':
+      return new optim.PolynomialLR(opt, o);
+    case 'CosineAnnealingLR':
+      return new optim.CosineAnnealingLR(opt, a[0] as number, o);
+    case 'LambdaLR':
+      return new optim.LambdaLR(opt, LAMBDAS[a[0] as string]);
+    case 'OneCycleLR':
+      return new optim.OneCycleLR(opt, a[0] as number | number[], o);
+    case 'ReduceLROnPlateau':
+      return new optim.ReduceLROnPlateau(opt, o);
+    case 'SequentialLR':
+      return new optim.SequentialLR(
+        opt,
+        cfg.schedulers!.map((c) => makeScheduler(c, opt) as cz.optim.LRScheduler),
+        cfg.milestones!,
+      );
+    case 'ChainedScheduler':
+      return new optim.ChainedScheduler(cfg.schedulers!.map((c) => makeScheduler(c, opt) as cz.optim.LRScheduler));
+    default:
+      throw new Error(`unknown scheduler ${cfg.kind}`);
   }
 }
 
@@ -280,14 +368,18 @@ function schedOptimizer(cfg: SchedulerRef, params: Tensor[]): cz.optim.Optimizer
 }
 
 function momentumOf(opt: cz.optim.Optimizer<any>): number[] {
-  return opt.paramGroups.map((g) => ('betas' in g ? (g.betas as number[])[0] : g.momentum as number));
+  return opt.paramGroups.map((g) => ('betas' in g ? (g.betas as number[])[0] : (g.momentum as number)));
 }
 
 function runSchedule(cfg: SchedulerRef, sched: Sched, opt: cz.optim.Optimizer<any>, from: number, to: number): { lrs: number[][]; moms: number[][] } {
-  const lrs: number[][] = [], moms: number[][] = [];
+  const lrs: number[][] = [],
+    moms: number[][] = [];
   for (let s = from; s < to; s++) {
     if (cfg.metrics) sched.step(cfg.metrics[s]);
-    else { opt.step(); sched.step(); }
+    else {
+      opt.step();
+      sched.step();
+    }
     lrs.push(sched.getLastLr());
     moms.push(momentumOf(opt));
   }
@@ -298,16 +390,24 @@ const nSteps = (cfg: SchedulerRef): number => cfg.metrics?.length ?? cfg.steps!;
 
 function closeTo(actual: number[][], expected: number[][], tol: number, what: string): void {
   expect(actual.length, what).toBe(expected.length);
-  actual.forEach((row, i) => row.forEach((v, j) => {
-    const e = expected[i][j];
-    expect(Math.abs(v - e) <= tol * Math.abs(e) + 1e-15, `${what}: step ${i}, group ${j}: ${v} vs torch ${e}`).toBe(true);
-  }));
+  actual.forEach((row, i) =>
+    row.forEach((v, j) => {
+      const e = expected[i][j];
+      expect(Math.abs(v - e) <= tol * Math.abs(e) + 1e-15, `${what}: step ${i}, group ${j}: ${v} vs torch ${e}`).toBe(true);
+    }),
+  );
 }
 
 describe('LR schedulers match torch.optim.lr_scheduler', () => {
   test('every scheduler config: lr (and cycled momentum) after construction and every step, to 1e-9', () => {
     for (const cfg of ref.schedulers) {
-      const params = makeParams([[0, 0], [0, 0, 0]], [[2], [3]]);
+      const params = makeParams(
+        [
+          [0, 0],
+          [0, 0, 0],
+        ],
+        [[2], [3]],
+      );
       const opt = schedOptimizer(cfg, params);
       const sched = makeScheduler(cfg, opt);
       const first = sched.getLastLr();
@@ -324,7 +424,13 @@ describe('LR schedulers match torch.optim.lr_scheduler', () => {
     for (const cfg of ref.schedulers) {
       const total = nSteps(cfg);
       const cut = Math.floor(total / 2);
-      const params = makeParams([[0, 0], [0, 0, 0]], [[2], [3]]);
+      const params = makeParams(
+        [
+          [0, 0],
+          [0, 0, 0],
+        ],
+        [[2], [3]],
+      );
       const opt = schedOptimizer(cfg, params);
       const sched = makeScheduler(cfg, opt);
       runSchedule(cfg, sched, opt, 0, cut);
@@ -334,15 +440,23 @@ describe('LR schedulers match torch.optim.lr_scheduler', () => {
       const rest = runSchedule(cfg, sched, opt, cut, total);
 
       // A resumed run: build everything the same way, then load the optimizer's and the scheduler's state.
-      const params2 = makeParams([[0, 0], [0, 0, 0]], [[2], [3]]);
+      const params2 = makeParams(
+        [
+          [0, 0],
+          [0, 0, 0],
+        ],
+        [[2], [3]],
+      );
       const opt2 = schedOptimizer(cfg, params2);
       const sched2 = makeScheduler(cfg, opt2);
       opt2.loadStateDict({ state: {}, groups: saved.groups });
       sched2.loadStateDict(saved.sched);
       const resumed = runSchedule(cfg, sched2, opt2, cut, total);
       expect(resumed, cfg.name).toEqual(rest);
-      opt.dispose(); opt2.dispose();
-      disposeAll(params); disposeAll(params2);
+      opt.dispose();
+      opt2.dispose();
+      disposeAll(params);
+      disposeAll(params2);
     }
   });
 
@@ -360,7 +474,8 @@ describe('LR schedulers match torch.optim.lr_scheduler', () => {
     const plateau = new optim.ReduceLROnPlateau(opt);
     expect(() => plateau.step()).toThrow(/metric/);
     const oc = new optim.OneCycleLR(opt, 1, { totalSteps: 2 });
-    oc.step(); oc.step();
+    oc.step();
+    oc.step();
     expect(() => oc.step()).toThrow(/tried to step 4 times/);
     p.dispose();
   });
@@ -385,7 +500,12 @@ describe('training', () => {
       cz.manualSeed(0);
       const x = cz.randn([64, 4]);
       // Three classes from fixed linear scores: learnable by a small MLP.
-      const w = cz.tensor([[1, -1, 0.5], [0.5, 1, -1], [-1, 0.5, 1], [0.3, -0.2, 0.1]]);
+      const w = cz.tensor([
+        [1, -1, 0.5],
+        [0.5, 1, -1],
+        [-1, 0.5, 1],
+        [0.3, -0.2, 0.1],
+      ]);
       const y = x.matmul(w).argmax(1);
       return { x, y };
     });
@@ -394,13 +514,15 @@ describe('training', () => {
   function trainSteps(opt: cz.optim.Optimizer<any>, model: cz.nn.Module, x: Tensor, y: Tensor, n: number, onStep?: (i: number) => void): number[] {
     const losses: number[] = [];
     for (let i = 0; i < n; i++) {
-      losses.push(cz.tidy(() => {
-        opt.zeroGrad();
-        const loss = F.crossEntropy(model.forward(x), y);
-        loss.backward();
-        opt.step();
-        return loss.item();
-      }));
+      losses.push(
+        cz.tidy(() => {
+          opt.zeroGrad();
+          const loss = F.crossEntropy(model.forward(x), y);
+          loss.backward();
+          opt.step();
+          return loss.item();
+        }),
+      );
       onStep?.(i);
     }
     return losses;
@@ -413,14 +535,18 @@ describe('training', () => {
     const opt = new optim.SGD(model.parameters(), { lr: 0.2, momentum: 0.9, nesterov: true, weightDecay: 1e-4 });
     const sched = new optim.CosineAnnealingLR(opt, 60);
     const counts: number[] = [];
-    const losses = trainSteps(opt, model, x, y, 60, (i) => { sched.step(); if (i >= 1) counts.push(cz.memory().tensors); });
+    const losses = trainSteps(opt, model, x, y, 60, (i) => {
+      sched.step();
+      if (i >= 1) counts.push(cz.memory().tensors);
+    });
     expect(new Set(counts).size, `live tensors per step: ${counts.slice(0, 5).join(', ')}...`).toBe(1);
     expect(losses[59]).toBeLessThan(0.3 * losses[0]);
     expect(sched.getLastLr()[0]).toBeCloseTo(0, 12);
     opt.zeroGrad();
     opt.dispose();
     disposeAll(model.parameters());
-    x.dispose(); y.dispose();
+    x.dispose();
+    y.dispose();
   });
 
   test('AdamW, Adam (amsgrad) and RMSprop (TF style, momentum) train too, with constant tensor counts', () => {
@@ -436,13 +562,16 @@ describe('training', () => {
       const opt = make(model)[k];
       for (const o of make(model)) if (o !== opt) o.dispose();
       const counts: number[] = [];
-      const losses = trainSteps(opt, model, x, y, 40, (i) => { if (i >= 1) counts.push(cz.memory().tensors); });
+      const losses = trainSteps(opt, model, x, y, 40, (i) => {
+        if (i >= 1) counts.push(cz.memory().tensors);
+      });
       expect(new Set(counts).size, String(opt)).toBe(1);
       expect(losses[39], String(opt)).toBeLessThan(0.5 * losses[0]);
       opt.zeroGrad();
       opt.dispose();
       disposeAll(model.parameters());
     }
-    x.dispose(); y.dispose();
+    x.dispose();
+    y.dispose();
   });
 });

@@ -105,7 +105,8 @@ export function runOracle(fx: OracleFixture, model: cz.ClassifierModel): OracleR
   const logits = cz.inferenceMode(() => cz.tidy(() => model.forward(x).to('float64').data() as Float64Array));
   x.dispose();
   const want = fx.logits.flat();
-  let maxDiff = 0, maxRef = 0;
+  let maxDiff = 0,
+    maxRef = 0;
   for (let i = 0; i < want.length; i++) {
     maxDiff = Math.max(maxDiff, Math.abs(logits[i] - want[i]));
     maxRef = Math.max(maxRef, Math.abs(want[i]));

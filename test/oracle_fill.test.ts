@@ -12,7 +12,10 @@ describe('the oracle fill rule (FILL.md worked example)', () => {
     expect(fnv1a32('a')).toBe(3826002220);
     expect(fnv1a32(`${SALT}:features.conv0.weight`)).toBe(2963533692);
     const h = fnv1a32(`${SALT}:features.conv0.weight`);
-    close([0, 1, 2, 3].map((i) => mix(i, h)), [0.696476738, 0.676219076, 0.155000865, -0.605186678]);
+    close(
+      [0, 1, 2, 3].map((i) => mix(i, h)),
+      [0.696476738, 0.676219076, 0.155000865, -0.605186678],
+    );
   });
 
   it('fills each kind of tensor by its rule', () => {

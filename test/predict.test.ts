@@ -23,7 +23,9 @@ beforeAll(async () => {
   for (let i = 0; i < 12; i++) {
     const px = Buffer.alloc(60 * 40 * 3);
     for (let k = 0; k < px.length; k++) px[k] = (k * (i + 3) + i * 17) % 256;
-    await sharp(px, { raw: { width: 60, height: 40, channels: 3 } }).png().toFile(img(i));
+    await sharp(px, { raw: { width: 60, height: 40, channels: 3 } })
+      .png()
+      .toFile(img(i));
   }
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -48,10 +50,22 @@ describe('predict: arguments', () => {
   });
 
   it('rejects sources that are not an array of paths or Buffers, and a bad transform', async () => {
-    await expect(predict(model, img(0) as unknown as string[], { transform: T })).rejects.toMatchObject({ code: 'E_ARG', message: expect.stringMatching(/sources/) });
-    await expect(predict(model, [img(0), 42 as unknown as string], { transform: T })).rejects.toMatchObject({ code: 'E_ARG', message: expect.stringMatching(/sources\[1\]/) });
-    await expect(predict(model, [img(0)], { transform: { ...T, cropSize: 0 } })).rejects.toMatchObject({ code: 'E_ARG', message: expect.stringMatching(/transform\.cropSize/) });
-    await expect(predict(model, [img(0)], { transform: T, labels: 'cat' as unknown as string[] })).rejects.toMatchObject({ code: 'E_ARG', message: expect.stringMatching(/labels/) });
+    await expect(predict(model, img(0) as unknown as string[], { transform: T })).rejects.toMatchObject({
+      code: 'E_ARG',
+      message: expect.stringMatching(/sources/),
+    });
+    await expect(predict(model, [img(0), 42 as unknown as string], { transform: T })).rejects.toMatchObject({
+      code: 'E_ARG',
+      message: expect.stringMatching(/sources\[1\]/),
+    });
+    await expect(predict(model, [img(0)], { transform: { ...T, cropSize: 0 } })).rejects.toMatchObject({
+      code: 'E_ARG',
+      message: expect.stringMatching(/transform\.cropSize/),
+    });
+    await expect(predict(model, [img(0)], { transform: T, labels: 'cat' as unknown as string[] })).rejects.toMatchObject({
+      code: 'E_ARG',
+      message: expect.stringMatching(/labels/),
+    });
   });
 
   it('clamps topk to the number of classes', async () => {
@@ -101,7 +115,8 @@ describe('predict: streaming', () => {
       }
     });
     // The same image gets the same answer in whichever batch it falls.
-    const first = res[0], again = res[12];
+    const first = res[0],
+      again = res[12];
     expect(!isError(first) && !isError(again) && again.predictions[0].probability).toBeCloseTo(!isError(first) ? first.predictions[0].probability : -1, 5);
   });
 
@@ -129,13 +144,23 @@ describe('predict: streaming', () => {
     // (800 MB more for 200 than for 40). Streaming bounds the working set by the batch; what remains
     // between 40 and 200 images is allocator and GC noise, measured at 3 to 15 MB; 64 MB is the margin.
     const big = path.join(dir, 'noise.png');
-    const w = 800, h = 600;
+    const w = 800,
+      h = 600;
     const px = Buffer.alloc(w * h * 3);
     let s = 7;
-    for (let i = 0; i < px.length; i++) { s = (Math.imul(s, 1103515245) + 12345) >>> 0; px[i] = s >>> 24; }
-    await sharp(px, { raw: { width: w, height: h, channels: 3 } }).png({ compressionLevel: 1 }).toFile(big);
+    for (let i = 0; i < px.length; i++) {
+      s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+      px[i] = s >>> 24;
+    }
+    await sharp(px, { raw: { width: w, height: h, channels: 3 } })
+      .png({ compressionLevel: 1 })
+      .toFile(big);
     const files = [big];
-    for (let i = 1; i < 200; i++) { const f = path.join(dir, `noise${i}.png`); symlinkSync(big, f); files.push(f); }
+    for (let i = 1; i < 200; i++) {
+      const f = path.join(dir, `noise${i}.png`);
+      symlinkSync(big, f);
+      files.push(f);
+    }
     const child = `import * as cz from ${JSON.stringify(path.resolve('dist/index.js'))};
 const files = JSON.parse(process.argv[1]);
 const model = cz.buildModel('resnet18');
@@ -143,11 +168,14 @@ const t = { resizeSize: 73, cropSize: 64, mean: [0.485, 0.456, 0.406], std: [0.2
 const r = await cz.predict(model, files, { topk: 1, transform: t, batchSize: 8 });
 process.stdout.write(JSON.stringify({ maxRSS: process.resourceUsage().maxRSS / 1024, n: r.length, errors: r.filter((x) => 'error' in x).length }));`;
     const rss = (n: number) => {
-      const out = JSON.parse(execFileSync('node', ['--input-type=module', '-e', child, JSON.stringify(files.slice(0, n))], { encoding: 'utf8', timeout: 110_000 }));
+      const out = JSON.parse(
+        execFileSync('node', ['--input-type=module', '-e', child, JSON.stringify(files.slice(0, n))], { encoding: 'utf8', timeout: 110_000 }),
+      );
       expect(out).toMatchObject({ n, errors: 0 });
       return out.maxRSS as number;
     };
-    const few = rss(40), many = rss(200);
+    const few = rss(40),
+      many = rss(200);
     console.log(`maxRSS: 40 images ${few.toFixed(0)} MB, 200 images ${many.toFixed(0)} MB`);
     expect(many - few).toBeLessThan(64);
   });

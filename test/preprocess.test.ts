@@ -3,7 +3,7 @@
 // this test writes with sharp; then top-1 and logits of the same seeded resnet18 on both inputs.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
@@ -24,10 +24,12 @@ function pattern(w: number, h: number, c: number, seed = 1): Buffer {
   const b = Buffer.alloc(w * h * c);
   let s = seed;
   const rnd = () => (s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 4294967296;
-  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) for (let k = 0; k < c; k++) {
-    const v = 128 + 90 * Math.sin((x * (k + 1)) / 37 + y / 53 + k) + 30 * Math.cos((x - y) / 11) + 10 * (rnd() - 0.5);
-    b[(y * w + x) * c + k] = Math.max(0, Math.min(255, Math.round(v)));
-  }
+  for (let y = 0; y < h; y++)
+    for (let x = 0; x < w; x++)
+      for (let k = 0; k < c; k++) {
+        const v = 128 + 90 * Math.sin((x * (k + 1)) / 37 + y / 53 + k) + 30 * Math.cos((x - y) / 11) + 10 * (rnd() - 0.5);
+        b[(y * w + x) * c + k] = Math.max(0, Math.min(255, Math.round(v)));
+      }
   return b;
 }
 const raw = (width: number, height: number, channels: 1 | 2 | 3 | 4) => ({ raw: { width, height, channels } });
@@ -49,7 +51,10 @@ const dir = mkdtempSync(path.join(os.tmpdir(), 'cz-preprocess-'));
 const cases: Case[] = [];
 
 async function writeImages(): Promise<void> {
-  const add = async (c: Case, img: ReturnType<typeof sharp>) => { await img.toFile(path.join(dir, c.file)); cases.push(c); };
+  const add = async (c: Case, img: ReturnType<typeof sharp>) => {
+    await img.toFile(path.join(dir, c.file));
+    cases.push(c);
+  };
   const rgb = (w: number, h: number, seed = 1) => sharp(pattern(w, h, 3, seed), raw(w, h, 3));
   await add({ file: 'photo.jpg' }, rgb(640, 480).jpeg({ quality: 90 }));
   await add({ file: 'smooth.jpg' }, rgb(640, 480, 2).blur(4).jpeg({ quality: 95 }));
@@ -57,22 +62,49 @@ async function writeImages(): Promise<void> {
   await add({ file: 'progressive.jpg' }, rgb(333, 500, 8).jpeg({ progressive: true }));
   // Alpha: a transparent band whose colour is not black, and varied alpha elsewhere.
   const rgba = pattern(320, 240, 4, 3);
-  for (let i = 3; i < rgba.length; i += 4) if (((i >> 2) % 320) < 80) rgba[i] = 0;
+  for (let i = 3; i < rgba.length; i += 4) if ((i >> 2) % 320 < 80) rgba[i] = 0;
   await add({ file: 'rgba.png', exact: true }, sharp(rgba, raw(320, 240, 4)).png());
-  await add({ file: 'grey.png', exact: true }, sharp(pattern(300, 200, 1), raw(300, 200, 1)).toColourspace('b-w').png());
-  await add({ file: 'grey.jpg' }, sharp(pattern(300, 200, 1), raw(300, 200, 1)).toColourspace('b-w').jpeg());
-  await add({ file: 'grey-alpha.png', exact: true }, sharp(pattern(300, 200, 2), raw(300, 200, 2)).toColourspace('b-w').png());
+  await add(
+    { file: 'grey.png', exact: true },
+    sharp(pattern(300, 200, 1), raw(300, 200, 1))
+      .toColourspace('b-w')
+      .png(),
+  );
+  await add(
+    { file: 'grey.jpg' },
+    sharp(pattern(300, 200, 1), raw(300, 200, 1))
+      .toColourspace('b-w')
+      .jpeg(),
+  );
+  await add(
+    { file: 'grey-alpha.png', exact: true },
+    sharp(pattern(300, 200, 2), raw(300, 200, 2))
+      .toColourspace('b-w')
+      .png(),
+  );
   await add({ file: 'palette.png', exact: true }, rgb(300, 200).png({ palette: true }));
   // CMYK with sharp's embedded CMYK profile (PIL ignores it and converts naively).
   await add({ file: 'cmyk.jpg' }, rgb(400, 300).toColourspace('cmyk').jpeg());
   // 16 bit: RGB keeps the high byte in PIL; greyscale becomes mode I and saturates at 255.
-  const w16 = 257, h16 = 311, p8 = pattern(w16, h16, 3);
+  const w16 = 257,
+    h16 = 311,
+    p8 = pattern(w16, h16, 3);
   const b16 = new Uint16Array(w16 * h16 * 3);
   for (let i = 0; i < b16.length; i++) b16[i] = p8[i] * 257 + (i % 200);
-  await add({ file: 'rgb16.png', exact: true }, sharp(Buffer.from(b16.buffer), { raw: { width: w16, height: h16, channels: 3, depth: 'ushort' } as never }).toColourspace('rgb16').png());
+  await add(
+    { file: 'rgb16.png', exact: true },
+    sharp(Buffer.from(b16.buffer), { raw: { width: w16, height: h16, channels: 3, depth: 'ushort' } as never })
+      .toColourspace('rgb16')
+      .png(),
+  );
   const g16 = new Uint16Array(w16 * h16);
   for (let i = 0; i < g16.length; i++) g16[i] = p8[i * 3] * 2;
-  await add({ file: 'grey16.png', exact: true }, sharp(Buffer.from(g16.buffer), { raw: { width: w16, height: h16, channels: 1, depth: 'ushort' } as never }).toColourspace('grey16').png());
+  await add(
+    { file: 'grey16.png', exact: true },
+    sharp(Buffer.from(g16.buffer), { raw: { width: w16, height: h16, channels: 1, depth: 'ushort' } as never })
+      .toColourspace('grey16')
+      .png(),
+  );
   // EXIF orientation 6: we rotate by default (the reference with exif_transpose), and not with autoOrient false.
   await add({ file: 'exif6.jpg', ref: { exifTranspose: true } }, rgb(400, 300).jpeg().withMetadata({ orientation: 6 }));
   cases.push({ file: 'exif6.jpg', autoOrient: false, model: false });
@@ -96,13 +128,20 @@ async function writeImages(): Promise<void> {
 }
 
 const out = (i: number) => `case${i}.f32`;
-const readF32 = (file: string) => { const b = readFileSync(file); return new Float32Array(b.buffer, b.byteOffset, b.length / 4); };
+const readF32 = (file: string) => {
+  const b = readFileSync(file);
+  return new Float32Array(b.buffer, b.byteOffset, b.length / 4);
+};
 
 beforeAll(async () => {
   await writeImages();
   requirePython('torch', 'torchvision', 'PIL');
   const manifest = {
-    resize: T.resizeSize, crop: T.cropSize, mean: MEAN, std: STD, interpolation: 'bilinear',
+    resize: T.resizeSize,
+    crop: T.cropSize,
+    mean: MEAN,
+    std: STD,
+    interpolation: 'bilinear',
     images: cases.map((c, i) => ({ file: c.file, out: out(i), model: c.model !== false, ...c.ref })),
     model: { id: 'resnet18', seed: 0, state: 'state.pt', logits: 'logits.f32' },
   };
@@ -115,7 +154,8 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 function greyLevels(a: Float32Array, b: Float32Array, std: number[]): { mean: number; max: number } {
   expect(a.length).toBe(b.length);
   const plane = a.length / std.length;
-  let sum = 0, max = 0;
+  let sum = 0,
+    max = 0;
   for (let i = 0; i < a.length; i++) {
     const d = Math.abs(a[i] - b[i]) * std[Math.floor(i / plane)] * 255;
     sum += d;
@@ -134,7 +174,9 @@ describe('preprocessing against torchvision', () => {
       const x = await loadImage(path.join(dir, c.file), t, { autoOrient: c.autoOrient });
       ours[i] = x;
       const d = greyLevels(x, readF32(path.join(dir, out(i))), t.std);
-      report.push(`${c.file}${c.t ? ' ' + JSON.stringify(c.t) : ''}${c.autoOrient === false ? ' autoOrient false' : ''}: mean ${d.mean.toFixed(4)}, max ${d.max.toFixed(2)}`);
+      report.push(
+        `${c.file}${c.t ? ' ' + JSON.stringify(c.t) : ''}${c.autoOrient === false ? ' autoOrient false' : ''}: mean ${d.mean.toFixed(4)}, max ${d.max.toFixed(2)}`,
+      );
       expect(d.mean, report.at(-1)).toBeLessThanOrEqual(0.5);
       if (c.exact) expect(d.max, report.at(-1)).toBeLessThan(1e-3);
     }
@@ -148,8 +190,19 @@ describe('preprocessing against torchvision', () => {
     const per = 3 * 224 * 224;
     const buf = new Float32Array(idx.length * per);
     idx.forEach((i, j) => buf.set(ours[i] ?? new Float32Array(per), j * per));
-    const logits = cz.inferenceMode(() => cz.tidy(() => model.eval().forward(cz.fromBytes(buf, [idx.length, 3, 224, 224], 'float32')).data())) as Float32Array;
-    const argmax = (a: Float32Array, r: number) => { let b = 0; for (let k = 1; k < 1000; k++) if (a[r * 1000 + k] > a[r * 1000 + b]) b = k; return b; };
+    const logits = cz.inferenceMode(() =>
+      cz.tidy(() =>
+        model
+          .eval()
+          .forward(cz.fromBytes(buf, [idx.length, 3, 224, 224], 'float32'))
+          .data(),
+      ),
+    ) as Float32Array;
+    const argmax = (a: Float32Array, r: number) => {
+      let b = 0;
+      for (let k = 1; k < 1000; k++) if (a[r * 1000 + k] > a[r * 1000 + b]) b = k;
+      return b;
+    };
     // A randomly initialised network answers nearly the same class for every image, so top-1 is also
     // compared on the input-dependent part: each image's logits minus the mean over the images.
     // (The reference's mean for both, so that one image's difference cannot move the others'.)
@@ -162,9 +215,15 @@ describe('preprocessing against torchvision', () => {
     const ourTopC = idx.map((_, j) => argmax(centred(logits), j));
     console.log(`centred top-1 (reference / ours): ${refTopC.join(',')} / ${ourTopC.join(',')}; distinct ${new Set(refTopC).size}`);
     expect(ourTopC).toEqual(refTopC);
-    let num = 0, den = 0;
-    for (let k = 0; k < ref.length; k++) { num += (logits[k] - ref[k]) ** 2; den += ref[k] ** 2; }
-    console.log(`top-1 (reference / ours): ${refTop.join(',')} / ${ourTop.join(',')}; distinct reference classes ${new Set(refTop).size}; relative logits difference ${Math.sqrt(num / den).toExponential(2)}`);
+    let num = 0,
+      den = 0;
+    for (let k = 0; k < ref.length; k++) {
+      num += (logits[k] - ref[k]) ** 2;
+      den += ref[k] ** 2;
+    }
+    console.log(
+      `top-1 (reference / ours): ${refTop.join(',')} / ${ourTop.join(',')}; distinct reference classes ${new Set(refTop).size}; relative logits difference ${Math.sqrt(num / den).toExponential(2)}`,
+    );
     expect(ourTop).toEqual(refTop);
     expect(Math.sqrt(num / den)).toBeLessThan(1e-4);
   });
@@ -185,13 +244,22 @@ describe('preprocessing pieces', () => {
 
   it('drops alpha without premultiplying, as convert("RGB") does', async () => {
     const px = Buffer.from([200, 100, 50, 0, 10, 20, 30, 128]);
-    const d = await decodeImage(await sharp(px, raw(2, 1, 4)).png().toBuffer());
+    const d = await decodeImage(
+      await sharp(px, raw(2, 1, 4))
+        .png()
+        .toBuffer(),
+    );
     expect(d.channels).toBe(3);
     expect(Array.from(d.data)).toEqual([200, 100, 50, 10, 20, 30]);
   });
 
   it('keeps a greyscale image as one channel and replicates it for a 3-channel transform', async () => {
-    const d = await decodeImage(await sharp(Buffer.from([0, 255, 128, 64]), raw(2, 2, 1)).toColourspace('b-w').png().toBuffer());
+    const d = await decodeImage(
+      await sharp(Buffer.from([0, 255, 128, 64]), raw(2, 2, 1))
+        .toColourspace('b-w')
+        .png()
+        .toBuffer(),
+    );
     expect(d.channels).toBe(1);
     const x = preprocessPixels(d, { ...T, resizeSize: 2, cropSize: 2, mean: [0, 0, 0], std: [1, 1, 1] });
     expect(Array.from(x.subarray(0, 4))).toEqual(Array.from(x.subarray(8, 12)));

@@ -20,13 +20,17 @@ export function requirePython(...modules: string[]): string {
       try {
         execFileSync(PYTHON, ['-c', modules.map((m) => `import ${m}`).join('; ') || 'pass'], { stdio: 'pipe' });
       } catch (e) {
-        problem = `${PYTHON} cannot import ${modules.join(', ')} (${String((e as { stderr?: Buffer }).stderr ?? e).trim().split('\n').pop()})`;
+        problem = `${PYTHON} cannot import ${modules.join(', ')} (${String((e as { stderr?: Buffer }).stderr ?? e)
+          .trim()
+          .split('\n')
+          .pop()})`;
       }
     }
     checked.set(key, problem);
   }
   const problem = checked.get(key);
-  if (problem) throw new Error(`the Python reference is not installed: ${problem}. Run sh scripts/setup.sh (it installs python3-torch and python3-torchvision).`);
+  if (problem)
+    throw new Error(`the Python reference is not installed: ${problem}. Run sh scripts/setup.sh (it installs python3-torch and python3-torchvision).`);
   return PYTHON;
 }
 

@@ -4,4 +4,6 @@
 import { beforeEach } from 'vitest';
 
 const gc = (globalThis as { gc?: () => void }).gc;
-beforeEach(() => { gc?.(); });
+beforeEach(() => {
+  gc?.();
+});

@@ -20,17 +20,44 @@ const tmp = (p: string) => mkdtempSync(path.join(os.tmpdir(), `cz-train-${p}-`))
 function sliceIdx(split: 'train' | 't10k', n: number, dir: string) {
   const img = gunzipSync(readFileSync(`${FM}/${split}-images-idx3-ubyte.gz`));
   const lab = gunzipSync(readFileSync(`${FM}/${split}-labels-idx1-ubyte.gz`));
-  const ih = Buffer.from(img.subarray(0, 16)); ih.writeUInt32BE(n, 4);
-  const lh = Buffer.from(lab.subarray(0, 8)); lh.writeUInt32BE(n, 4);
+  const ih = Buffer.from(img.subarray(0, 16));
+  ih.writeUInt32BE(n, 4);
+  const lh = Buffer.from(lab.subarray(0, 8));
+  lh.writeUInt32BE(n, 4);
   const prefix = split === 'train' ? 'train' : 't10k';
   writeFileSync(path.join(dir, `${prefix}-images-idx3-ubyte`), Buffer.concat([ih, img.subarray(16, 16 + n * 784)]));
   writeFileSync(path.join(dir, `${prefix}-labels-idx1-ubyte`), Buffer.concat([lh, lab.subarray(8, 8 + n)]));
 }
 
-const base = (out: string, extra: string[] = []) => ['train', '--model', 'resnet20', '--data', data, '--epochs', '3', '--batch-size', '64',
-  '--lr', '0.05', '--seed', '7', '--threads', '1', '--workers', '0', '--json', '--out', out, ...extra];
+const base = (out: string, extra: string[] = []) => [
+  'train',
+  '--model',
+  'resnet20',
+  '--data',
+  data,
+  '--epochs',
+  '3',
+  '--batch-size',
+  '64',
+  '--lr',
+  '0.05',
+  '--seed',
+  '7',
+  '--threads',
+  '1',
+  '--workers',
+  '0',
+  '--json',
+  '--out',
+  out,
+  ...extra,
+];
 const run = (args: string[]) => spawnSync('node', [CLI, ...args], { encoding: 'utf8', timeout: 120_000 });
-const rows = (dir: string) => readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+const rows = (dir: string) =>
+  readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
 const sameEpoch = (a: Record<string, number>, b: Record<string, number>) => {
   for (const k of ['epoch', 'trainLoss', 'trainAccuracy', 'testLoss', 'testAccuracy', 'lr']) expect(a[k], k).toBe(b[k]);
 };
@@ -50,9 +77,13 @@ describe('convzoo train', () => {
     const m = rows(full);
     expect(m.map((x) => x.epoch)).toEqual([1, 2, 3]);
     expect(m[2].trainLoss).toBeLessThan(m[0].trainLoss);
-    for (const f of ['last.ckpt', 'best.ckpt', 'curves.svg', 'curves.png', 'confusion.svg', 'confusion.png']) expect(existsSync(path.join(full, f)), f).toBe(true);
+    for (const f of ['last.ckpt', 'best.ckpt', 'curves.svg', 'curves.png', 'confusion.svg', 'confusion.png'])
+      expect(existsSync(path.join(full, f)), f).toBe(true);
     // JSON lines on stdout: start, steps, epochs, done, then the summary line.
-    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const events = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(events[0].type).toBe('start');
     expect(events.filter((e) => e.type === 'epoch')).toHaveLength(3);
   });
@@ -70,9 +101,16 @@ describe('convzoo train', () => {
     // Kill as soon as the first epoch is recorded (the process is then inside epoch 2).
     await new Promise<void>((resolve, reject) => {
       const t = setInterval(() => {
-        if (existsSync(path.join(out, 'metrics.jsonl')) && rows(out).length >= 1) { clearInterval(t); child.kill('SIGKILL'); resolve(); }
+        if (existsSync(path.join(out, 'metrics.jsonl')) && rows(out).length >= 1) {
+          clearInterval(t);
+          child.kill('SIGKILL');
+          resolve();
+        }
       }, 20);
-      child.on('exit', () => { clearInterval(t); reject(new Error('the run ended before it could be killed')); });
+      child.on('exit', () => {
+        clearInterval(t);
+        reject(new Error('the run ended before it could be killed'));
+      });
     });
     await new Promise((r) => child.on('exit', r));
     const done = rows(out).length;
@@ -130,20 +168,48 @@ describe('convzoo train', () => {
     expect(JSON.parse(ten.stdout).count).toBe(128);
   });
 
-  it('trains on an image folder with the papers\' augmentations, skipping a corrupt image', async () => {
+  it("trains on an image folder with the papers' augmentations, skipping a corrupt image", async () => {
     const root = tmp('folder');
-    for (const [c, color] of [['cats', [200, 40, 40]], ['dogs', [40, 40, 200]]] as const) {
+    for (const [c, color] of [
+      ['cats', [200, 40, 40]],
+      ['dogs', [40, 40, 200]],
+    ] as const) {
       mkdirSync(path.join(root, c));
       for (let i = 0; i < 6; i++) {
         await sharp({ create: { width: 40 + i, height: 48, channels: 3, background: { r: color[0], g: color[1] + i * 10, b: color[2] } } })
-          .png().toFile(path.join(root, c, `${i}.png`));
+          .png()
+          .toFile(path.join(root, c, `${i}.png`));
       }
     }
     writeFileSync(path.join(root, 'dogs', 'broken.png'), 'not a png');
     for (const augment of ['alexnet', 'vgg']) {
       const out = tmp(`folder-${augment}`);
-      const r = run(['train', '--model', 'resnet18', '--data', root, '--input-size', '32', '--augment', augment, '--epochs', '1',
-        '--batch-size', '4', '--lr', '0.01', '--val-split', '0.34', '--threads', '1', '--workers', '1', '--json', '--out', out]);
+      const r = run([
+        'train',
+        '--model',
+        'resnet18',
+        '--data',
+        root,
+        '--input-size',
+        '32',
+        '--augment',
+        augment,
+        '--epochs',
+        '1',
+        '--batch-size',
+        '4',
+        '--lr',
+        '0.01',
+        '--val-split',
+        '0.34',
+        '--threads',
+        '1',
+        '--workers',
+        '1',
+        '--json',
+        '--out',
+        out,
+      ]);
       expect(r.status, r.stderr).toBe(0);
       expect(r.stderr).toMatch(/broken\.png/);
       const [row] = rows(out);

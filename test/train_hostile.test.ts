@@ -28,26 +28,58 @@ let run1Stdout = '';
 function sliceIdx(split: 'train' | 't10k', n: number, dir: string) {
   const img = gunzipSync(readFileSync(`${FM}/${split}-images-idx3-ubyte.gz`));
   const lab = gunzipSync(readFileSync(`${FM}/${split}-labels-idx1-ubyte.gz`));
-  const ih = Buffer.from(img.subarray(0, 16)); ih.writeUInt32BE(n, 4);
-  const lh = Buffer.from(lab.subarray(0, 8)); lh.writeUInt32BE(n, 4);
+  const ih = Buffer.from(img.subarray(0, 16));
+  ih.writeUInt32BE(n, 4);
+  const lh = Buffer.from(lab.subarray(0, 8));
+  lh.writeUInt32BE(n, 4);
   writeFileSync(path.join(dir, `${split}-images-idx3-ubyte`), Buffer.concat([ih, img.subarray(16, 16 + n * 784)]));
   writeFileSync(path.join(dir, `${split}-labels-idx1-ubyte`), Buffer.concat([lh, lab.subarray(8, 8 + n)]));
 }
 
-const trainArgs = (out: string, extra: string[] = []) => ['train', '--model', 'resnet20', '--data', data, '--epochs', '1', '--batch-size', '32',
-  '--lr', '0.05', '--seed', '3', '--threads', '1', '--workers', '0', '--json', '--out', out, ...extra];
+const trainArgs = (out: string, extra: string[] = []) => [
+  'train',
+  '--model',
+  'resnet20',
+  '--data',
+  data,
+  '--epochs',
+  '1',
+  '--batch-size',
+  '32',
+  '--lr',
+  '0.05',
+  '--seed',
+  '3',
+  '--threads',
+  '1',
+  '--workers',
+  '0',
+  '--json',
+  '--out',
+  out,
+  ...extra,
+];
 const cli = (args: string[]) => spawnSync('node', [CLI, ...args], { encoding: 'utf8', timeout: 120_000 });
 /** The CLI without blocking this process's event loop (so that a test server can answer meanwhile). */
 function cliAsync(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn('node', [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '', stderr = '';
-    child.stdout.on('data', (d) => { stdout += d; });
-    child.stderr.on('data', (d) => { stderr += d; });
+    let stdout = '',
+      stderr = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
     child.on('close', (status) => resolve({ status, stdout, stderr }));
   });
 }
-const rows = (dir: string) => readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+const rows = (dir: string) =>
+  readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
 const until = async (cond: () => boolean, ms = 60_000) => {
   const start = Date.now();
   while (!cond()) {
@@ -70,7 +102,8 @@ async function imageFolder(root: string, classes: string[], perClass: number) {
     mkdirSync(path.join(root, c), { recursive: true });
     for (let i = 0; i < perClass; i++) {
       await sharp({ create: { width: 36, height: 36, channels: 3, background: { r: 60 * k, g: 20 * i, b: 200 - 60 * k } } })
-        .png().toFile(path.join(root, c, `${i}.png`));
+        .png()
+        .toFile(path.join(root, c, `${i}.png`));
     }
   }
 }
@@ -90,8 +123,14 @@ describe('resume trusts nothing in the checkpoint', () => {
   let requests = 0;
   let port = 0;
   beforeAll(async () => {
-    server = createServer((req, res) => { requests++; res.statusCode = 404; res.end(); });
-    server.on('connection', () => { requests++; });
+    server = createServer((_req, res) => {
+      requests++;
+      res.statusCode = 404;
+      res.end();
+    });
+    server.on('connection', () => {
+      requests++;
+    });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     port = (server.address() as { port: number }).port;
   });
@@ -140,11 +179,15 @@ describe('resume trusts nothing in the checkpoint', () => {
 
   it('validates the options stored in a checkpoint like command-line input', async () => {
     const dir = tmp('crafted-opts');
-    await craft(path.join(run1, 'last.ckpt'), path.join(dir, 'last.ckpt'), (info) => { info.options.numWorkers = 100000; });
+    await craft(path.join(run1, 'last.ckpt'), path.join(dir, 'last.ckpt'), (info) => {
+      info.options.numWorkers = 100000;
+    });
     const r = cli(['train', '--resume', path.join(dir, 'last.ckpt'), '--epochs', '2', '--json']);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/holds an invalid option: numWorkers/);
-    await craft(path.join(run1, 'last.ckpt'), path.join(dir, 'bad-data.ckpt'), (info) => { info.options.data = path.join(dir, 'nope'); });
+    await craft(path.join(run1, 'last.ckpt'), path.join(dir, 'bad-data.ckpt'), (info) => {
+      info.options.data = path.join(dir, 'nope');
+    });
     const d = cli(['train', '--resume', path.join(dir, 'bad-data.ckpt'), '--epochs', '2', '--json']);
     expect(d.status).toBe(3);
     expect(d.stderr).toMatch(/not 'fashion-mnist' and not a folder/);
@@ -184,10 +227,15 @@ describe('one run per output folder', () => {
   it('a second run on the folder of a running one fails at once; Ctrl-C on a terminal restores it and says how to continue', async () => {
     const out = tmp('sigint');
     // A pseudo-terminal (util-linux script), so the CLI draws its progress bar.
-    const cmd = ['node', CLI, ...trainArgs(out, ['--epochs', '200'])].filter((a) => a !== '--json').map((a) => `'${a}'`).join(' ');
+    const cmd = ['node', CLI, ...trainArgs(out, ['--epochs', '200'])]
+      .filter((a) => a !== '--json')
+      .map((a) => `'${a}'`)
+      .join(' ');
     const child = spawn('script', ['-qefc', cmd, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
     let output = '';
-    child.stdout.on('data', (d) => { output += d; });
+    child.stdout.on('data', (d) => {
+      output += d;
+    });
     const exited = new Promise<number | null>((r) => child.on('close', r));
     await until(() => /epoch 1: train loss/.test(output) && /epoch 2 /.test(output.slice(output.indexOf('epoch 1: train loss'))));
     const second = cli(trainArgs(out));
@@ -204,14 +252,19 @@ describe('one run per output folder', () => {
     expect(tail).toContain('\x1b[?7h');
     expect(output, shown).toContain(`interrupted; continue with: convzoo train --resume ${path.join(out, 'last.ckpt')}`);
     expect(existsSync(path.join(out, '.lock'))).toBe(false);
-    expect(readdirSync(out).filter((f) => f.endsWith('.tmp')), shown).toEqual([]);
+    expect(
+      readdirSync(out).filter((f) => f.endsWith('.tmp')),
+      shown,
+    ).toEqual([]);
   });
 
   it('says there is no checkpoint yet when interrupted in the first epoch', async () => {
     const out = tmp('sigint-early');
     const child = spawn('node', [CLI, ...trainArgs(out, ['--epochs', '5'])], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
-    child.stderr.on('data', (d) => { stderr += d; });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
     const exited = new Promise<number | null>((r) => child.on('close', r));
     await until(() => existsSync(path.join(out, '.lock')));
     child.kill('SIGINT');
@@ -223,8 +276,17 @@ describe('one run per output folder', () => {
   it('the bar reporter restores the terminal when stopped mid-bar', () => {
     let written = '';
     const stream = Object.assign(Object.create(process.stderr), {
-      isTTY: true, columns: 100, write: (s: string) => { written += s; return true; },
-      cursorTo: () => true, clearLine: () => true, moveCursor: () => true, on: () => stream, removeListener: () => stream,
+      isTTY: true,
+      columns: 100,
+      write: (s: string) => {
+        written += s;
+        return true;
+      },
+      cursorTo: () => true,
+      clearLine: () => true,
+      moveCursor: () => true,
+      on: () => stream,
+      removeListener: () => stream,
     }) as NodeJS.WriteStream;
     const report = trainReporter({ stream });
     report({ type: 'step', epoch: 1, step: 1, steps: 10, loss: 1, accuracy: 0.5, imagesPerSecond: 10, etaSeconds: 1, lr: 0.1 });
@@ -240,12 +302,34 @@ describe('eval of a checkpoint', () => {
     folder = tmp('eval-folder');
     await imageFolder(folder, ['cats', 'dogs'], 6);
     folderRun = tmp('eval-run');
-    const r = cli(['train', '--model', 'resnet20', '--data', folder, '--input-size', '16', '--epochs', '1', '--batch-size', '4',
-      '--lr', '0.01', '--val-split', '0.34', '--threads', '1', '--workers', '0', '--json', '--out', folderRun]);
+    const r = cli([
+      'train',
+      '--model',
+      'resnet20',
+      '--data',
+      folder,
+      '--input-size',
+      '16',
+      '--epochs',
+      '1',
+      '--batch-size',
+      '4',
+      '--lr',
+      '0.01',
+      '--val-split',
+      '0.34',
+      '--threads',
+      '1',
+      '--workers',
+      '0',
+      '--json',
+      '--out',
+      folderRun,
+    ]);
     expect(r.status, r.stderr).toBe(0);
   });
 
-  it('evaluates on the run\'s own folder and held-out split by default', () => {
+  it("evaluates on the run's own folder and held-out split by default", () => {
     const r = cli(['eval', '--checkpoint', path.join(folderRun, 'last.ckpt'), '--json']);
     expect(r.status, r.stderr).toBe(0);
     const e = JSON.parse(r.stdout);
@@ -271,11 +355,23 @@ describe('eval of a checkpoint', () => {
 describe('bad options and data fail before any training', () => {
   it('rejects out-of-range options on the command line with one line, no stack trace', () => {
     // (The library test below covers every option; these are the parsers.)
-    for (const [flag, value] of [['--input-size', 'abc'], ['--epochs', '-1'], ['--subset', '0'], ['--lr', 'nan'], ['--val-split', '1']]) {
+    for (const [flag, value] of [
+      ['--input-size', 'abc'],
+      ['--epochs', '-1'],
+      ['--subset', '0'],
+      ['--lr', 'nan'],
+      ['--val-split', '1'],
+    ]) {
       const out = path.join(tmp('badopt'), 'run');
       const r = cli(trainArgs(out, [flag, value]));
       expect(r.status, `${flag} ${value}`).toBe(2);
-      expect(r.stderr.trim().split('\n').filter((l) => !l.startsWith('(add --help')), `${flag} ${value}`).toHaveLength(1);
+      expect(
+        r.stderr
+          .trim()
+          .split('\n')
+          .filter((l) => !l.startsWith('(add --help')),
+        `${flag} ${value}`,
+      ).toHaveLength(1);
       expect(r.stderr).toContain(flag);
       expect(r.stderr).not.toMatch(/\n\s+at /);
       expect(existsSync(out)).toBe(false);
@@ -283,9 +379,26 @@ describe('bad options and data fail before any training', () => {
   });
 
   it('rejects out-of-range options in the library, before creating anything', async () => {
-    const bad: Record<string, unknown>[] = [{ epochs: 0 }, { epochs: 1.5 }, { batchSize: 0 }, { lr: 0 }, { lr: Infinity }, { momentum: 1 }, { weightDecay: -1 },
-      { warmupEpochs: -1 }, { labelSmoothing: 1 }, { valSplit: 1 }, { subset: 0 }, { numWorkers: -1 }, { threads: 0 }, { seed: 0.5 }, { inputSize: 2 },
-      { optimizer: 'nope' }, { schedule: 'nope' }, { augment: 'nope' }];
+    const bad: Record<string, unknown>[] = [
+      { epochs: 0 },
+      { epochs: 1.5 },
+      { batchSize: 0 },
+      { lr: 0 },
+      { lr: Infinity },
+      { momentum: 1 },
+      { weightDecay: -1 },
+      { warmupEpochs: -1 },
+      { labelSmoothing: 1 },
+      { valSplit: 1 },
+      { subset: 0 },
+      { numWorkers: -1 },
+      { threads: 0 },
+      { seed: 0.5 },
+      { inputSize: 2 },
+      { optimizer: 'nope' },
+      { schedule: 'nope' },
+      { augment: 'nope' },
+    ];
     for (const b of bad) {
       const out = path.join(tmp('badlib'), 'run');
       const e = await train({ model: 'resnet20', data, out, ...b }).catch((err) => err);
@@ -302,8 +415,27 @@ describe('bad options and data fail before any training', () => {
       mkdirSync(path.join(corrupt, c));
       for (let i = 0; i < 3; i++) writeFileSync(path.join(corrupt, c, `${i}.png`), 'not a png');
     }
-    const folderArgs = (root: string, out: string, extra: string[] = []) => ['train', '--model', 'resnet20', '--data', root, '--input-size', '16',
-      '--epochs', '1', '--batch-size', '2', '--threads', '1', '--workers', '0', '--json', '--out', out, ...extra];
+    const folderArgs = (root: string, out: string, extra: string[] = []) => [
+      'train',
+      '--model',
+      'resnet20',
+      '--data',
+      root,
+      '--input-size',
+      '16',
+      '--epochs',
+      '1',
+      '--batch-size',
+      '2',
+      '--threads',
+      '1',
+      '--workers',
+      '0',
+      '--json',
+      '--out',
+      out,
+      ...extra,
+    ];
     let out = tmp('corrupt-out');
     let r = cli(folderArgs(corrupt, out));
     expect(r.status).toBe(3);
@@ -330,7 +462,11 @@ describe('bad options and data fail before any training', () => {
 describe('metric names, summaries and the checkpoint reader', () => {
   it('metrics.jsonl rows and epoch events use the same names', () => {
     const [row] = rows(run1);
-    const event = run1Stdout.trim().split('\n').map((l) => JSON.parse(l)).find((e) => e.type === 'epoch');
+    const event = run1Stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .find((e) => e.type === 'epoch');
     for (const k of ['testLoss', 'testAccuracy', 'testTop5', 'trainLoss', 'trainAccuracy', 'lr']) {
       expect(row, k).toHaveProperty(k);
       expect(event[k], k).toBe(row[k]);

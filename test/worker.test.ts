@@ -30,7 +30,8 @@ describe('ModelWorker', () => {
       again.dispose();
     } finally {
       await worker.close();
-      x.dispose(); ref.dispose();
+      x.dispose();
+      ref.dispose();
     }
     await expect(worker.forward(cz.zeros([1]))).rejects.toThrow(/closed/);
   });
@@ -52,13 +53,16 @@ describe('ModelWorker', () => {
       const mine = cz.inferenceMode(() => local.eval().forward(x));
       const theirs = await worker.forward(x);
       expect(cz.tidy(() => mine.sub(theirs).abs().max().item())).toBe(0);
-      mine.dispose(); theirs.dispose(); local.dispose();
+      mine.dispose();
+      theirs.dispose();
+      local.dispose();
       const noTrain = await cz.ModelWorker.create('resnet20', { inChans: 1, numClasses: 10, threads: 1 });
       await expect(noTrain.trainStep(x, y)).rejects.toThrow(/create the worker with a `train` configuration/);
       await noTrain.close();
     } finally {
       await worker.close();
-      x.dispose(); y.dispose();
+      x.dispose();
+      y.dispose();
     }
   });
 

@@ -11,7 +11,10 @@ import { OPTIMIZERS, SCHEDULES } from '../train/recipe.js';
 import { AUGMENTS } from '../train/datasets.js';
 
 export interface OptionSpec {
-  flags: string; description: string; default?: unknown; choices?: string[];
+  flags: string;
+  description: string;
+  default?: unknown;
+  choices?: string[];
   /** Shown in --help as "(default: ...)" where the library, not the CLI, applies the default. */
   defaultText?: string;
   parse?: (value: string, previous: unknown) => unknown;
@@ -21,25 +24,31 @@ export interface CommandSpec {
   description: string;
   args?: { name: string; description: string }[];
   options?: OptionSpec[];
-  run: (args: unknown[], opts: Record<string, unknown>) => Promise<number | void>;
+  /** Resolves to the exit code (a number), or to nothing for 0. */
+  run: (args: unknown[], opts: Record<string, unknown>) => Promise<unknown>;
 }
 
 // Option parsers: a bad value is a one-line usage error (commander's InvalidArgumentError), never a trace.
-const int = (_flag: string, min = Number.MIN_SAFE_INTEGER, max = Number.MAX_SAFE_INTEGER) => (v: string): number => {
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isInteger(n)) throw new InvalidArgumentError(`expected an integer, got '${v}'.`);
-  if (n < min || n > max) throw new InvalidArgumentError(`expected an integer${max < Number.MAX_SAFE_INTEGER ? ` from ${min} to ${max}` : ` of at least ${min}`}, got ${v}.`);
-  return n;
-};
-const num = (_flag: string, lo = -Infinity, hi = Infinity, { loOpen = false, hiOpen = false } = {}) => (v: string): number => {
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`expected a number, got '${v}'.`);
-  if ((loOpen ? n <= lo : n < lo) || (hiOpen ? n >= hi : n > hi)) {
-    const parts = [lo > -Infinity ? `${loOpen ? '>' : '>='} ${lo}` : '', hi < Infinity ? `${hiOpen ? '<' : '<='} ${hi}` : ''].filter(Boolean);
-    throw new InvalidArgumentError(`expected a number ${parts.join(' and ')}, got ${v}.`);
-  }
-  return n;
-};
+const int =
+  (_flag: string, min = Number.MIN_SAFE_INTEGER, max = Number.MAX_SAFE_INTEGER) =>
+  (v: string): number => {
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isInteger(n)) throw new InvalidArgumentError(`expected an integer, got '${v}'.`);
+    if (n < min || n > max)
+      throw new InvalidArgumentError(`expected an integer${max < Number.MAX_SAFE_INTEGER ? ` from ${min} to ${max}` : ` of at least ${min}`}, got ${v}.`);
+    return n;
+  };
+const num =
+  (_flag: string, lo = -Infinity, hi = Infinity, { loOpen = false, hiOpen = false } = {}) =>
+  (v: string): number => {
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`expected a number, got '${v}'.`);
+    if ((loOpen ? n <= lo : n < lo) || (hiOpen ? n >= hi : n > hi)) {
+      const parts = [lo > -Infinity ? `${loOpen ? '>' : '>='} ${lo}` : '', hi < Infinity ? `${hiOpen ? '<' : '<='} ${hi}` : ''].filter(Boolean);
+      throw new InvalidArgumentError(`expected a number ${parts.join(' and ')}, got ${v}.`);
+    }
+    return n;
+  };
 /** An image size: one number (square) for the training commands; C,H,W or HxW for info. */
 const shape = (v: string): number[] => {
   const dims = v.split(/[,x]/).map(int('--input-size', 1, 4096));
@@ -50,34 +59,62 @@ const out = (s: string) => process.stdout.write(s + '\n');
 
 const D = TRAIN_DEFAULTS;
 const trainOptions: OptionSpec[] = [
-    { flags: '--data <name|dir>', description: "'fashion-mnist' (the embedded default) or an image folder (one sub-folder per class)" },
-    { flags: '--epochs <n>', description: 'epochs', defaultText: String(D.epochs), parse: int('--epochs', 1) },
-    { flags: '--batch-size <n>', description: 'images per step', defaultText: String(D.batchSize), parse: int('--batch-size', 1) },
-    { flags: '--lr <x>', description: 'learning rate', defaultText: String(D.lr), parse: num('--lr', 0, Infinity, { loOpen: true }) },
-    { flags: '--optimizer <name>', description: 'optimizer', defaultText: D.optimizer, choices: OPTIMIZERS },
-    { flags: '--momentum <x>', description: 'momentum (SGD, RMSprop), in [0, 1)', defaultText: String(D.momentum), parse: num('--momentum', 0, 1, { hiOpen: true }) },
-    { flags: '--weight-decay <x>', description: 'weight decay of conv and linear weights', defaultText: String(D.weightDecay), parse: num('--weight-decay', 0) },
-    { flags: '--schedule <name>', description: 'learning-rate schedule', defaultText: D.schedule, choices: SCHEDULES },
-    { flags: '--warmup-epochs <x>', description: 'linear warm-up epochs (fractions allowed)', defaultText: String(D.warmupEpochs), parse: num('--warmup-epochs', 0) },
-    { flags: '--label-smoothing <x>', description: 'label smoothing, in [0, 1)', defaultText: String(D.labelSmoothing), parse: num('--label-smoothing', 0, 1, { hiOpen: true }) },
-    { flags: '--augment <kind>', description: 'training augmentation (alexnet: PCA lighting; vgg: scale jittering)', choices: AUGMENTS },
-    { flags: '--input-size <n>', description: 'resize images to n x n (e.g. for ImageNet models on Fashion-MNIST)', defaultText: '28 for Fashion-MNIST, 224 for folders', parse: int('--input-size', 8, 4096) },
-    { flags: '--val-split <x>', description: 'image folders: fraction held out for testing, in (0, 1)', defaultText: '0.2', parse: num('--val-split', 0, 1, { loOpen: true, hiOpen: true }) },
-    { flags: '--subset <n>', description: 'train on the first n images only (quick runs)', parse: int('--subset', 1) },
-    { flags: '--workers <n>', description: 'data loader worker threads', defaultText: '1', parse: int('--workers', 0, 256) },
-    { flags: '--threads <n>', description: 'libtorch threads', defaultText: 'one per core', parse: int('--threads', 1, 1024) },
-    { flags: '--seed <n>', description: 'random seed', defaultText: String(D.seed), parse: int('--seed', 0) },
-    { flags: '--out <dir>', description: 'output folder (default ./convzoo-run; with --resume, the checkpoint\'s folder)' },
-    { flags: '--resume <file>', description: 'continue the run saved in this checkpoint (last.ckpt)' },
-    { flags: '--weights <w>', description: "start from pretrained weights: 'DEFAULT', a tag, a file or a URL (the head is reset when the class count differs)" },
-    { flags: '--json', description: 'JSON lines instead of a progress bar (the default on a pipe)' },
+  { flags: '--data <name|dir>', description: "'fashion-mnist' (the embedded default) or an image folder (one sub-folder per class)" },
+  { flags: '--epochs <n>', description: 'epochs', defaultText: String(D.epochs), parse: int('--epochs', 1) },
+  { flags: '--batch-size <n>', description: 'images per step', defaultText: String(D.batchSize), parse: int('--batch-size', 1) },
+  { flags: '--lr <x>', description: 'learning rate', defaultText: String(D.lr), parse: num('--lr', 0, Infinity, { loOpen: true }) },
+  { flags: '--optimizer <name>', description: 'optimizer', defaultText: D.optimizer, choices: OPTIMIZERS },
+  {
+    flags: '--momentum <x>',
+    description: 'momentum (SGD, RMSprop), in [0, 1)',
+    defaultText: String(D.momentum),
+    parse: num('--momentum', 0, 1, { hiOpen: true }),
+  },
+  { flags: '--weight-decay <x>', description: 'weight decay of conv and linear weights', defaultText: String(D.weightDecay), parse: num('--weight-decay', 0) },
+  { flags: '--schedule <name>', description: 'learning-rate schedule', defaultText: D.schedule, choices: SCHEDULES },
+  {
+    flags: '--warmup-epochs <x>',
+    description: 'linear warm-up epochs (fractions allowed)',
+    defaultText: String(D.warmupEpochs),
+    parse: num('--warmup-epochs', 0),
+  },
+  {
+    flags: '--label-smoothing <x>',
+    description: 'label smoothing, in [0, 1)',
+    defaultText: String(D.labelSmoothing),
+    parse: num('--label-smoothing', 0, 1, { hiOpen: true }),
+  },
+  { flags: '--augment <kind>', description: 'training augmentation (alexnet: PCA lighting; vgg: scale jittering)', choices: AUGMENTS },
+  {
+    flags: '--input-size <n>',
+    description: 'resize images to n x n (e.g. for ImageNet models on Fashion-MNIST)',
+    defaultText: '28 for Fashion-MNIST, 224 for folders',
+    parse: int('--input-size', 8, 4096),
+  },
+  {
+    flags: '--val-split <x>',
+    description: 'image folders: fraction held out for testing, in (0, 1)',
+    defaultText: '0.2',
+    parse: num('--val-split', 0, 1, { loOpen: true, hiOpen: true }),
+  },
+  { flags: '--subset <n>', description: 'train on the first n images only (quick runs)', parse: int('--subset', 1) },
+  { flags: '--workers <n>', description: 'data loader worker threads', defaultText: '1', parse: int('--workers', 0, 256) },
+  { flags: '--threads <n>', description: 'libtorch threads', defaultText: 'one per core', parse: int('--threads', 1, 1024) },
+  { flags: '--seed <n>', description: 'random seed', defaultText: String(D.seed), parse: int('--seed', 0) },
+  { flags: '--out <dir>', description: "output folder (default ./convzoo-run; with --resume, the checkpoint's folder)" },
+  { flags: '--resume <file>', description: 'continue the run saved in this checkpoint (last.ckpt)' },
+  { flags: '--weights <w>', description: "start from pretrained weights: 'DEFAULT', a tag, a file or a URL (the head is reset when the class count differs)" },
+  { flags: '--json', description: 'JSON lines instead of a progress bar (the default on a pipe)' },
 ];
 
 /** CLI options minus undefined values, so that library defaults apply. */
 function defined(opts: Record<string, unknown>): Record<string, unknown> {
   const o: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(opts)) if (v !== undefined) o[k] = v;
-  if (o.workers !== undefined) { o.numWorkers = o.workers; delete o.workers; }
+  if (o.workers !== undefined) {
+    o.numWorkers = o.workers;
+    delete o.workers;
+  }
   return o;
 }
 
@@ -89,11 +126,23 @@ export const commands: CommandSpec[] = [
     options: [{ flags: '--json', description: 'print JSON' }],
     async run([filter], opts) {
       const ids = cz.listModels(filter as string | undefined);
-      if (opts.json) { out(JSON.stringify(ids.map((id) => { const m = cz.modelMeta(id); return { id, family: m.family, params: m.params, paper: m.paper.title, weights: m.weights.map((w) => w.tag) }; }))); return; }
+      if (opts.json) {
+        out(
+          JSON.stringify(
+            ids.map((id) => {
+              const m = cz.modelMeta(id);
+              return { id, family: m.family, params: m.params, paper: m.paper.title, weights: m.weights.map((w) => w.tag) };
+            }),
+          ),
+        );
+        return;
+      }
       const w = Math.max(...ids.map((i) => i.length));
       for (const id of ids) {
         const m = cz.modelMeta(id);
-        out(`${id.padEnd(w)}  ${(m.params / 1e6).toFixed(2).padStart(7)}M params  ${m.weights.length ? 'weights: ' + m.weights.map((x) => x.tag).join(',') : ''}`);
+        out(
+          `${id.padEnd(w)}  ${(m.params / 1e6).toFixed(2).padStart(7)}M params  ${m.weights.length ? 'weights: ' + m.weights.map((x) => x.tag).join(',') : ''}`,
+        );
       }
     },
   },
@@ -103,7 +152,7 @@ export const commands: CommandSpec[] = [
     args: [{ name: '<id>', description: 'model id' }],
     options: [
       { flags: '--json', description: 'print {id, params, macs, inputSize, mean, std, paper}' },
-      { flags: '--input-size <C,H,W>', description: 'input size (default: the model\'s)', parse: shape },
+      { flags: '--input-size <C,H,W>', description: "input size (default: the model's)", parse: shape },
       { flags: '--num-classes <n>', description: 'classifier outputs', parse: int('--num-classes', 1, 1_000_000) },
     ],
     async run([id], opts) {
@@ -113,7 +162,9 @@ export const commands: CommandSpec[] = [
       const meta = model.meta!;
       const s = cz.summary(model, opts.inputSize as number[] | undefined);
       if (opts.json) {
-        out(JSON.stringify({ id: meta.id, params: s.totalParams, macs: s.totalMacs, inputSize: s.inputShape, mean: meta.mean, std: meta.std, paper: meta.paper }));
+        out(
+          JSON.stringify({ id: meta.id, params: s.totalParams, macs: s.totalMacs, inputSize: s.inputShape, mean: meta.mean, std: meta.std, paper: meta.paper }),
+        );
         return;
       }
       out(`${meta.id}: ${meta.paper.title} (${meta.paper.year})`);
@@ -125,13 +176,16 @@ export const commands: CommandSpec[] = [
     description: 'classify images (JPEG, PNG, WebP, ...) and print the top-k labels',
     args: [{ name: '<images...>', description: 'image files' }],
     options: [
-      { flags: '-m, --model <id>', description: 'model id (default: resnet50, or the checkpoint\'s model)' },
-      { flags: '-w, --weights <w>', description: "'DEFAULT', a tag, a weights file, a URL or a convzoo checkpoint (default: DEFAULT when the model has weights)" },
+      { flags: '-m, --model <id>', description: "model id (default: resnet50, or the checkpoint's model)" },
+      {
+        flags: '-w, --weights <w>',
+        description: "'DEFAULT', a tag, a weights file, a URL or a convzoo checkpoint (default: DEFAULT when the model has weights)",
+      },
       { flags: '-c, --checkpoint <file>', description: 'a convzoo training checkpoint (last.ckpt / best.ckpt): its model, classes and preprocessing' },
       { flags: '-k, --topk <k>', description: 'labels per image', default: 5, parse: int('--topk', 1) },
       { flags: '--batch-size <n>', description: 'images per forward pass', default: 16, parse: int('--batch-size', 1, 65536) },
       { flags: '--threads <n>', description: 'libtorch threads (default: one per core)', parse: int('--threads', 1, 1024) },
-      { flags: '--no-auto-orient', description: 'ignore EXIF orientation, as torchvision\'s loader does' },
+      { flags: '--no-auto-orient', description: "ignore EXIF orientation, as torchvision's loader does" },
       { flags: '--json', description: 'print JSON' },
     ],
     async run([images], opts) {
@@ -158,13 +212,21 @@ export const commands: CommandSpec[] = [
           throw e;
         });
       }
-      const results = await cz.predict(model, images as string[], { topk: opts.topk as number, batchSize: opts.batchSize as number, autoOrient: opts.autoOrient as boolean });
+      const results = await cz.predict(model, images as string[], {
+        topk: opts.topk as number,
+        batchSize: opts.batchSize as number,
+        autoOrient: opts.autoOrient as boolean,
+      });
       if (opts.json) out(JSON.stringify(results));
-      else for (const r of results) {
-        if ('error' in r) { process.stderr.write(`${r.source}: error: ${r.error}\n`); continue; }
-        out(r.source);
-        for (const p of r.predictions) out(`  ${(p.probability * 100).toFixed(2).padStart(6)}%  ${p.label}`);
-      }
+      else
+        for (const r of results) {
+          if ('error' in r) {
+            process.stderr.write(`${r.source}: error: ${r.error}\n`);
+            continue;
+          }
+          out(r.source);
+          for (const p of r.predictions) out(`  ${(p.probability * 100).toFixed(2).padStart(6)}%  ${p.label}`);
+        }
       return results.some((r) => 'error' in r) ? 3 : 0;
     },
   },
@@ -186,12 +248,23 @@ export const commands: CommandSpec[] = [
         }
         return 'no checkpoint yet (the first epoch did not finish); start again to train';
       };
-      const r = await interruptible(report, hint, () => train({ ...o, out: o.out ?? (o.resume ? undefined : TRAIN_DEFAULTS.out) } as TrainOptions, (e) => {
-        if (e.type === 'start') runOut = e.out;
-        if (e.type === 'epoch') epochsDone++;
-        report(e);
-      }));
-      out(JSON.stringify({ model: o.model ?? r.model.meta?.id, testAccuracy: r.final.top1, bestAccuracy: r.bestAccuracy, epochs: r.history.length, seconds: r.seconds, out: r.out }));
+      const r = await interruptible(report, hint, () =>
+        train({ ...o, out: o.out ?? (o.resume ? undefined : TRAIN_DEFAULTS.out) } as TrainOptions, (e) => {
+          if (e.type === 'start') runOut = e.out;
+          if (e.type === 'epoch') epochsDone++;
+          report(e);
+        }),
+      );
+      out(
+        JSON.stringify({
+          model: o.model ?? r.model.meta?.id,
+          testAccuracy: r.final.top1,
+          bestAccuracy: r.bestAccuracy,
+          epochs: r.history.length,
+          seconds: r.seconds,
+          out: r.out,
+        }),
+      );
     },
   },
   {
@@ -209,8 +282,13 @@ export const commands: CommandSpec[] = [
       { flags: '--json', description: 'print JSON' },
     ],
     async run(_args, opts) {
-      const r = await evaluateCommand({ ...defined(opts), onWarning: (m: string) => process.stderr.write(`warning: ${m}\n`) } as Parameters<typeof evaluateCommand>[0]);
-      if (opts.json) { out(JSON.stringify(r)); return; }
+      const r = await evaluateCommand({ ...defined(opts), onWarning: (m: string) => process.stderr.write(`warning: ${m}\n`) } as Parameters<
+        typeof evaluateCommand
+      >[0]);
+      if (opts.json) {
+        out(JSON.stringify(r));
+        return;
+      }
       out(`top-1 ${(r.top1 * 100).toFixed(2)}%  top-5 ${(r.top5 * 100).toFixed(2)}%  on ${r.count} images of ${r.data} (${r.seconds.toFixed(1)} s)`);
       r.classes.forEach((c, i) => out(`  ${c.padEnd(14)} ${(r.perClass[i] * 100).toFixed(2)}%`));
       out('confusion (rows: truth, columns: predicted):');
@@ -232,10 +310,18 @@ export const commands: CommandSpec[] = [
       let epochsDone = 0;
       const ckpt = path.join(path.resolve(opts.out as string), 'last.ckpt');
       const hint = () => (epochsDone ? `continue with: convzoo train --resume ${ckpt}` : 'no checkpoint yet (the first epoch did not finish)');
-      const r = await interruptible(report, hint, () => demo(defined(opts) as Partial<TrainOptions>, (e) => { if (e.type === 'epoch') epochsDone++; report(e); }));
-      out(`\nresnet20 on Fashion-MNIST: test accuracy ${(r.testAccuracy * 100).toFixed(2)}% after ${r.epochs} epoch${r.epochs === 1 ? '' : 's'} in ${r.seconds.toFixed(0)} s`);
+      const r = await interruptible(report, hint, () =>
+        demo(defined(opts) as Partial<TrainOptions>, (e) => {
+          if (e.type === 'epoch') epochsDone++;
+          report(e);
+        }),
+      );
+      out(
+        `\nresnet20 on Fashion-MNIST: test accuracy ${(r.testAccuracy * 100).toFixed(2)}% after ${r.epochs} epoch${r.epochs === 1 ? '' : 's'} in ${r.seconds.toFixed(0)} s`,
+      );
       out('a few test images:');
-      for (const s of r.samples) out(`  ${s.label.padEnd(12)} -> ${s.predicted.padEnd(12)} (${(s.probability * 100).toFixed(1)}%)${s.label === s.predicted ? '' : '  wrong'}`);
+      for (const s of r.samples)
+        out(`  ${s.label.padEnd(12)} -> ${s.predicted.padEnd(12)} (${(s.probability * 100).toFixed(1)}%)${s.label === s.predicted ? '' : '  wrong'}`);
       out(`checkpoint, plots and metrics.json in ${path.resolve(opts.out as string)}`);
     },
   },

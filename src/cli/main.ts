@@ -9,10 +9,22 @@ import { commands } from './commands.js';
 export function exitCodeFor(e: unknown): number {
   if (!(e instanceof ConvzooError)) return 1;
   switch (e.code) {
-    case 'E_ARG': case 'E_NOT_FOUND': return 2;
-    case 'E_IO': case 'E_HASH': case 'E_FORMAT': case 'E_DATA': case 'E_IMAGE': case 'E_UNSAFE_PICKLE': return 3;
-    case 'E_STATE_DICT': case 'E_SHAPE': case 'E_DTYPE': return 4;
-    default: return 1;
+    case 'E_ARG':
+    case 'E_NOT_FOUND':
+      return 2;
+    case 'E_IO':
+    case 'E_HASH':
+    case 'E_FORMAT':
+    case 'E_DATA':
+    case 'E_IMAGE':
+    case 'E_UNSAFE_PICKLE':
+      return 3;
+    case 'E_STATE_DICT':
+    case 'E_SHAPE':
+    case 'E_DTYPE':
+      return 4;
+    default:
+      return 1;
   }
 }
 
@@ -24,7 +36,9 @@ const program = new Command('convzoo')
   .showHelpAfterError('(add --help for the options)')
   .showSuggestionAfterError()
   // Usage errors (unknown option, bad number) exit 2 like E_ARG; help and --version exit 0.
-  .exitOverride((err) => { process.exit(err.exitCode === 0 ? 0 : 2); });
+  .exitOverride((err) => {
+    process.exit(err.exitCode === 0 ? 0 : 2);
+  });
 
 for (const spec of commands) {
   const cmd = program.command(spec.name).description(spec.description);
@@ -56,6 +70,9 @@ for (const spec of commands) {
 }
 
 // A closed pipe (`convzoo list | head`) ends the program quietly.
-process.stdout.on('error', (e: NodeJS.ErrnoException) => { if (e.code === 'EPIPE') process.exit(0); throw e; });
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
+});
 
 program.parseAsync(process.argv);

@@ -35,7 +35,12 @@ export function trainReporter(opts: { json?: boolean; stream?: NodeJS.WriteStrea
   }
   let bar: cliProgress.SingleBar | null = null;
   const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
-  const stopBar = (): void => { if (bar) { bar.stop(); bar = null; } };
+  const stopBar = (): void => {
+    if (bar) {
+      bar.stop();
+      bar = null;
+    }
+  };
   const report = (e: TrainEvent): void => {
     switch (e.type) {
       case 'note':
@@ -43,14 +48,22 @@ export function trainReporter(opts: { json?: boolean; stream?: NodeJS.WriteStrea
         stream.write(`note: ${e.message}\n`);
         break;
       case 'start':
-        stream.write(`training ${e.model} (${(e.params / 1e6).toFixed(2)}M params) on ${e.trainSize} images, testing on ${e.testSize}; epochs ${e.startEpoch}..${e.epochs}; output in ${e.out}\n`);
+        stream.write(
+          `training ${e.model} (${(e.params / 1e6).toFixed(2)}M params) on ${e.trainSize} images, testing on ${e.testSize}; epochs ${e.startEpoch}..${e.epochs}; output in ${e.out}\n`,
+        );
         break;
       case 'step':
         if (!bar) {
-          bar = new cliProgress.SingleBar({
-            format: `epoch ${e.epoch} {bar} {value}/{total} | loss {loss} | acc {acc} | {ips} img/s | lr {lr} | ETA {eta_formatted}`,
-            stream, hideCursor: true, clearOnComplete: false, etaBuffer: 50,
-          }, cliProgress.Presets.shades_classic);
+          bar = new cliProgress.SingleBar(
+            {
+              format: `epoch ${e.epoch} {bar} {value}/{total} | loss {loss} | acc {acc} | {ips} img/s | lr {lr} | ETA {eta_formatted}`,
+              stream,
+              hideCursor: true,
+              clearOnComplete: false,
+              etaBuffer: 50,
+            },
+            cliProgress.Presets.shades_classic,
+          );
           bar.start(e.steps, 0, { loss: '-', acc: '-', ips: '-', lr: '-' });
         }
         bar.update(e.step, { loss: e.loss.toFixed(4), acc: pct(e.accuracy), ips: e.imagesPerSecond.toFixed(0), lr: e.lr.toExponential(2) });
@@ -61,7 +74,9 @@ export function trainReporter(opts: { json?: boolean; stream?: NodeJS.WriteStrea
         break;
       case 'epoch':
         stopBar();
-        stream.write(`epoch ${e.epoch}: train loss ${e.trainLoss.toFixed(4)} acc ${pct(e.trainAccuracy)} | test loss ${e.testLoss.toFixed(4)} top-1 ${pct(e.testAccuracy)} top-5 ${pct(e.testTop5)} | ${e.seconds.toFixed(1)} s${e.best ? ' | best' : ''}\n`);
+        stream.write(
+          `epoch ${e.epoch}: train loss ${e.trainLoss.toFixed(4)} acc ${pct(e.trainAccuracy)} | test loss ${e.testLoss.toFixed(4)} top-1 ${pct(e.testAccuracy)} top-5 ${pct(e.testTop5)} | ${e.seconds.toFixed(1)} s${e.best ? ' | best' : ''}\n`,
+        );
         break;
       case 'done':
         stream.write(`done in ${e.seconds.toFixed(1)} s: test accuracy ${pct(e.testAccuracy)} (best ${pct(e.bestAccuracy)}); files in ${e.out}\n`);

@@ -8,7 +8,11 @@ import type { Image } from './image.js';
 import { Rng, mixSeed } from './rng.js';
 import type { Transform } from './transforms.js';
 
-export interface BatchTask { indices: number[]; seed: number; epoch: number }
+export interface BatchTask {
+  indices: number[];
+  seed: number;
+  epoch: number;
+}
 
 export interface BatchResult {
   images: Float32Array;
@@ -28,7 +32,9 @@ export function sampleRng(seed: number, epoch: number, index: number): Rng {
 export async function loadBatch(ds: Dataset, transform: Transform | undefined, task: BatchTask): Promise<BatchResult> {
   // Start every load at once (async datasets decode in parallel), then transform in order.
   const loads = task.indices.map(async (i) => {
-    try { return await ds.get(i); } catch (e) {
+    try {
+      return await ds.get(i);
+    } catch (e) {
       if (e instanceof ConvzooError && e.code === 'E_IMAGE') return e;
       throw e;
     }
@@ -41,14 +47,20 @@ export async function loadBatch(ds: Dataset, transform: Transform | undefined, t
   for (let k = 0; k < loads.length; k++) {
     const index = task.indices[k];
     const sample = await loads[k];
-    if (sample instanceof ConvzooError) { skipped.push({ index, message: sample.message }); continue; }
+    if (sample instanceof ConvzooError) {
+      skipped.push({ index, message: sample.message });
+      continue;
+    }
     const img = transform ? transform.apply(sample.image, sampleRng(task.seed, task.epoch, index)) : sample.image;
     if (images.length) {
       const first = images[0];
       if (img.channels !== first.channels || img.height !== first.height || img.width !== first.width) {
-        throw new ConvzooError(`DataLoader: sample ${index} is ${img.channels}x${img.height}x${img.width} but sample ${kept[0]} is ` +
-          `${first.channels}x${first.height}x${first.width}; add a Resize/CenterCrop (or RandomResizedCrop) transform so that every sample has one size`,
-          'E_SHAPE', 'DataLoader');
+        throw new ConvzooError(
+          `DataLoader: sample ${index} is ${img.channels}x${img.height}x${img.width} but sample ${kept[0]} is ` +
+            `${first.channels}x${first.height}x${first.width}; add a Resize/CenterCrop (or RandomResizedCrop) transform so that every sample has one size`,
+          'E_SHAPE',
+          'DataLoader',
+        );
       }
     }
     images.push(img);
@@ -65,9 +77,13 @@ export async function loadBatch(ds: Dataset, transform: Transform | undefined, t
 /** Rebuilds a dataset from `workerSpec()` data. */
 export function datasetFromSpec(spec: DatasetSpec): Dataset {
   switch (spec.kind) {
-    case 'uint8': return new ArrayImageDataset(spec.images, spec.labels, spec.shape, spec.classes);
-    case 'folder': return ImageFolder.fromList(spec.files, spec.targets, spec.classes, spec.mode);
-    case 'subset': return new Subset(datasetFromSpec(spec.base), spec.indices);
-    default: throw new ConvzooError(`datasetFromSpec: unknown dataset kind '${(spec as { kind: string }).kind}'`, 'E_ARG', 'datasetFromSpec');
+    case 'uint8':
+      return new ArrayImageDataset(spec.images, spec.labels, spec.shape, spec.classes);
+    case 'folder':
+      return ImageFolder.fromList(spec.files, spec.targets, spec.classes, spec.mode);
+    case 'subset':
+      return new Subset(datasetFromSpec(spec.base), spec.indices);
+    default:
+      throw new ConvzooError(`datasetFromSpec: unknown dataset kind '${(spec as { kind: string }).kind}'`, 'E_ARG', 'datasetFromSpec');
   }
 }

@@ -4,7 +4,10 @@ import { ConvzooError, check } from '../errors.js';
 import { type Image, fromUint8 } from './image.js';
 import { Rng, mixSeed } from './rng.js';
 
-export interface Sample { image: Image; label: number }
+export interface Sample {
+  image: Image;
+  label: number;
+}
 
 /**
  * A map-style dataset: `get(i)` returns sample i's image (CHW, values in [0, 1]) and label.
@@ -51,15 +54,23 @@ export class ArrayImageDataset implements Dataset {
 
   constructor(images: Uint8Array, labels: Uint8Array | Int32Array, shape: readonly [number, number, number], classes: readonly string[]) {
     const [c, h, w] = shape;
-    check(images.length === labels.length * c * h * w, 'ArrayImageDataset',
-      `${images.length} pixel bytes do not hold ${labels.length} images of ${c}x${h}x${w}`, 'E_DATA');
+    check(
+      images.length === labels.length * c * h * w,
+      'ArrayImageDataset',
+      `${images.length} pixel bytes do not hold ${labels.length} images of ${c}x${h}x${w}`,
+      'E_DATA',
+    );
     this.images = images;
     this.labels = labels;
     this.shape = [c, h, w];
     this.classes = [...classes];
   }
-  get length(): number { return this.labels.length; }
-  get targets(): ArrayLike<number> { return this.labels; }
+  get length(): number {
+    return this.labels.length;
+  }
+  get targets(): ArrayLike<number> {
+    return this.labels;
+  }
   get(index: number): Sample {
     checkIndex(this, index, 'dataset.get');
     const [c, h, w] = this.shape;
@@ -74,12 +85,19 @@ export class ArrayImageDataset implements Dataset {
 /** The samples of `base` at `indices`, in that order. */
 export class Subset implements Dataset {
   readonly indices: Int32Array;
-  constructor(readonly base: Dataset, indices: ArrayLike<number>) {
+  constructor(
+    readonly base: Dataset,
+    indices: ArrayLike<number>,
+  ) {
     this.indices = Int32Array.from(indices);
     for (const i of this.indices) checkIndex(base, i, 'Subset');
   }
-  get length(): number { return this.indices.length; }
-  get classes(): readonly string[] { return this.base.classes; }
+  get length(): number {
+    return this.indices.length;
+  }
+  get classes(): readonly string[] {
+    return this.base.classes;
+  }
   get targets(): ArrayLike<number> {
     const t = this.base.targets;
     return Int32Array.from(this.indices, (i) => t[i]);
@@ -92,7 +110,9 @@ export class Subset implements Dataset {
     const base = this.base.workerSpec?.();
     return base && { kind: 'subset', base, indices: this.indices };
   }
-  reportSkipped(index: number, message: string): void { this.base.reportSkipped?.(this.indices[index], message); }
+  reportSkipped(index: number, message: string): void {
+    this.base.reportSkipped?.(this.indices[index], message);
+  }
 }
 
 export interface SplitOptions {
@@ -119,7 +139,8 @@ export function trainValSplit(ds: Dataset, opts: SplitOptions = {}): { train: Su
     const t = ds.targets;
     for (let i = 0; i < n; i++) {
       const list = byClass.get(t[i]);
-      if (list) list.push(i); else byClass.set(t[i], [i]);
+      if (list) list.push(i);
+      else byClass.set(t[i], [i]);
     }
     for (const key of [...byClass.keys()].sort((a, b) => a - b)) {
       const members = byClass.get(key)!;

@@ -13,10 +13,13 @@ let sharpModule: Promise<SharpModule> | undefined;
 
 /** Loads sharp once (an optional dependency: only ImageFolder needs it). */
 export function loadSharp(): Promise<SharpModule> {
-  sharpModule ??= import('sharp').then((m) => m.default, (e: Error) => {
-    sharpModule = undefined;
-    throw new ConvzooError(`image-folder: decoding images needs the sharp package (npm i sharp): ${e.message}`, 'E_IMAGE', 'image-folder');
-  });
+  sharpModule ??= import('sharp').then(
+    (m) => m.default,
+    (e: Error) => {
+      sharpModule = undefined;
+      throw new ConvzooError(`image-folder: decoding images needs the sharp package (npm i sharp): ${e.message}`, 'E_IMAGE', 'image-folder');
+    },
+  );
   return sharpModule;
 }
 
@@ -43,7 +46,11 @@ export interface ImageFolderOptions {
   onWarning?: (message: string) => void;
 }
 
-export interface SkippedImage { index: number; path: string; message: string }
+export interface SkippedImage {
+  index: number;
+  path: string;
+  message: string;
+}
 
 /**
  * One sub-folder per class under `root`; class names are the sorted folder names, class i's label is i.
@@ -87,8 +94,10 @@ export class ImageFolder implements Dataset {
     const exts = new Set(extensions.map((e) => e.toLowerCase()));
     const classes = readdirSync(this.root, { withFileTypes: true })
       .filter((d) => d.isDirectory() || (d.isSymbolicLink() && statSync(join(this.root, d.name)).isDirectory()))
-      .map((d) => d.name).sort();
-    if (classes.length === 0) throw new ConvzooError(`${who}: no class sub-folders in ${this.root}; expected ${this.root}/<class>/<image files>`, 'E_DATA', who);
+      .map((d) => d.name)
+      .sort();
+    if (classes.length === 0)
+      throw new ConvzooError(`${who}: no class sub-folders in ${this.root}; expected ${this.root}/<class>/<image files>`, 'E_DATA', who);
     const files: string[] = [];
     const targets: number[] = [];
     classes.forEach((cls, label) => {
@@ -97,14 +106,19 @@ export class ImageFolder implements Dataset {
       if (found.length === 0) {
         throw new ConvzooError(`${who}: class folder ${join(this.root, cls)} has no images (${[...exts].join(', ')})`, 'E_DATA', who);
       }
-      for (const f of found) { files.push(f); targets.push(label); }
+      for (const f of found) {
+        files.push(f);
+        targets.push(label);
+      }
     });
     this.classes = classes;
     this.files = files;
     this.targets = Int32Array.from(targets);
   }
 
-  get length(): number { return this.files.length; }
+  get length(): number {
+    return this.files.length;
+  }
 
   /** Loads image i; throws E_IMAGE (after reporting it) if it cannot be decoded. */
   async get(index: number): Promise<Sample> {
@@ -158,10 +172,14 @@ export class ImageFolder implements Dataset {
   }
 
   /** A seeded train/validation split (stratified by default); see trainValSplit. */
-  split(opts: SplitOptions = {}): { train: Subset; val: Subset } { return trainValSplit(this, opts); }
+  split(opts: SplitOptions = {}): { train: Subset; val: Subset } {
+    return trainValSplit(this, opts);
+  }
 
   /** Files relative to the root, for display. */
-  relativePath(index: number): string { return relative(this.root, this.files[index]); }
+  relativePath(index: number): string {
+    return relative(this.root, this.files[index]);
+  }
 
   workerSpec(): DatasetSpec {
     return { kind: 'folder', files: this.files, targets: this.targets, classes: [...this.classes], mode: this.mode };
@@ -175,7 +193,10 @@ function walk(dir: string, exts: Set<string>, out: string[]): void {
   for (const e of entries) {
     const p = join(dir, e.name);
     const isDir = e.isDirectory() || (e.isSymbolicLink() && existsSync(p) && statSync(p).isDirectory());
-    if (isDir) { subdirs.push(p); continue; }
+    if (isDir) {
+      subdirs.push(p);
+      continue;
+    }
     const dot = e.name.lastIndexOf('.');
     if (dot >= 0 && exts.has(e.name.slice(dot).toLowerCase())) out.push(p);
   }

@@ -6,9 +6,14 @@ import { gunzipSync } from 'node:zlib';
 import { ConvzooError } from '../errors.js';
 import { ArrayImageDataset, sharedBytes } from './dataset.js';
 
-export interface IdxArray { dims: number[]; data: Uint8Array }
+export interface IdxArray {
+  dims: number[];
+  data: Uint8Array;
+}
 
-const fail = (who: string, msg: string): never => { throw new ConvzooError(`${who}: ${msg}`, 'E_DATA', who); };
+const fail = (who: string, msg: string): never => {
+  throw new ConvzooError(`${who}: ${msg}`, 'E_DATA', who);
+};
 
 /**
  * Parses IDX bytes of unsigned-byte values (type 0x08) with `ndim` dimensions; `name` labels errors.
@@ -19,7 +24,10 @@ export function parseIdx(bytes: Uint8Array, ndim: number, name = 'idx', into?: (
   if (bytes.length < 4) fail(name, `truncated file: ${bytes.length} bytes, shorter than the 4-byte IDX magic number`);
   const magic = ((bytes[0] << 24) | (bytes[1] << 16) | (bytes[2] << 8) | bytes[3]) >>> 0;
   if (bytes[0] !== 0 || bytes[1] !== 0 || bytes[2] !== 0x08 || bytes[3] !== ndim) {
-    fail(name, `bad magic number 0x${magic.toString(16).padStart(8, '0')}; expected 0x${expected} (IDX unsigned bytes, ${ndim} dimension${ndim > 1 ? 's' : ''})`);
+    fail(
+      name,
+      `bad magic number 0x${magic.toString(16).padStart(8, '0')}; expected 0x${expected} (IDX unsigned bytes, ${ndim} dimension${ndim > 1 ? 's' : ''})`,
+    );
   }
   const header = 4 + 4 * ndim;
   if (bytes.length < header) fail(name, `truncated file: ${bytes.length} bytes, shorter than its ${header}-byte header`);
@@ -31,16 +39,27 @@ export function parseIdx(bytes: Uint8Array, ndim: number, name = 'idx', into?: (
   if (have > count) fail(name, `${have - count} unexpected bytes after the ${dims.join('x')} data (corrupt or not an IDX file)`);
   const src = bytes.subarray(header, header + count);
   let data = src;
-  if (into) { data = into(count); data.set(src); }
+  if (into) {
+    data = into(count);
+    data.set(src);
+  }
   return { dims, data };
 }
 
 /** Reads `path`, gunzipping it if it starts with the gzip magic bytes. */
 export function readMaybeGzip(path: string, who: string): Uint8Array {
   let raw: Uint8Array;
-  try { raw = readFileSync(path); } catch (e) { return fail(who, `cannot read ${path}: ${(e as Error).message}`); }
+  try {
+    raw = readFileSync(path);
+  } catch (e) {
+    return fail(who, `cannot read ${path}: ${(e as Error).message}`);
+  }
   if (raw.length >= 2 && raw[0] === 0x1f && raw[1] === 0x8b) {
-    try { return gunzipSync(raw); } catch (e) { return fail(who, `${path}: not a valid gzip file (${(e as Error).message})`); }
+    try {
+      return gunzipSync(raw);
+    } catch (e) {
+      return fail(who, `${path}: not a valid gzip file (${(e as Error).message})`);
+    }
   }
   return raw;
 }
@@ -89,7 +108,10 @@ export const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
 export class FashionMNIST extends ArrayImageDataset {
   constructor(opts: Partial<IdxDatasetOptions> = {}) {
     const ds = loadIdxDataset({
-      root: opts.root ?? FASHION_MNIST_DIR, train: opts.train, name: 'fashion-mnist', classes: FASHION_MNIST_CLASSES,
+      root: opts.root ?? FASHION_MNIST_DIR,
+      train: opts.train,
+      name: 'fashion-mnist',
+      classes: FASHION_MNIST_CLASSES,
       hint: 'install dataset-fashion-mnist or pass --data DIR',
     });
     super(ds.images, ds.labels, ds.shape, ds.classes);

@@ -39,8 +39,12 @@ export function roundHalfEven(x: number): number {
 
 /** The window [top, top+height) x [left, left+width); it must lie inside the image. */
 export function crop(img: Image, top: number, left: number, height: number, width: number): Image {
-  check(top >= 0 && left >= 0 && top + height <= img.height && left + width <= img.width && height > 0 && width > 0, 'crop',
-    `window (top ${top}, left ${left}, ${height}x${width}) outside a ${img.height}x${img.width} image`, 'E_SHAPE');
+  check(
+    top >= 0 && left >= 0 && top + height <= img.height && left + width <= img.width && height > 0 && width > 0,
+    'crop',
+    `window (top ${top}, left ${left}, ${height}x${width}) outside a ${img.height}x${img.width} image`,
+    'E_SHAPE',
+  );
   const out = makeImage(img.channels, height, width);
   const src = img.data;
   const dst = out.data;
@@ -74,10 +78,22 @@ export function pad(img: Image, padding: number | readonly number[], opts: { fil
   const index = (i: number, n: number): number => {
     if (i >= 0 && i < n) return i;
     switch (mode) {
-      case 'edge': return i < 0 ? 0 : n - 1;
-      case 'reflect': { const p = 2 * (n - 1) || 1; let k = ((i % p) + p) % p; if (k >= n) k = p - k; return k; }
-      case 'symmetric': { const p = 2 * n; let k = ((i % p) + p) % p; if (k >= n) k = p - 1 - k; return k; }
-      default: return -1;
+      case 'edge':
+        return i < 0 ? 0 : n - 1;
+      case 'reflect': {
+        const p = 2 * (n - 1) || 1;
+        let k = ((i % p) + p) % p;
+        if (k >= n) k = p - k;
+        return k;
+      }
+      case 'symmetric': {
+        const p = 2 * n;
+        let k = ((i % p) + p) % p;
+        if (k >= n) k = p - 1 - k;
+        return k;
+      }
+      default:
+        return -1;
     }
   };
   const xs = new Int32Array(OW);
@@ -89,7 +105,10 @@ export function pad(img: Image, padding: number | readonly number[], opts: { fil
     for (let y = 0; y < OH; y++) {
       const sy = index(y - t, H);
       const d = dBase + y * OW;
-      if (sy < 0) { out.data.fill(fill, d, d + OW); continue; }
+      if (sy < 0) {
+        out.data.fill(fill, d, d + OW);
+        continue;
+      }
       const s = sBase + sy * W;
       for (let x = 0; x < OW; x++) out.data[d + x] = xs[x] < 0 ? fill : img.data[s + xs[x]];
     }
@@ -99,8 +118,11 @@ export function pad(img: Image, padding: number | readonly number[], opts: { fil
 
 export function padding4(p: number | readonly number[]): [number, number, number, number] {
   const v = typeof p === 'number' ? [p, p, p, p] : p.length === 1 ? [p[0], p[0], p[0], p[0]] : p.length === 2 ? [p[0], p[1], p[0], p[1]] : [...p];
-  check(v.length === 4 && v.every((x) => Number.isInteger(x) && x >= 0), 'pad',
-    `expected padding as n, [lr, tb] or [left, top, right, bottom] of non-negative integers, got ${JSON.stringify(p)}`);
+  check(
+    v.length === 4 && v.every((x) => Number.isInteger(x) && x >= 0),
+    'pad',
+    `expected padding as n, [lr, tb] or [left, top, right, bottom] of non-negative integers, got ${JSON.stringify(p)}`,
+  );
   return v as [number, number, number, number];
 }
 
@@ -128,7 +150,12 @@ export function vflip(img: Image): Image {
 }
 
 // ---- bilinear resampling, separable. Each axis gets a table of (first source index, weights).
-interface AxisWeights { start: Int32Array; count: Int32Array; weights: Float32Array; taps: number }
+interface AxisWeights {
+  start: Int32Array;
+  count: Int32Array;
+  weights: Float32Array;
+  taps: number;
+}
 
 /**
  * Plain bilinear (align_corners=False, like F.interpolate and torchvision's tensor Resize without
@@ -145,7 +172,11 @@ function bilinearAxis(inSize: number, outSize: number): AxisWeights {
     const lambda = Math.min(src - i0, 1);
     const i1 = Math.min(i0 + 1, inSize - 1);
     start[i] = i0;
-    if (i1 === i0) { count[i] = 1; weights[2 * i] = 1; weights[2 * i + 1] = 0; } else {
+    if (i1 === i0) {
+      count[i] = 1;
+      weights[2 * i] = 1;
+      weights[2 * i + 1] = 0;
+    } else {
       weights[2 * i] = 1 - lambda;
       weights[2 * i + 1] = lambda;
     }
@@ -159,7 +190,7 @@ function bilinearAxis(inSize: number, outSize: number): AxisWeights {
  */
 function antialiasAxis(inSize: number, outSize: number): AxisWeights {
   const scale = inSize / outSize;
-  const support = scale >= 1 ? scale : 1;
+  const support = Math.max(scale, 1);
   const invScale = scale >= 1 ? 1 / scale : 1;
   const taps = Math.ceil(support) * 2 + 1;
   const start = new Int32Array(outSize);
@@ -185,7 +216,12 @@ function antialiasAxis(inSize: number, outSize: number): AxisWeights {
 
 /** Resizes to height x width with bilinear interpolation; `antialias` (default true) filters when shrinking, as PIL does. */
 export function resize(img: Image, height: number, width: number, opts: { antialias?: boolean } = {}): Image {
-  check(Number.isInteger(height) && Number.isInteger(width) && height > 0 && width > 0, 'resize', `expected a positive integer size, got ${height}x${width}`, 'E_SHAPE');
+  check(
+    Number.isInteger(height) && Number.isInteger(width) && height > 0 && width > 0,
+    'resize',
+    `expected a positive integer size, got ${height}x${width}`,
+    'E_SHAPE',
+  );
   const { channels: C, height: H, width: W } = img;
   if (H === height && W === width) return img;
   const aa = opts.antialias ?? true;
@@ -242,8 +278,12 @@ export function shorterSideSize(height: number, width: number, size: number, max
 /** In place: (x - mean[c]) / std[c]. */
 export function normalize_(img: Image, mean: readonly number[], std: readonly number[]): Image {
   const C = img.channels;
-  check((mean.length === C || mean.length === 1) && (std.length === C || std.length === 1), 'normalize',
-    `expected ${C} (or 1) mean and std values for a ${C}-channel image, got ${mean.length} and ${std.length}`, 'E_SHAPE');
+  check(
+    (mean.length === C || mean.length === 1) && (std.length === C || std.length === 1),
+    'normalize',
+    `expected ${C} (or 1) mean and std values for a ${C}-channel image, got ${mean.length} and ${std.length}`,
+    'E_SHAPE',
+  );
   const plane = img.height * img.width;
   for (let c = 0; c < C; c++) {
     const m = mean.length === 1 ? mean[0] : mean[c];

@@ -90,7 +90,11 @@ export class DataLoader implements AsyncIterable<Batch> {
 
     if (this.numWorkers > 0) {
       const dataset = this.dataset.workerSpec?.();
-      check(dataset, who, 'numWorkers > 0 needs a dataset with workerSpec() (the built-in datasets and Subsets of them have one); use numWorkers: 0 for a custom dataset');
+      check(
+        dataset,
+        who,
+        'numWorkers > 0 needs a dataset with workerSpec() (the built-in datasets and Subsets of them have one); use numWorkers: 0 for a custom dataset',
+      );
       let transform: TransformSpec | undefined;
       if (this.transform) {
         transform = this.transform.toSpec?.();
@@ -161,7 +165,9 @@ export class DataLoader implements AsyncIterable<Batch> {
     if (pool) await (await pool.catch(() => undefined))?.close();
   }
 
-  async [Symbol.asyncDispose](): Promise<void> { await this.close(); }
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
 
   private report(index: number, message: string): void {
     if (this.dataset.reportSkipped) this.dataset.reportSkipped(index, message);
@@ -194,13 +200,29 @@ function makeBatch(r: BatchResult): Batch {
   const n = r.indices.length;
   const images = fromBytes(r.images, [n, ...r.shape], 'float32');
   let labels: Tensor;
-  try { labels = fromBytes(r.labels, [n], 'int64'); } catch (e) { images.dispose(); throw e; }
-  const dispose = (): void => { images.dispose(); labels.dispose(); };
+  try {
+    labels = fromBytes(r.labels, [n], 'int64');
+  } catch (e) {
+    images.dispose();
+    throw e;
+  }
+  const dispose = (): void => {
+    images.dispose();
+    labels.dispose();
+  };
   return { images, labels, indices: r.indices, dispose, [Symbol.dispose]: dispose };
 }
 
-interface Job { resolve: (r: BatchResult) => void; reject: (e: Error) => void; slot: Slot }
-interface Slot { worker: Worker; busy: number; index: number }
+interface Job {
+  resolve: (r: BatchResult) => void;
+  reject: (e: Error) => void;
+  slot: Slot;
+}
+interface Slot {
+  worker: Worker;
+  busy: number;
+  index: number;
+}
 
 /** Worker threads each rebuilding the dataset and transform; batches go to the least busy one. */
 class WorkerPool {
@@ -231,13 +253,16 @@ class WorkerPool {
         else job.resolve(msg.result!);
       });
       worker.on('error', (e) => this.fail(slot, `DataLoader: worker ${i} failed: ${e.message}`));
-      worker.on('exit', (code) => { if (!this.closing) this.fail(slot, `DataLoader: worker ${i} exited (code ${code})`); });
+      worker.on('exit', (code) => {
+        if (!this.closing) this.fail(slot, `DataLoader: worker ${i} exited (code ${code})`);
+      });
       this.slots.push(slot);
     }
   }
 
   run(task: BatchTask): Promise<BatchResult> {
-    if (this.broken || this.closing) return Promise.reject(new ConvzooError('DataLoader: a worker thread failed; iterate again to restart the workers', 'E_DATA', 'DataLoader'));
+    if (this.broken || this.closing)
+      return Promise.reject(new ConvzooError('DataLoader: a worker thread failed; iterate again to restart the workers', 'E_DATA', 'DataLoader'));
     const slot = this.slots.reduce((a, b) => (b.busy < a.busy ? b : a));
     const id = this.nextId++;
     return new Promise<BatchResult>((resolve, reject) => {
@@ -260,11 +285,20 @@ class WorkerPool {
   async close(): Promise<void> {
     if (this.closing) return;
     // Let in-flight batches finish first: terminating a thread inside a native decode is unsafe.
-    const inflight = [...this.jobs.values()].map((j) => new Promise<void>((res) => {
-      const { resolve, reject } = j;
-      j.resolve = (r) => { res(); resolve(r); };
-      j.reject = (e) => { res(); reject(e); };
-    }));
+    const inflight = [...this.jobs.values()].map(
+      (j) =>
+        new Promise<void>((res) => {
+          const { resolve, reject } = j;
+          j.resolve = (r) => {
+            res();
+            resolve(r);
+          };
+          j.reject = (e) => {
+            res();
+            reject(e);
+          };
+        }),
+    );
     this.closing = true;
     await Promise.all(inflight);
     await Promise.all(this.slots.map((s) => s.worker.terminate()));

@@ -40,7 +40,10 @@ export class Rng {
       s = (s + 0x9e3779b9) >>> 0;
       return fmix32(s);
     };
-    this.a = next(); this.b = next(); this.c = next(); this.d = next();
+    this.a = next();
+    this.b = next();
+    this.c = next();
+    this.d = next();
     if ((this.a | this.b | this.c | this.d) === 0) this.a = 1;
   }
 
@@ -48,17 +51,24 @@ export class Rng {
   nextU32(): number {
     const r = Math.imul(rotl(Math.imul(this.b, 5), 7), 9) >>> 0;
     const t = this.b << 9;
-    this.c ^= this.a; this.d ^= this.b; this.b ^= this.c; this.a ^= this.d;
+    this.c ^= this.a;
+    this.d ^= this.b;
+    this.b ^= this.c;
+    this.a ^= this.d;
     this.c ^= t;
     this.d = rotl(this.d, 11);
     return r;
   }
 
   /** Uniform on [0, 1) with 32 bits of resolution. */
-  random(): number { return this.nextU32() / 4294967296; }
+  random(): number {
+    return this.nextU32() / 4294967296;
+  }
 
   /** Uniform on [low, high). */
-  uniform(low: number, high: number): number { return low + (high - low) * this.random(); }
+  uniform(low: number, high: number): number {
+    return low + (high - low) * this.random();
+  }
 
   /** An integer uniform on [low, high) (like torch.randint's bounds). */
   randint(low: number, high: number): number {
@@ -69,7 +79,11 @@ export class Rng {
 
   /** Normal with the given mean and standard deviation (Box-Muller, the second draw kept). */
   normal(mean = 0, std = 1): number {
-    if (this.spare !== null) { const z = this.spare; this.spare = null; return mean + std * z; }
+    if (this.spare !== null) {
+      const z = this.spare;
+      this.spare = null;
+      return mean + std * z;
+    }
     let u = 0;
     while (u === 0) u = this.random();
     const v = this.random();
@@ -79,13 +93,17 @@ export class Rng {
   }
 
   /** True with probability p. */
-  bernoulli(p: number): boolean { return this.random() < p; }
+  bernoulli(p: number): boolean {
+    return this.random() < p;
+  }
 
   /** Shuffles `arr` in place (Fisher-Yates) and returns it. */
   shuffle<T extends { length: number; [i: number]: unknown }>(arr: T): T {
     for (let i = arr.length - 1; i > 0; i--) {
       const j = Math.floor(this.random() * (i + 1));
-      const tmp = arr[i]; arr[i] = arr[j]; arr[j] = tmp;
+      const tmp = arr[i];
+      arr[i] = arr[j];
+      arr[j] = tmp;
     }
     return arr;
   }
@@ -98,4 +116,6 @@ export class Rng {
   }
 }
 
-function rotl(x: number, k: number): number { return ((x << k) | (x >>> (32 - k))) >>> 0; }
+function rotl(x: number, k: number): number {
+  return ((x << k) | (x >>> (32 - k))) >>> 0;
+}

@@ -4,10 +4,13 @@
 // itself as plain data (`toSpec()`), which is how the loader rebuilds it inside worker threads.
 import { ConvzooError, check } from '../errors.js';
 import { type Image, makeImage, crop, pad, padding4, hflip, vflip, resize, shorterSideSize, roundHalfEven, normalize_, type PaddingMode } from './image.js';
-import { Rng } from './rng.js';
+import type { Rng } from './rng.js';
 
 /** A plain-data description of a transform: `{name: 'RandomCrop', size: [32, 32], padding: 4, ...}`. */
-export interface TransformSpec { name: string; [option: string]: unknown }
+export interface TransformSpec {
+  name: string;
+  [option: string]: unknown;
+}
 
 export interface Transform {
   /** Returns the transformed image (a new one, or `img` itself when nothing changes; never modifies `img`). */
@@ -19,7 +22,11 @@ export interface Transform {
 type Size = number | readonly [number, number];
 const size2 = (s: Size, fn: string): [number, number] => {
   const v: number[] = typeof s === 'number' ? [s, s] : [...s];
-  check(v.length === 2 && v.every((x) => Number.isInteger(x) && x > 0), fn, `expected size as n or [height, width] of positive integers, got ${JSON.stringify(s)}`);
+  check(
+    v.length === 2 && v.every((x) => Number.isInteger(x) && x > 0),
+    fn,
+    `expected size as n or [height, width] of positive integers, got ${JSON.stringify(s)}`,
+  );
   return v as [number, number];
 };
 
@@ -31,14 +38,16 @@ export const IMAGENET_PCA = {
   eigval: [0.2175, 0.0188, 0.0045],
   eigvec: [
     [-0.5675, 0.7192, 0.4009],
-    [-0.5808, -0.0045, -0.8140],
+    [-0.5808, -0.0045, -0.814],
     [-0.5836, -0.6948, 0.4203],
   ],
 } as const;
 
 export class Compose implements Transform {
   readonly transforms: readonly Transform[];
-  constructor(transforms: readonly Transform[]) { this.transforms = [...transforms]; }
+  constructor(transforms: readonly Transform[]) {
+    this.transforms = [...transforms];
+  }
   apply(img: Image, rng: Rng): Image {
     for (const t of this.transforms) img = t.apply(img, rng);
     return img;
@@ -55,7 +64,10 @@ export class Compose implements Transform {
  * `antialias` (default true) low-pass filters when shrinking, like PIL and torchvision's antialias=True.
  */
 export class Resize implements Transform {
-  constructor(readonly size: Size, readonly opts: { antialias?: boolean; maxSize?: number } = {}) {
+  constructor(
+    readonly size: Size,
+    readonly opts: { antialias?: boolean; maxSize?: number } = {},
+  ) {
     if (typeof size === 'number') check(Number.isInteger(size) && size > 0, 'Resize', `expected a positive integer size, got ${size}`);
     else size2(size, 'Resize');
   }
@@ -63,15 +75,23 @@ export class Resize implements Transform {
     const [h, w] = typeof this.size === 'number' ? shorterSideSize(img.height, img.width, this.size, this.opts.maxSize) : this.size;
     return resize(img, h, w, this.opts);
   }
-  toSpec(): TransformSpec { return { name: 'Resize', size: this.size, ...this.opts }; }
+  toSpec(): TransformSpec {
+    return { name: 'Resize', size: this.size, ...this.opts };
+  }
 }
 
 /** The centre crop of the given size (zero-padded first if the image is smaller), placed as torchvision does. */
 export class CenterCrop implements Transform {
   readonly size: [number, number];
-  constructor(size: Size) { this.size = size2(size, 'CenterCrop'); }
-  apply(img: Image): Image { return centerCrop(img, this.size[0], this.size[1]); }
-  toSpec(): TransformSpec { return { name: 'CenterCrop', size: this.size }; }
+  constructor(size: Size) {
+    this.size = size2(size, 'CenterCrop');
+  }
+  apply(img: Image): Image {
+    return centerCrop(img, this.size[0], this.size[1]);
+  }
+  toSpec(): TransformSpec {
+    return { name: 'CenterCrop', size: this.size };
+  }
 }
 
 export function centerCrop(img: Image, th: number, tw: number): Image {
@@ -86,13 +106,25 @@ export function centerCrop(img: Image, th: number, tw: number): Image {
   return crop(img, top, left, th, tw);
 }
 
-export interface PadOptions { fill?: number | readonly number[]; mode?: PaddingMode }
+export interface PadOptions {
+  fill?: number | readonly number[];
+  mode?: PaddingMode;
+}
 
 /** Pads by n, [left/right, top/bottom] or [left, top, right, bottom] pixels. */
 export class Pad implements Transform {
-  constructor(readonly padding: number | readonly number[], readonly opts: PadOptions = {}) { padding4(padding); }
-  apply(img: Image): Image { return pad(img, this.padding, this.opts); }
-  toSpec(): TransformSpec { return { name: 'Pad', padding: this.padding, ...this.opts }; }
+  constructor(
+    readonly padding: number | readonly number[],
+    readonly opts: PadOptions = {},
+  ) {
+    padding4(padding);
+  }
+  apply(img: Image): Image {
+    return pad(img, this.padding, this.opts);
+  }
+  toSpec(): TransformSpec {
+    return { name: 'Pad', padding: this.padding, ...this.opts };
+  }
 }
 
 export interface RandomCropOptions {
@@ -107,7 +139,10 @@ export interface RandomCropOptions {
 /** A crop of the given size at a uniformly random position, after optional padding. */
 export class RandomCrop implements Transform {
   readonly size: [number, number];
-  constructor(size: Size, readonly opts: RandomCropOptions = {}) {
+  constructor(
+    size: Size,
+    readonly opts: RandomCropOptions = {},
+  ) {
     this.size = size2(size, 'RandomCrop');
     if (opts.padding !== undefined) padding4(opts.padding);
   }
@@ -123,7 +158,9 @@ export class RandomCrop implements Transform {
     const left = rng.randint(0, img.width - tw + 1);
     return crop(img, top, left, th, tw);
   }
-  toSpec(): TransformSpec { return { name: 'RandomCrop', size: this.size, ...this.opts }; }
+  toSpec(): TransformSpec {
+    return { name: 'RandomCrop', size: this.size, ...this.opts };
+  }
 }
 
 export interface RandomResizedCropOptions {
@@ -143,12 +180,18 @@ export class RandomResizedCrop implements Transform {
   readonly size: [number, number];
   readonly scale: readonly [number, number];
   readonly ratio: readonly [number, number];
-  constructor(size: Size, readonly opts: RandomResizedCropOptions = {}) {
+  constructor(
+    size: Size,
+    readonly opts: RandomResizedCropOptions = {},
+  ) {
     this.size = size2(size, 'RandomResizedCrop');
     this.scale = opts.scale ?? [0.08, 1];
     this.ratio = opts.ratio ?? [3 / 4, 4 / 3];
-    check(this.scale[0] <= this.scale[1] && this.ratio[0] <= this.ratio[1] && this.scale[0] > 0 && this.ratio[0] > 0, 'RandomResizedCrop',
-      `expected increasing positive scale and ratio ranges, got scale ${JSON.stringify(this.scale)}, ratio ${JSON.stringify(this.ratio)}`);
+    check(
+      this.scale[0] <= this.scale[1] && this.ratio[0] <= this.ratio[1] && this.scale[0] > 0 && this.ratio[0] > 0,
+      'RandomResizedCrop',
+      `expected increasing positive scale and ratio ranges, got scale ${JSON.stringify(this.scale)}, ratio ${JSON.stringify(this.ratio)}`,
+    );
   }
   /** The crop window [top, left, height, width] for an image of the given size. */
   params(height: number, width: number, rng: Rng): [number, number, number, number] {
@@ -167,30 +210,51 @@ export class RandomResizedCrop implements Transform {
     const inRatio = width / height;
     let w: number;
     let h: number;
-    if (inRatio < this.ratio[0]) { w = width; h = roundHalfEven(w / this.ratio[0]); }
-    else if (inRatio > this.ratio[1]) { h = height; w = roundHalfEven(h * this.ratio[1]); }
-    else { w = width; h = height; }
+    if (inRatio < this.ratio[0]) {
+      w = width;
+      h = roundHalfEven(w / this.ratio[0]);
+    } else if (inRatio > this.ratio[1]) {
+      h = height;
+      w = roundHalfEven(h * this.ratio[1]);
+    } else {
+      w = width;
+      h = height;
+    }
     return [Math.floor((height - h) / 2), Math.floor((width - w) / 2), h, w];
   }
   apply(img: Image, rng: Rng): Image {
     const [top, left, h, w] = this.params(img.height, img.width, rng);
     return resize(crop(img, top, left, h, w), this.size[0], this.size[1], { antialias: this.opts.antialias });
   }
-  toSpec(): TransformSpec { return { name: 'RandomResizedCrop', size: this.size, scale: this.scale, ratio: this.ratio, antialias: this.opts.antialias }; }
+  toSpec(): TransformSpec {
+    return { name: 'RandomResizedCrop', size: this.size, scale: this.scale, ratio: this.ratio, antialias: this.opts.antialias };
+  }
 }
 
 /** Mirrors left-right with probability p (default 0.5). */
 export class RandomHorizontalFlip implements Transform {
-  constructor(readonly p = 0.5) { check(p >= 0 && p <= 1, 'RandomHorizontalFlip', `expected p in [0, 1], got ${p}`); }
-  apply(img: Image, rng: Rng): Image { return rng.random() < this.p ? hflip(img) : img; }
-  toSpec(): TransformSpec { return { name: 'RandomHorizontalFlip', p: this.p }; }
+  constructor(readonly p = 0.5) {
+    check(p >= 0 && p <= 1, 'RandomHorizontalFlip', `expected p in [0, 1], got ${p}`);
+  }
+  apply(img: Image, rng: Rng): Image {
+    return rng.random() < this.p ? hflip(img) : img;
+  }
+  toSpec(): TransformSpec {
+    return { name: 'RandomHorizontalFlip', p: this.p };
+  }
 }
 
 /** Mirrors top-bottom with probability p (default 0.5). */
 export class RandomVerticalFlip implements Transform {
-  constructor(readonly p = 0.5) { check(p >= 0 && p <= 1, 'RandomVerticalFlip', `expected p in [0, 1], got ${p}`); }
-  apply(img: Image, rng: Rng): Image { return rng.random() < this.p ? vflip(img) : img; }
-  toSpec(): TransformSpec { return { name: 'RandomVerticalFlip', p: this.p }; }
+  constructor(readonly p = 0.5) {
+    check(p >= 0 && p <= 1, 'RandomVerticalFlip', `expected p in [0, 1], got ${p}`);
+  }
+  apply(img: Image, rng: Rng): Image {
+    return rng.random() < this.p ? vflip(img) : img;
+  }
+  toSpec(): TransformSpec {
+    return { name: 'RandomVerticalFlip', p: this.p };
+  }
 }
 
 /** (x - mean[c]) / std[c] per channel (one value applies to every channel). */
@@ -198,13 +262,25 @@ export class Normalize implements Transform {
   readonly mean: number[];
   readonly std: number[];
   constructor(mean: readonly number[], std: readonly number[]) {
-    check(mean.length > 0 && mean.length === std.length, 'Normalize', `expected mean and std of the same non-zero length, got ${mean.length} and ${std.length}`);
-    check(std.every((s) => s !== 0), 'Normalize', 'std must not contain 0');
+    check(
+      mean.length > 0 && mean.length === std.length,
+      'Normalize',
+      `expected mean and std of the same non-zero length, got ${mean.length} and ${std.length}`,
+    );
+    check(
+      std.every((s) => s !== 0),
+      'Normalize',
+      'std must not contain 0',
+    );
     this.mean = [...mean];
     this.std = [...std];
   }
-  apply(img: Image): Image { return normalize_(makeImage(img.channels, img.height, img.width, img.data.slice()), this.mean, this.std); }
-  toSpec(): TransformSpec { return { name: 'Normalize', mean: this.mean, std: this.std }; }
+  apply(img: Image): Image {
+    return normalize_(makeImage(img.channels, img.height, img.width, img.data.slice()), this.mean, this.std);
+  }
+  toSpec(): TransformSpec {
+    return { name: 'Normalize', mean: this.mean, std: this.std };
+  }
 }
 
 /**
@@ -215,9 +291,17 @@ export class Normalize implements Transform {
 export class Lighting implements Transform {
   readonly eigval: number[];
   readonly eigvec: number[][];
-  constructor(readonly alphastd = 0.1, eigval: readonly number[] = IMAGENET_PCA.eigval, eigvec: readonly (readonly number[])[] = IMAGENET_PCA.eigvec) {
-    check(eigvec.length === eigval.length && eigvec.every((r) => r.length === eigval.length), 'Lighting',
-      `expected a ${eigval.length}x${eigval.length} eigvec matrix for ${eigval.length} eigenvalues`, 'E_SHAPE');
+  constructor(
+    readonly alphastd = 0.1,
+    eigval: readonly number[] = IMAGENET_PCA.eigval,
+    eigvec: readonly (readonly number[])[] = IMAGENET_PCA.eigvec,
+  ) {
+    check(
+      eigvec.length === eigval.length && eigvec.every((r) => r.length === eigval.length),
+      'Lighting',
+      `expected a ${eigval.length}x${eigval.length} eigvec matrix for ${eigval.length} eigenvalues`,
+      'E_SHAPE',
+    );
     this.eigval = [...eigval];
     this.eigvec = eigvec.map((r) => [...r]);
   }
@@ -236,7 +320,9 @@ export class Lighting implements Transform {
     }
     return out;
   }
-  toSpec(): TransformSpec { return { name: 'Lighting', alphastd: this.alphastd, eigval: this.eigval, eigvec: this.eigvec }; }
+  toSpec(): TransformSpec {
+    return { name: 'Lighting', alphastd: this.alphastd, eigval: this.eigval, eigvec: this.eigvec };
+  }
 }
 
 /**
@@ -251,8 +337,11 @@ export class ScaleJitter implements Transform {
     this.minSize = opts.minSize ?? 256;
     this.maxSize = opts.maxSize ?? 512;
     this.cropSize = size2(opts.cropSize ?? 224, 'ScaleJitter');
-    check(Number.isInteger(this.minSize) && Number.isInteger(this.maxSize) && this.minSize > 0 && this.minSize <= this.maxSize, 'ScaleJitter',
-      `expected integer 0 < minSize <= maxSize, got ${this.minSize}, ${this.maxSize}`);
+    check(
+      Number.isInteger(this.minSize) && Number.isInteger(this.maxSize) && this.minSize > 0 && this.minSize <= this.maxSize,
+      'ScaleJitter',
+      `expected integer 0 < minSize <= maxSize, got ${this.minSize}, ${this.maxSize}`,
+    );
     check(this.minSize >= Math.min(...this.cropSize), 'ScaleJitter', `minSize (${this.minSize}) must be at least the crop size (${this.cropSize.join('x')})`);
   }
   apply(img: Image, rng: Rng): Image {
@@ -263,44 +352,62 @@ export class ScaleJitter implements Transform {
     check(h >= th && w >= tw, 'ScaleJitter', `crop ${th}x${tw} does not fit the ${h}x${w} image rescaled to shorter side ${s}`, 'E_SHAPE');
     return crop(scaled, rng.randint(0, h - th + 1), rng.randint(0, w - tw + 1), th, tw);
   }
-  toSpec(): TransformSpec { return { name: 'ScaleJitter', minSize: this.minSize, maxSize: this.maxSize, cropSize: this.cropSize, antialias: this.opts.antialias }; }
+  toSpec(): TransformSpec {
+    return { name: 'ScaleJitter', minSize: this.minSize, maxSize: this.maxSize, cropSize: this.cropSize, antialias: this.opts.antialias };
+  }
 }
 
 /** Wraps a function. It runs on the main thread only (functions cannot cross into worker threads). */
 export class Lambda implements Transform {
   constructor(readonly fn: (img: Image, rng: Rng) => Image) {}
-  apply(img: Image, rng: Rng): Image { return this.fn(img, rng); }
+  apply(img: Image, rng: Rng): Image {
+    return this.fn(img, rng);
+  }
 }
 
 /** Rebuilds a transform from `toSpec()` data (in worker threads). */
 export function transformFromSpec(spec: TransformSpec): Transform {
   const s = spec as Record<string, any>;
   switch (spec.name) {
-    case 'Compose': return new Compose((s.transforms as TransformSpec[]).map(transformFromSpec));
-    case 'Resize': return new Resize(s.size, { antialias: s.antialias, maxSize: s.maxSize });
-    case 'CenterCrop': return new CenterCrop(s.size);
-    case 'Pad': return new Pad(s.padding, { fill: s.fill, mode: s.mode });
-    case 'RandomCrop': return new RandomCrop(s.size, { padding: s.padding, padIfNeeded: s.padIfNeeded, fill: s.fill, paddingMode: s.paddingMode });
-    case 'RandomResizedCrop': return new RandomResizedCrop(s.size, { scale: s.scale, ratio: s.ratio, antialias: s.antialias });
-    case 'RandomHorizontalFlip': return new RandomHorizontalFlip(s.p);
-    case 'RandomVerticalFlip': return new RandomVerticalFlip(s.p);
-    case 'Normalize': return new Normalize(s.mean, s.std);
-    case 'Lighting': return new Lighting(s.alphastd, s.eigval, s.eigvec);
-    case 'ScaleJitter': return new ScaleJitter({ minSize: s.minSize, maxSize: s.maxSize, cropSize: s.cropSize, antialias: s.antialias });
-    default: throw new ConvzooError(`transformFromSpec: unknown transform '${spec.name}'`, 'E_ARG', 'transformFromSpec');
+    case 'Compose':
+      return new Compose((s.transforms as TransformSpec[]).map(transformFromSpec));
+    case 'Resize':
+      return new Resize(s.size, { antialias: s.antialias, maxSize: s.maxSize });
+    case 'CenterCrop':
+      return new CenterCrop(s.size);
+    case 'Pad':
+      return new Pad(s.padding, { fill: s.fill, mode: s.mode });
+    case 'RandomCrop':
+      return new RandomCrop(s.size, { padding: s.padding, padIfNeeded: s.padIfNeeded, fill: s.fill, paddingMode: s.paddingMode });
+    case 'RandomResizedCrop':
+      return new RandomResizedCrop(s.size, { scale: s.scale, ratio: s.ratio, antialias: s.antialias });
+    case 'RandomHorizontalFlip':
+      return new RandomHorizontalFlip(s.p);
+    case 'RandomVerticalFlip':
+      return new RandomVerticalFlip(s.p);
+    case 'Normalize':
+      return new Normalize(s.mean, s.std);
+    case 'Lighting':
+      return new Lighting(s.alphastd, s.eigval, s.eigvec);
+    case 'ScaleJitter':
+      return new ScaleJitter({ minSize: s.minSize, maxSize: s.maxSize, cropSize: s.cropSize, antialias: s.antialias });
+    default:
+      throw new ConvzooError(`transformFromSpec: unknown transform '${spec.name}'`, 'E_ARG', 'transformFromSpec');
   }
 }
 
 // ---- standard recipes
 /** Fashion-MNIST's pixel mean and standard deviation (training set, [0, 1] scale). */
-export const FASHION_MNIST_MEAN = [0.2860] as const;
-export const FASHION_MNIST_STD = [0.3530] as const;
+export const FASHION_MNIST_MEAN = [0.286] as const;
+export const FASHION_MNIST_STD = [0.353] as const;
 
 /** The CIFAR-style recipe on 28x28 Fashion-MNIST: random crop with padding 4, flip, normalize. */
 export function fashionMnistTrain(): Compose {
   return new Compose([new RandomCrop(28, { padding: 4 }), new RandomHorizontalFlip(), new Normalize(FASHION_MNIST_MEAN, FASHION_MNIST_STD)]);
 }
-export function fashionMnistEval(): Compose { return new Compose([new Normalize(FASHION_MNIST_MEAN, FASHION_MNIST_STD)]); }
+export function fashionMnistEval(): Compose {
+  return new Compose([new Normalize(FASHION_MNIST_MEAN, FASHION_MNIST_STD)]);
+}
 
 /** torchvision's ImageNet training recipe: RandomResizedCrop, flip, normalize (plus PCA lighting if `lighting` > 0). */
 export function imagenetTrain(opts: { size?: number; lighting?: number; mean?: readonly number[]; std?: readonly number[] } = {}): Compose {

@@ -6,8 +6,14 @@ import { datasetFromSpec, loadBatch, type BatchTask } from './batch.js';
 import type { DatasetSpec } from './dataset.js';
 import { transformFromSpec, type TransformSpec } from './transforms.js';
 
-export interface WorkerInit { dataset: DatasetSpec; transform?: TransformSpec }
-export interface WorkerRequest { id: number; task: BatchTask }
+export interface WorkerInit {
+  dataset: DatasetSpec;
+  transform?: TransformSpec;
+}
+export interface WorkerRequest {
+  id: number;
+  task: BatchTask;
+}
 
 const init = workerData as WorkerInit;
 const dataset = datasetFromSpec(init.dataset);

@@ -20,7 +20,12 @@ export function workerScriptUrl(): Promise<URL> {
 async function transpileWorker(thisFile: string): Promise<URL> {
   const dataDir = dirname(thisFile);
   const srcDir = dirname(dataDir);
-  const sources = [join(srcDir, 'errors.ts'), ...readdirSync(dataDir).filter((f) => f.endsWith('.ts')).map((f) => join(dataDir, f))];
+  const sources = [
+    join(srcDir, 'errors.ts'),
+    ...readdirSync(dataDir)
+      .filter((f) => f.endsWith('.ts'))
+      .map((f) => join(dataDir, f)),
+  ];
   const texts = sources.map((f) => readFileSync(f, 'utf8'));
   const hash = createHash('sha1').update(texts.join('\0')).digest('hex').slice(0, 16);
   const cacheRoot = join(dirname(srcDir), 'node_modules', '.cache', 'convzoo-data-worker');
@@ -32,7 +37,11 @@ async function transpileWorker(thisFile: string): Promise<URL> {
     const m = await import('typescript');
     ts = ((m as { default?: typeof import('typescript') }).default ?? m) as typeof import('typescript');
   } catch (e) {
-    throw new ConvzooError(`DataLoader: numWorkers > 0 from TypeScript sources needs the typescript package, or run the compiled dist/ (${(e as Error).message})`, 'E_DATA', 'DataLoader');
+    throw new ConvzooError(
+      `DataLoader: numWorkers > 0 from TypeScript sources needs the typescript package, or run the compiled dist/ (${(e as Error).message})`,
+      'E_DATA',
+      'DataLoader',
+    );
   }
   const tmp = `${outDir}.tmp-${process.pid}-${Date.now()}`;
   mkdirSync(join(tmp, 'data'), { recursive: true });
@@ -44,11 +53,19 @@ async function transpileWorker(thisFile: string): Promise<URL> {
     }).outputText;
     writeFileSync(join(tmp, file.startsWith(dataDir) ? 'data' : '', file.slice(dirname(file).length + 1).replace(/\.ts$/, '.js')), js);
   });
-  try { renameSync(tmp, outDir); } catch { rmSync(tmp, { recursive: true, force: true }); } // another process won the race
+  try {
+    renameSync(tmp, outDir);
+  } catch {
+    rmSync(tmp, { recursive: true, force: true });
+  } // another process won the race
   // Drop builds of older sources (left by earlier edits) after a day.
   for (const d of readdirSync(cacheRoot)) {
     const p = join(cacheRoot, d);
-    try { if (d !== hash && Date.now() - statSync(p).mtimeMs > 86_400_000) rmSync(p, { recursive: true, force: true }); } catch { /* in use or gone */ }
+    try {
+      if (d !== hash && Date.now() - statSync(p).mtimeMs > 86_400_000) rmSync(p, { recursive: true, force: true });
+    } catch {
+      /* in use or gone */
+    }
   }
   return entry;
 }

@@ -2,12 +2,11 @@
 // flattening to dotted keys, view checks), then read their storages on demand.
 import { ConvzooError } from '../errors.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { PyDict, StorageRef, TensorRef, type PyValue } from './pickle.js';
+import { PyDict, type StorageRef, TensorRef, type PyValue } from './pickle.js';
 import { formatError, type Source } from './source.js';
 import type { Checkpoint } from './torch.js';
 import { put, tensorFromChunks } from './materialize.js';
 import type { LoadOptions, ReadPlan } from './types.js';
-
 
 /** Guards against hostile pickles: shared sub-lists nested n deep make 2^n paths. */
 const MAX_VISITS = 10_000_000;
@@ -25,7 +24,10 @@ function keyName(k: unknown): string | undefined {
 function children(v: PyValue): [string, PyValue][] {
   if (v instanceof PyDict) {
     const out: [string, PyValue][] = [];
-    for (const [k, x] of v.map) { const name = keyName(k); if (name !== undefined) out.push([name, x]); }
+    for (const [k, x] of v.map) {
+      const name = keyName(k);
+      if (name !== undefined) out.push([name, x]);
+    }
     return out;
   }
   if (Array.isArray(v)) return v.map((x, i) => [String(i), x]);
@@ -53,7 +55,10 @@ function selectRoot(src: Source, root: PyValue, key: string | undefined): PyValu
     for (const part of key.split('.')) {
       const next: PyValue | undefined = children(v).find(([k]) => k === part)?.[1];
       if (next === undefined) {
-        const top = children(root).map(([k]) => `'${k}'`).slice(0, 20).join(', ');
+        const top = children(root)
+          .map(([k]) => `'${k}'`)
+          .slice(0, 20)
+          .join(', ');
         throw new ConvzooError(`load: ${src.name}: no entry '${key}' in the checkpoint (top-level keys: ${top || 'none'})`, 'E_NOT_FOUND', 'load');
       }
       v = next;
@@ -78,7 +83,7 @@ function flatten(src: Source, root: PyValue): [string, TensorRef][] {
   const onPath = new Set<unknown>();
   let visits = 0;
   const walk = (v: PyValue, name: string, depth: number): void => {
-    if (++visits > MAX_VISITS) throw formatError(src, 'the checkpoint\'s object graph is too large (shared or cyclic containers?)');
+    if (++visits > MAX_VISITS) throw formatError(src, "the checkpoint's object graph is too large (shared or cyclic containers?)");
     if (v instanceof TensorRef) {
       if (names.has(name)) throw formatError(src, `two tensors flatten to the same key '${name}'`);
       names.add(name);
@@ -145,8 +150,13 @@ function checkView(src: Source, name: string, t: TensorRef): void {
     return;
   }
   let last = BigInt(t.offset);
-  t.shape.forEach((d, i) => { last += BigInt(d - 1) * BigInt(t.stride[i]); });
+  t.shape.forEach((d, i) => {
+    last += BigInt(d - 1) * BigInt(t.stride[i]);
+  });
   if (last >= BigInt(t.storage.numel)) {
-    throw formatError(src, `tensor '${name}' (shape [${t.shape.join(', ')}], stride [${t.stride.join(', ')}], offset ${t.offset}) needs ${last + 1n} elements but its storage holds ${t.storage.numel}`);
+    throw formatError(
+      src,
+      `tensor '${name}' (shape [${t.shape.join(', ')}], stride [${t.stride.join(', ')}], offset ${t.offset}) needs ${last + 1n} elements but its storage holds ${t.storage.numel}`,
+    );
   }
 }

@@ -31,12 +31,20 @@ export async function tensorFromChunks(chunks: AsyncIterable<Uint8Array>, shape:
         at = numel;
         continue;
       }
-      if (!out) { out = empty(shape, { dtype }); flat = out.view(-1); }
+      if (!out) {
+        out = empty(shape, { dtype });
+        flat = out.view(-1);
+      }
       const n = c.byteLength / elementSize;
       if (!Number.isInteger(n) || at + n > numel) throw new ConvzooError(`load: more data than ${numel} elements of ${dtype}`, 'E_FORMAT', 'load');
       const piece = fromBytes(c, [n], dtype);
       const slot = flat!.narrow(0, at, n);
-      try { slot.copy_(piece); } finally { slot.dispose(); piece.dispose(); }
+      try {
+        slot.copy_(piece);
+      } finally {
+        slot.dispose();
+        piece.dispose();
+      }
       at += n;
     }
   } catch (e) {
@@ -51,4 +59,3 @@ export async function tensorFromChunks(chunks: AsyncIterable<Uint8Array>, shape:
   }
   return out;
 }
-

@@ -10,8 +10,16 @@ import { randomBytes } from 'node:crypto';
 import { byteSwapped, CHUNK_BYTES, formatError, HOST_LITTLE_ENDIAN, ioError, type Source } from './source.js';
 
 const TO_DTYPE: Record<string, DType> = {
-  F64: 'float64', F32: 'float32', F16: 'float16', BF16: 'bfloat16',
-  I64: 'int64', I32: 'int32', I16: 'int16', I8: 'int8', U8: 'uint8', BOOL: 'bool',
+  F64: 'float64',
+  F32: 'float32',
+  F16: 'float16',
+  BF16: 'bfloat16',
+  I64: 'int64',
+  I32: 'int32',
+  I16: 'int16',
+  I8: 'int8',
+  U8: 'uint8',
+  BOOL: 'bool',
 };
 const FROM_DTYPE = Object.fromEntries(Object.entries(TO_DTYPE).map(([k, v]) => [v, k])) as Record<DType, string>;
 
@@ -73,7 +81,9 @@ export async function readSafetensorsHeader(src: Source): Promise<SafetensorsHea
       metadata = info as Record<string, string>;
       continue;
     }
-    const bad = (why: string): never => { throw formatError(src, `safetensors tensor '${name}': ${why}`); };
+    const bad = (why: string): never => {
+      throw formatError(src, `safetensors tensor '${name}': ${why}`);
+    };
     if (!isPlainObject(info)) bad('entry is not an object');
     const { dtype, shape, data_offsets: offsets } = info as Record<string, unknown>;
     if (typeof dtype !== 'string') return bad('dtype missing');
@@ -85,7 +95,8 @@ export async function readSafetensorsHeader(src: Source): Promise<SafetensorsHea
     if (end < begin) bad(`data_offsets [${begin}, ${end}] end before they begin`);
     // BigInt: a forged shape must not overflow into a matching byte count.
     const nbytes = shape.reduce((a: bigint, d: number) => a * BigInt(d), 1n) * BigInt(DTYPE_BYTES[dt]);
-    if (nbytes !== BigInt(end - begin)) bad(`shape [${shape.join(', ')}] of ${dtype} needs ${nbytes} bytes but data_offsets [${begin}, ${end}] span ${end - begin}`);
+    if (nbytes !== BigInt(end - begin))
+      bad(`shape [${shape.join(', ')}] of ${dtype} needs ${nbytes} bytes but data_offsets [${begin}, ${end}] span ${end - begin}`);
     entries.push({ name, dtype: dt, shape: shape as number[], begin: dataStart + begin, end: dataStart + end });
   }
 
@@ -96,13 +107,17 @@ export async function readSafetensorsHeader(src: Source): Promise<SafetensorsHea
   let at = dataStart;
   for (const e of entries) {
     if (e.begin !== at) {
-      throw formatError(src, e.begin < at
-        ? `safetensors tensor '${e.name}' overlaps the previous tensor (starts at ${e.begin - dataStart}, previous ends at ${at - dataStart})`
-        : `safetensors tensor '${e.name}' leaves a gap (starts at ${e.begin - dataStart}, previous ends at ${at - dataStart})`);
+      throw formatError(
+        src,
+        e.begin < at
+          ? `safetensors tensor '${e.name}' overlaps the previous tensor (starts at ${e.begin - dataStart}, previous ends at ${at - dataStart})`
+          : `safetensors tensor '${e.name}' leaves a gap (starts at ${e.begin - dataStart}, previous ends at ${at - dataStart})`,
+      );
     }
     at = e.end;
   }
-  if (at - dataStart > dataLen) throw formatError(src, `safetensors data needs ${at - dataStart} bytes but the file holds ${dataLen} after the header (truncated)`);
+  if (at - dataStart > dataLen)
+    throw formatError(src, `safetensors data needs ${at - dataStart} bytes but the file holds ${dataLen} after the header (truncated)`);
   if (at - dataStart < dataLen) throw formatError(src, `safetensors file has ${dataLen - (at - dataStart)} trailing bytes after the last tensor`);
   return { entries, metadata };
 }
@@ -141,7 +156,10 @@ export function safetensorsLayout(tensors: Record<string, Tensor>, metadata?: Re
   const enc = new TextEncoder();
   let bytes = enc.encode(json);
   const pad = (8 - (bytes.byteLength % 8)) % 8;
-  if (pad) { json += ' '.repeat(pad); bytes = enc.encode(json); }
+  if (pad) {
+    json += ' '.repeat(pad);
+    bytes = enc.encode(json);
+  }
   const head = new Uint8Array(8 + bytes.byteLength);
   new DataView(head.buffer).setBigUint64(0, BigInt(bytes.byteLength), true);
   head.set(bytes, 8);
@@ -177,8 +195,14 @@ export async function writeSafetensors(file: string, tensors: Record<string, Ten
   // Make the rename itself durable; not every platform can fsync a directory, hence best effort.
   try {
     const dir = await open(path.dirname(file), 'r');
-    try { await dir.sync(); } finally { await dir.close(); }
-  } catch { /* best effort */ }
+    try {
+      await dir.sync();
+    } finally {
+      await dir.close();
+    }
+  } catch {
+    /* best effort */
+  }
 }
 
 /** The bytes `writeSafetensors` would write. */
@@ -188,7 +212,10 @@ export function safetensorsBytes(tensors: Record<string, Tensor>, metadata?: Rec
   const out = new Uint8Array(header.byteLength + chunks.reduce((a, c) => a + c.byteLength, 0));
   out.set(header, 0);
   let at = header.byteLength;
-  for (const c of chunks) { out.set(c, at); at += c.byteLength; }
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.byteLength;
+  }
   return out;
 }
 
@@ -199,12 +226,18 @@ export function safetensorsBytes(tensors: Record<string, Tensor>, metadata?: Rec
 function* tensorChunksLE(t: Tensor): Generator<Uint8Array> {
   const swap = (b: Uint8Array) => (HOST_LITTLE_ENDIAN ? b : byteSwapped(b, DTYPE_BYTES[t.dtype]));
   const nbytes = t.numel() * DTYPE_BYTES[t.dtype];
-  if (nbytes <= CHUNK_BYTES || t.ndim === 0) { yield swap(t.bytes()); return; }
+  if (nbytes <= CHUNK_BYTES || t.ndim === 0) {
+    yield swap(t.bytes());
+    return;
+  }
   const rows = t.shape[0];
   const perChunk = Math.max(1, Math.floor(CHUNK_BYTES / (nbytes / rows)));
   for (let i = 0; i < rows; i += perChunk) {
     const block = t.narrow(0, i, Math.min(perChunk, rows - i));
-    try { yield swap(block.bytes()); } finally { block.dispose(); }
+    try {
+      yield swap(block.bytes());
+    } finally {
+      block.dispose();
+    }
   }
 }
-

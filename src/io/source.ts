@@ -56,7 +56,10 @@ export interface ChunkOptions {
 /** `length` bytes from `offset`, as consecutive chunks (one empty chunk if `length` is 0). */
 export async function* readChunks(src: Source, offset: number, length: number, opts: ChunkOptions = {}): AsyncGenerator<Uint8Array> {
   checkRange(src, offset, length);
-  if (length === 0) { yield new Uint8Array(0); return; }
+  if (length === 0) {
+    yield new Uint8Array(0);
+    return;
+  }
   const chunkBytes = opts.chunkBytes ?? CHUNK_BYTES;
   const scratch = opts.transient ? Buffer.allocUnsafe(Math.min(chunkBytes, length)) : undefined;
   for (let done = 0; done < length; done += chunkBytes) yield await src.read(offset + done, Math.min(chunkBytes, length - done), scratch);
@@ -75,7 +78,11 @@ export function bufferSource(bytes: Uint8Array, name = 'buffer'): Source {
 
 /** Reads are positioned (pread), so several can be planned without a shared file cursor. */
 export class FileSource implements Source {
-  private constructor(readonly name: string, readonly size: number, private readonly fh: FileHandle) {}
+  private constructor(
+    readonly name: string,
+    readonly size: number,
+    private readonly fh: FileHandle,
+  ) {}
 
   static async open(path: string): Promise<FileSource> {
     // Opening a FIFO for reading blocks until a writer appears (forever, for a stray pipe or a
@@ -83,9 +90,13 @@ export class FileSource implements Source {
     // once if the path is swapped for a FIFO after that check, and fstat then catches the swap;
     // for a regular file O_NONBLOCK changes nothing.
     const notRegular = () => new ConvzooError(`load: ${path} is not a regular file`, 'E_IO', 'load');
-    const before = await stat(path).catch((e: NodeJS.ErrnoException) => { throw ioError('load', path, e); });
+    const before = await stat(path).catch((e: NodeJS.ErrnoException) => {
+      throw ioError('load', path, e);
+    });
     if (!before.isFile()) throw notRegular();
-    const fh = await open(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK).catch((e: NodeJS.ErrnoException) => { throw ioError('load', path, e); });
+    const fh = await open(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK).catch((e: NodeJS.ErrnoException) => {
+      throw ioError('load', path, e);
+    });
     try {
       const st = await fh.stat();
       if (!st.isFile()) throw notRegular();
@@ -109,7 +120,9 @@ export class FileSource implements Source {
     return buf;
   }
 
-  close(): Promise<void> { return this.fh.close(); }
+  close(): Promise<void> {
+    return this.fh.close();
+  }
 }
 
 /** A file-system error as a ConvzooError: E_NOT_FOUND for a missing file, E_IO otherwise. */

@@ -23,12 +23,17 @@ export interface Checkpoint {
  */
 class StorageLoader {
   readonly byKey = new Map<string, StorageRef>();
-  constructor(private readonly src: Source, private readonly legacy: boolean) {}
+  constructor(
+    private readonly src: Source,
+    private readonly legacy: boolean,
+  ) {}
 
   readonly load = (pid: PyValue): StorageRef => {
     const { src, legacy, byKey } = this;
-    const bad = (why: string): never => { throw formatError(src, `bad storage reference: ${why}`); };
-    if (!Array.isArray(pid) || pid[0] !== 'storage') return bad('expected a (\'storage\', ...) tuple');
+    const bad = (why: string): never => {
+      throw formatError(src, `bad storage reference: ${why}`);
+    };
+    if (!Array.isArray(pid) || pid[0] !== 'storage') return bad("expected a ('storage', ...) tuple");
     if (pid.length !== (legacy ? 6 : 5)) return bad(`expected ${legacy ? 6 : 5} fields, got ${pid.length}`);
     const [, cls, key, location, numel] = pid;
     if (!(cls instanceof PyGlobal)) return bad('storage type is not a class');
@@ -73,14 +78,17 @@ export async function readZipCheckpoint(src: Source): Promise<Checkpoint> {
   }
   const pklEntry = entries.get(pkl)!;
   if (pklEntry.size > MAX_PICKLE_BYTES) {
-    throw formatError(src, `${pkl} is ${pklEntry.size} bytes, over the limit of ${MAX_PICKLE_BYTES} (a state dict's pickle takes ~100 bytes per tensor; hostile or not a state dict)`);
+    throw formatError(
+      src,
+      `${pkl} is ${pklEntry.size} bytes, over the limit of ${MAX_PICKLE_BYTES} (a state dict's pickle takes ~100 bytes per tensor; hostile or not a state dict)`,
+    );
   }
   const program = await readZipEntry(src, pklEntry);
   const { value, end } = unpickle(program, 0, `load: ${src.name}`, new StorageLoader(src, false).load);
   if (end !== program.byteLength) throw formatError(src, `${pkl} has ${program.byteLength - end} bytes after the pickle's end`);
   return {
     root: value,
-    async* storageChunks(s) {
+    async *storageChunks(s) {
       const name = `${prefix}data/${s.key}`;
       const e = entries.get(name);
       if (!e) throw formatError(src, `storage '${s.key}' is missing from the archive (no ${name})`);
@@ -105,7 +113,9 @@ export function looksLikeLegacyTorch(head: Uint8Array): boolean {
  */
 export async function readLegacyCheckpoint(src: Source): Promise<Checkpoint> {
   const where = `load: ${src.name}`;
-  const noStorages = (): never => { throw formatError(src, 'storage reference in a header pickle'); };
+  const noStorages = (): never => {
+    throw formatError(src, 'storage reference in a header pickle');
+  };
   // The pickles are small but their total length is only known by running them: read a window of
   // the file's start and grow it until they all fit, up to MAX_PICKLE_BYTES.
   const maxWindow = Math.min(src.size, MAX_PICKLE_BYTES);
@@ -150,7 +160,7 @@ export async function readLegacyCheckpoint(src: Source): Promise<Checkpoint> {
   }
   return {
     root: parsed.root,
-    async* storageChunks(s) {
+    async *storageChunks(s) {
       const at = offsets.get(s.key);
       if (at === undefined) throw formatError(src, `storage '${s.key}' is not in the file's storage list`);
       const n = DTYPE_BYTES[s.dtype];

@@ -42,4 +42,3 @@ export interface ReadPlan {
   /** `picked`: indices into `entries`, ascending. */
   read(picked: number[]): Promise<Record<string, Tensor>>;
 }
-

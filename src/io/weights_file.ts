@@ -24,10 +24,18 @@ export async function openSource(src: Source, opts: LoadOptions, closeSource: ()
       let picked: number[];
       if (names === undefined) picked = plan.entries.map((_, i) => i);
       else {
-        if (!Array.isArray(names) || !names.every((n) => typeof n === 'string')) throw new ConvzooError('load: expected names to be an array of strings', 'E_ARG', 'load');
+        if (!Array.isArray(names) || !names.every((n) => typeof n === 'string'))
+          throw new ConvzooError('load: expected names to be an array of strings', 'E_ARG', 'load');
         const missing = names.filter((n) => !index.has(n));
         if (missing.length) {
-          throw new ConvzooError(`load: ${src.name}: no tensor ${missing.slice(0, 5).map((n) => `'${n}'`).join(', ')}${missing.length > 5 ? ` (and ${missing.length - 5} more)` : ''} in the file`, 'E_NOT_FOUND', 'load');
+          throw new ConvzooError(
+            `load: ${src.name}: no tensor ${missing
+              .slice(0, 5)
+              .map((n) => `'${n}'`)
+              .join(', ')}${missing.length > 5 ? ` (and ${missing.length - 5} more)` : ''} in the file`,
+            'E_NOT_FOUND',
+            'load',
+          );
         }
         picked = [...new Set(names.map((n) => index.get(n)!))].sort((x, y) => x - y);
       }
@@ -63,8 +71,11 @@ async function planFor(src: Source, opts: LoadOptions): Promise<ReadPlan> {
   return planSafetensors(src, opts).catch((e: unknown) => {
     if (!(e instanceof ConvzooError) || e.code !== 'E_FORMAT') throw e;
     const start = [...head.subarray(0, 8)].map((b) => b.toString(16).padStart(2, '0')).join(' ');
-    throw formatError(src, `not a PyTorch checkpoint (zip or legacy format) nor a safetensors file (starts with ${start || 'nothing: empty file'}; `
-      + `as safetensors: ${e.message.slice(`load: ${src.name}: `.length)})`);
+    throw formatError(
+      src,
+      `not a PyTorch checkpoint (zip or legacy format) nor a safetensors file (starts with ${start || 'nothing: empty file'}; ` +
+        `as safetensors: ${e.message.slice(`load: ${src.name}: `.length)})`,
+    );
   });
 }
 
@@ -84,7 +95,9 @@ async function planSafetensors(src: Source, opts: LoadOptions): Promise<ReadPlan
       try {
         for (const i of indices) {
           const { e, name } = picked[i];
-          const chunks = mapChunks(readChunks(src, e.begin, e.end - e.begin, { transient: true }), (c) => (HOST_LITTLE_ENDIAN ? c : byteSwapped(c, DTYPE_BYTES[e.dtype])));
+          const chunks = mapChunks(readChunks(src, e.begin, e.end - e.begin, { transient: true }), (c) =>
+            HOST_LITTLE_ENDIAN ? c : byteSwapped(c, DTYPE_BYTES[e.dtype]),
+          );
           put(out, name, await tensorFromChunks(chunks, e.shape, e.dtype));
         }
       } catch (err) {
@@ -95,4 +108,3 @@ async function planSafetensors(src: Source, opts: LoadOptions): Promise<ReadPlan
     },
   };
 }
-

@@ -52,7 +52,10 @@ export async function readZipDirectory(src: Source): Promise<Map<string, ZipEntr
   let eocd = -1;
   for (let i = tailLen - EOCD_SIZE; i >= 0; i--) {
     // The comment length must reach exactly to the end of the file, which rules out a stray signature.
-    if (t.getUint32(i, true) === SIG_EOCD && i + EOCD_SIZE + t.getUint16(i + 20, true) === tailLen) { eocd = i; break; }
+    if (t.getUint32(i, true) === SIG_EOCD && i + EOCD_SIZE + t.getUint16(i + 20, true) === tailLen) {
+      eocd = i;
+      break;
+    }
   }
   if (eocd < 0) throw formatError(src, 'not a complete zip archive: no end-of-central-directory record (the file is truncated or corrupt)');
 
@@ -153,10 +156,14 @@ const INFLATED_CHUNK_BYTES = 4 << 20;
  */
 export async function* zipEntryChunks(src: Source, e: ZipEntry, opts: { transient?: boolean } = {}): AsyncGenerator<Uint8Array> {
   if (e.flags & 1) throw formatError(src, `zip entry '${e.name}' is encrypted`);
-  if (e.method !== 0 && e.method !== 8) throw formatError(src, `zip entry '${e.name}' uses compression method ${e.method} (only stored and deflate are supported)`);
+  if (e.method !== 0 && e.method !== 8)
+    throw formatError(src, `zip entry '${e.name}' uses compression method ${e.method} (only stored and deflate are supported)`);
   if (e.method === 0 && e.compressedSize !== e.size) throw formatError(src, `zip entry '${e.name}' is stored but its sizes differ`);
   if (e.method === 8 && e.size > 0 && e.size / MAX_DEFLATE_RATIO > e.compressedSize) {
-    throw formatError(src, `zip entry '${e.name}' declares ${e.size} bytes from ${e.compressedSize} compressed, more than deflate's maximum ratio of ${MAX_DEFLATE_RATIO}:1 (corrupt or hostile archive)`);
+    throw formatError(
+      src,
+      `zip entry '${e.name}' declares ${e.size} bytes from ${e.compressedSize} compressed, more than deflate's maximum ratio of ${MAX_DEFLATE_RATIO}:1 (corrupt or hostile archive)`,
+    );
   }
   const lh = dv(await src.read(e.localHeaderOffset, 30));
   if (lh.getUint32(0, true) !== SIG_LOCAL) throw formatError(src, `zip entry '${e.name}': local header missing (corrupt archive)`);
@@ -196,8 +203,9 @@ async function* inflatedChunks(src: Source, e: ZipEntry, start: number, transien
   try {
     for await (const piece of inflater as AsyncIterable<Buffer>) {
       total += piece.byteLength;
-      if (total > e.size) throw formatError(src, `zip entry '${e.name}' inflates to more than the ${e.size} bytes its directory declares (corrupt or hostile archive)`);
-      for (let p = 0; p < piece.byteLength;) {
+      if (total > e.size)
+        throw formatError(src, `zip entry '${e.name}' inflates to more than the ${e.size} bytes its directory declares (corrupt or hostile archive)`);
+      for (let p = 0; p < piece.byteLength; ) {
         const n = piece.copy(out, filled, p);
         filled += n;
         p += n;

@@ -1,7 +1,7 @@
 // The one surface every classifier shares (timm's): forward() always returns logits;
 // forwardFeatures() gives the last feature map, forwardHead() pools and classifies, resetClassifier()
 // swaps the head. Extra outputs (GoogLeNet's auxiliary logits) come from separate calls.
-import { Tensor } from '../tensor/tensor.js';
+import type { Tensor } from '../tensor/tensor.js';
 import { tidy } from '../tensor/scope.js';
 import { Module } from '../nn/module.js';
 import type { ClassifierHead } from '../nn/head.js';
@@ -27,7 +27,9 @@ export abstract class ClassifierModel extends Module {
   protected abstract readonly _head: ClassifierHead;
 
   /** Outputs of the classifier (0 after resetClassifier(0): forward returns features). */
-  get numClasses(): number { return this._head.numClasses; }
+  get numClasses(): number {
+    return this._head.numClasses;
+  }
 
   abstract forwardFeatures(x: Tensor): Tensor;
   /** Re-draws every weight with the family's initialisation. */
@@ -38,17 +40,23 @@ export abstract class ClassifierModel extends Module {
     return this._head.forward(x, { preLogits: opts.preLogits, training: this.training });
   }
   /** Replaces the final layer with a new one for `numClasses` outputs (0: identity, features out), freeing the old one. */
-  resetClassifier(numClasses: number): void { this._head.reset(numClasses); }
+  resetClassifier(numClasses: number): void {
+    this._head.reset(numClasses);
+  }
 
   /**
    * Whether a weights file's key is left out when loading pretrained weights (checked before any data
    * is read). GoogLeNet skips the auxiliary heads it was built without, as torchvision does.
    */
-  skipWeightsKey(_name: string, _fileShape: number[]): boolean { return false; }
+  skipWeightsKey(_name: string, _fileShape: number[]): boolean {
+    return false;
+  }
 
   forward(x: Tensor): Tensor {
     return tidy(() => this.forwardHead(this.forwardFeatures(x)));
   }
 
-  get meta(): ModelMeta | undefined { return this._meta; }
+  get meta(): ModelMeta | undefined {
+    return this._meta;
+  }
 }

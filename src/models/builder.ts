@@ -2,12 +2,12 @@
 // adapt the first conv for other input channels and the head for other class counts, attach metadata.
 import { existsSync } from 'node:fs';
 import { ConvzooError, check } from '../errors.js';
-import { Tensor } from '../tensor/tensor.js';
+import type { Tensor } from '../tensor/tensor.js';
 import { noGrad } from '../tensor/creation.js';
 import { openWeights, type WeightsFile } from '../io/index.js';
 import { CHECKPOINT_FORMAT } from '../train/checkpoint.js';
 import { runDataConfig, pretrainedDataConfig } from '../vision/data_config.js';
-import { ClassifierModel } from './base.js';
+import type { ClassifierModel } from './base.js';
 import { getModelEntry, type ModelOptions, type WeightsEntry, type ModelMeta } from './registry.js';
 import { downloadCached, evictCached } from './hub.js';
 import { checkOptions } from './options.js';
@@ -54,7 +54,10 @@ export function resolveWeights(meta: ModelMeta, weights: string): WeightsEntry |
   if (tagged) return tagged;
   if (/^https?:\/\//.test(weights) || existsSync(weights)) return null;
   const tags = meta.weights.map((w) => w.tag);
-  throw new ConvzooError(`${meta.id}: weights '${weights}' is neither a tag (${tags.length ? tags.join(', ') + ', DEFAULT' : 'none'}) nor an existing file or URL`, 'E_NOT_FOUND');
+  throw new ConvzooError(
+    `${meta.id}: weights '${weights}' is neither a tag (${tags.length ? tags.join(', ') + ', DEFAULT' : 'none'}) nor an existing file or URL`,
+    'E_NOT_FOUND',
+  );
 }
 
 /**
@@ -70,7 +73,11 @@ export async function createModel(id: string, opts: CreateModelOptions = {}): Pr
   const meta = getModelEntry(id).meta;
   checkModelOptions(meta.id, rest);
   if (weights === undefined || weights === null) return buildModel(meta.id, rest);
-  check(typeof weights === 'string' && weights !== '', 'createModel', `expected weights to be 'DEFAULT', a tag, a file or a URL, got ${JSON.stringify(weights)}`);
+  check(
+    typeof weights === 'string' && weights !== '',
+    'createModel',
+    `expected weights to be 'DEFAULT', a tag, a file or a URL, got ${JSON.stringify(weights)}`,
+  );
   const entry = resolveWeights(meta, weights);
   const url = entry ? entry.url : isUrl(weights) ? weights : null;
   const file = url ? await downloadCached(url, { sha256Prefix: entry?.sha256Prefix, onProgress }) : weights;
@@ -91,7 +98,13 @@ export async function createModel(id: string, opts: CreateModelOptions = {}): Pr
       wf = await openWeights(file, { key: 'model' });
       const conv = wf.entries.find((e) => e.name === `${meta.firstConv}.weight`);
       // A run started from pretrained weights was built with the options those weights need (GoogLeNet: no aux heads).
-      archOpts = { ...(ckpt.weights ? meta.pretrainedOptions : {}), ...ckpt.modelOptions, numClasses: ckpt.classes.length, inChans: conv?.shape[1] ?? 3, ...rest };
+      archOpts = {
+        ...(ckpt.weights ? meta.pretrainedOptions : {}),
+        ...ckpt.modelOptions,
+        numClasses: ckpt.classes.length,
+        inChans: conv?.shape[1] ?? 3,
+        ...rest,
+      };
     } else {
       archOpts = { ...meta.pretrainedOptions, ...rest };
     }
@@ -129,28 +142,56 @@ export async function loadModel(checkpoint: string, opts: Omit<CreateModelOption
   check(typeof checkpoint === 'string' && checkpoint !== '', 'loadModel', 'expected the path of a convzoo checkpoint');
   const wf = await openWeights(checkpoint);
   let ckpt: CheckpointSummary | null;
-  try { ckpt = checkpointInfo(wf.metadata, checkpoint); } finally { await wf.close(); }
-  if (!ckpt) throw new ConvzooError(`loadModel: ${checkpoint} is not a convzoo checkpoint (give a model id with createModel for plain weight files)`, 'E_FORMAT', 'loadModel');
+  try {
+    ckpt = checkpointInfo(wf.metadata, checkpoint);
+  } finally {
+    await wf.close();
+  }
+  if (!ckpt)
+    throw new ConvzooError(
+      `loadModel: ${checkpoint} is not a convzoo checkpoint (give a model id with createModel for plain weight files)`,
+      'E_FORMAT',
+      'loadModel',
+    );
   return createModel(ckpt.modelId, { ...opts, weights: checkpoint });
 }
 
 const isUrl = (s: string) => /^https?:\/\//i.test(s);
 
 /** What createModel needs of a convzoo checkpoint's metadata (see train/checkpoint.ts). */
-interface CheckpointSummary { modelId: string; classes: string[]; modelOptions: Record<string, unknown>; inputSize?: number; weights?: string }
+interface CheckpointSummary {
+  modelId: string;
+  classes: string[];
+  modelOptions: Record<string, unknown>;
+  inputSize?: number;
+  weights?: string;
+}
 
 function checkpointInfo(metadata: Record<string, string>, file: string): CheckpointSummary | null {
   if (metadata.format !== CHECKPOINT_FORMAT) return null;
-  const bad = (why: string): never => { throw new ConvzooError(`${file}: corrupt convzoo checkpoint: ${why}`, 'E_FORMAT', 'createModel'); };
+  const bad = (why: string): never => {
+    throw new ConvzooError(`${file}: corrupt convzoo checkpoint: ${why}`, 'E_FORMAT', 'createModel');
+  };
   let info: { modelId?: unknown; classes?: unknown; options?: { modelOptions?: unknown; inputSize?: unknown; weights?: unknown } };
-  try { info = JSON.parse(metadata.info ?? ''); } catch (e) { return bad(`metadata 'info' is not JSON (${(e as Error).message})`); }
+  try {
+    info = JSON.parse(metadata.info ?? '');
+  } catch (e) {
+    return bad(`metadata 'info' is not JSON (${(e as Error).message})`);
+  }
   if (typeof info?.modelId !== 'string') bad('no model id');
   const classes = info.classes;
   if (!Array.isArray(classes) || !classes.length || !classes.every((c) => typeof c === 'string')) bad('no class names');
   const o = info.options ?? {};
-  const modelOptions = o.modelOptions && typeof o.modelOptions === 'object' && !Array.isArray(o.modelOptions) ? o.modelOptions as Record<string, unknown> : {};
-  const inputSize = Number.isInteger(o.inputSize) && (o.inputSize as number) > 0 ? o.inputSize as number : undefined;
-  return { modelId: getModelEntry(info.modelId as string).meta.id, classes: classes as string[], modelOptions, inputSize, weights: typeof o.weights === 'string' ? o.weights : undefined };
+  const modelOptions =
+    o.modelOptions && typeof o.modelOptions === 'object' && !Array.isArray(o.modelOptions) ? (o.modelOptions as Record<string, unknown>) : {};
+  const inputSize = Number.isInteger(o.inputSize) && (o.inputSize as number) > 0 ? (o.inputSize as number) : undefined;
+  return {
+    modelId: getModelEntry(info.modelId as string).meta.id,
+    classes: classes as string[],
+    modelOptions,
+    inputSize,
+    weights: typeof o.weights === 'string' ? o.weights : undefined,
+  };
 }
 
 /** The file's entries under the model's key names (meta.remapWeightsKey), and the way back. */
@@ -161,7 +202,8 @@ function remapped(entries: { name: string; shape: number[] }[], meta: ModelMeta)
   for (const e of entries) {
     const name = remap(e.name);
     if (name === null) continue;
-    if (toFile.has(name)) throw new ConvzooError(`${meta.id}: weights keys ${toFile.get(name)} and ${e.name} both map to ${name}`, 'E_STATE_DICT', 'createModel');
+    if (toFile.has(name))
+      throw new ConvzooError(`${meta.id}: weights keys ${toFile.get(name)} and ${e.name} both map to ${name}`, 'E_STATE_DICT', 'createModel');
     toFile.set(name, e.name);
     out.push({ name, shape: e.shape });
   }
@@ -194,7 +236,8 @@ function planLoad(model: ClassifierModel, entries: { name: string; shape: number
   const convKey = `${meta.firstConv}.weight`;
   const headDropped = have.has(headKey) && want.has(headKey) && have.get(headKey)![0] !== want.get(headKey)![0];
   const isHead = (k: string) => k.startsWith(`${meta.classifier}.`);
-  const fileConv = have.get(convKey), modelConv = want.get(convKey);
+  const fileConv = have.get(convKey),
+    modelConv = want.get(convKey);
   const adaptConv = !!fileConv && !!modelConv && fileConv.length === 4 && fileConv[1] !== modelConv[1];
   const same = (a: number[], b: number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
   const skipped = new Set([...have].filter(([k, shape]) => (headDropped && isHead(k)) || model.skipWeightsKey(k, shape)).map(([k]) => k));
@@ -233,7 +276,10 @@ function applyLoad(model: ClassifierModel, sd: Record<string, Tensor>, meta: Mod
 
 /** Loads a (torchvision-keyed) state dict into a model, adapting the first conv and the classifier. */
 export function loadPretrained(model: ClassifierModel, stateDict: Record<string, Tensor>, meta: ModelMeta): void {
-  const { entries, fileKey, rename } = remapped(Object.entries(stateDict).map(([name, t]) => ({ name, shape: t.shape })), meta);
+  const { entries, fileKey, rename } = remapped(
+    Object.entries(stateDict).map(([name, t]) => ({ name, shape: t.shape })),
+    meta,
+  );
   const plan = planLoad(model, entries, meta, 'state dict');
   const sd = rename(Object.fromEntries(plan.read.map((k) => [fileKey(k), stateDict[fileKey(k)]])));
   applyLoad(model, sd, meta, plan);
@@ -248,7 +294,8 @@ export function adaptInputConv(weight: Tensor, inChans: number): Tensor {
     const tiled = weight.repeat(1, reps, 1, 1);
     const cut = tiled.narrow(1, 0, inChans);
     const scaled = cut.mul(c / inChans);
-    tiled.dispose(); cut.dispose();
+    tiled.dispose();
+    cut.dispose();
     return scaled;
   });
 }

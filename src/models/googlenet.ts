@@ -3,7 +3,7 @@
 // norm after every convolution, 3x3 convolutions in the "5x5" branch, 2x2 final max-pool), key-for-key
 // compatible with torchvision's weights. `googlenet_original` is the paper's network: no batch norm,
 // LRN in the stem, true 5x5 branches, 3x3/2 max-pools throughout, auxiliary heads with a 5x5/3 average pool.
-import { Tensor } from '../tensor/tensor.js';
+import type { Tensor } from '../tensor/tensor.js';
 import { tidy } from '../tensor/scope.js';
 import { tensor, cat } from '../tensor/creation.js';
 import { Module, runChain, type AnyModule, type LoadStateDictOptions, type LoadStateDictResult } from '../nn/module.js';
@@ -21,9 +21,22 @@ import { TORCHVISION_WEIGHTS } from './torchvision_weights.js';
 // ---- Table 1 as data
 
 /** One inception module's row of Table 1: output channels of each branch. */
-interface InceptionRow { ch1x1: number; ch3x3red: number; ch3x3: number; ch5x5red: number; ch5x5: number; poolProj: number }
-const row = (ch1x1: number, ch3x3red: number, ch3x3: number, ch5x5red: number, ch5x5: number, poolProj: number): InceptionRow =>
-  ({ ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, poolProj });
+interface InceptionRow {
+  ch1x1: number;
+  ch3x3red: number;
+  ch3x3: number;
+  ch5x5red: number;
+  ch5x5: number;
+  poolProj: number;
+}
+const row = (ch1x1: number, ch3x3red: number, ch3x3: number, ch5x5red: number, ch5x5: number, poolProj: number): InceptionRow => ({
+  ch1x1,
+  ch3x3red,
+  ch3x3,
+  ch5x5red,
+  ch5x5,
+  poolProj,
+});
 
 const INCEPTION_ROWS = {
   inception3a: row(64, 96, 128, 16, 32, 32),
@@ -71,7 +84,10 @@ const convBlock = (cfg: GoogLeNetConfig, inC: number, outC: number, k: number, o
 
 /** Figure 2(b): 1x1, 1x1 -> 3x3, 1x1 -> 5x5 and 3x3 max-pool -> 1x1 branches, concatenated. */
 export class Inception extends Module {
-  branch1: ConvBnAct; branch2: Sequential; branch3: Sequential; branch4: Sequential;
+  branch1: ConvBnAct;
+  branch2: Sequential;
+  branch3: Sequential;
+  branch4: Sequential;
   constructor(inC: number, r: InceptionRow, cfg: GoogLeNetConfig) {
     super();
     const k = cfg.branch3Kernel;
@@ -87,10 +103,17 @@ export class Inception extends Module {
 
 /** Auxiliary classifier (section 5): average pool, 1x1 conv 128 + ReLU, FC 1024 + ReLU, dropout 0.7, FC. */
 export class InceptionAux extends Module {
-  conv: ConvBnAct; fc1: Linear; fc2!: AnyModule;
+  conv: ConvBnAct;
+  fc1: Linear;
+  fc2!: AnyModule;
   /** The last FC (`fc2`): the part resetClassifier replaces. */
   readonly _head: ClassifierHead;
-  constructor(inC: number, numClasses: number, private readonly _cfg: GoogLeNetConfig, private readonly _dropRate: number) {
+  constructor(
+    inC: number,
+    numClasses: number,
+    private readonly _cfg: GoogLeNetConfig,
+    private readonly _dropRate: number,
+  ) {
     super();
     this.conv = convBlock(_cfg, inC, 128, 1);
     this.fc1 = new Linear(2048, 1024);
@@ -132,7 +155,10 @@ export const GOOGLENET_OPTIONS: OptionTable<GoogLeNetOptions> = {
 };
 
 /** Auxiliary outputs next to the main logits; see GoogLeNet.forwardWithAux. */
-export interface GoogLeNetOutputs { logits: Tensor; aux: Tensor[] }
+export interface GoogLeNetOutputs {
+  logits: Tensor;
+  aux: Tensor[];
+}
 
 /**
  * GoogLeNet. `forward()` returns the main logits in every mode. The auxiliary classifiers are run by
@@ -142,13 +168,26 @@ export interface GoogLeNetOutputs { logits: Tensor; aux: Tensor[] }
  * their dropout off.
  */
 export class GoogLeNet extends ClassifierModel {
-  conv1: ConvBnAct; maxpool1: MaxPool2d; lrn1: LocalResponseNorm | null;
-  conv2: ConvBnAct; conv3: ConvBnAct; lrn2: LocalResponseNorm | null; maxpool2: MaxPool2d;
-  inception3a: Inception; inception3b: Inception; maxpool3: MaxPool2d;
-  inception4a: Inception; inception4b: Inception; inception4c: Inception; inception4d: Inception; inception4e: Inception;
+  conv1: ConvBnAct;
+  maxpool1: MaxPool2d;
+  lrn1: LocalResponseNorm | null;
+  conv2: ConvBnAct;
+  conv3: ConvBnAct;
+  lrn2: LocalResponseNorm | null;
+  maxpool2: MaxPool2d;
+  inception3a: Inception;
+  inception3b: Inception;
+  maxpool3: MaxPool2d;
+  inception4a: Inception;
+  inception4b: Inception;
+  inception4c: Inception;
+  inception4d: Inception;
+  inception4e: Inception;
   maxpool4: MaxPool2d;
-  inception5a: Inception; inception5b: Inception;
-  aux1: InceptionAux | null; aux2: InceptionAux | null;
+  inception5a: Inception;
+  inception5b: Inception;
+  aux1: InceptionAux | null;
+  aux2: InceptionAux | null;
   fc!: AnyModule;
   readonly numFeatures = 1024;
   readonly dropRate: number;
@@ -192,7 +231,8 @@ export class GoogLeNet extends ClassifierModel {
     this.maxpool4 = pool(cfg.maxpool4Kernel, 2);
     this.inception5a = inception('inception5a');
     this.inception5b = inception('inception5b');
-    const aux = opts.auxLogits ?? true, auxDropRate = opts.auxDropRate ?? AUX_DROP_RATE;
+    const aux = opts.auxLogits ?? true,
+      auxDropRate = opts.auxDropRate ?? AUX_DROP_RATE;
     this.aux1 = aux ? new InceptionAux(outChannels(INCEPTION_ROWS.inception4a), numClasses, cfg, auxDropRate) : null;
     this.aux2 = aux ? new InceptionAux(outChannels(INCEPTION_ROWS.inception4d), numClasses, cfg, auxDropRate) : null;
     this._head = new ClassifierHead({ owner: this, field: 'fc' }, this.numFeatures, numClasses, { dropRate: this.dropRate });
@@ -206,13 +246,21 @@ export class GoogLeNet extends ClassifierModel {
   }
 
   /** Whether forward re-normalises its input (see GoogLeNetOptions.transformInput). */
-  get transformInput(): boolean { return this._transformInput ?? this._weightsTag !== undefined; }
+  get transformInput(): boolean {
+    return this._transformInput ?? this._weightsTag !== undefined;
+  }
 
   /** x * std / 0.5 + (mean - 0.5) / 0.5 per channel: ImageNet normalisation to the [-1, 1] one. */
   private transform(x: Tensor): Tensor {
     return tidy(() => {
-      const scale = tensor(IMAGENET_STD.map((s) => s / 0.5), [1, 3, 1, 1]);
-      const shift = tensor(IMAGENET_MEAN.map((m) => (m - 0.5) / 0.5), [1, 3, 1, 1]);
+      const scale = tensor(
+        IMAGENET_STD.map((s) => s / 0.5),
+        [1, 3, 1, 1],
+      );
+      const shift = tensor(
+        IMAGENET_MEAN.map((m) => (m - 0.5) / 0.5),
+        [1, 3, 1, 1],
+      );
       return x.mul(scale).add_(shift);
     });
   }
@@ -222,19 +270,43 @@ export class GoogLeNet extends ClassifierModel {
     return tidy(() => {
       const aux: Tensor[] = [];
       // A tap passes the features on unchanged (runChain keeps them) after running an auxiliary head on them.
-      const tap = (head: InceptionAux | null) => (withAux && head ? (t: Tensor) => { aux.push(head.forward(t)); return t; } : null);
+      const tap = (head: InceptionAux | null) =>
+        withAux && head
+          ? (t: Tensor) => {
+              aux.push(head.forward(t));
+              return t;
+            }
+          : null;
       const features = runChain(x, [
         this.transformInput && x.shape[1] === 3 ? (t: Tensor) => this.transform(t) : null,
-        this.conv1, this.maxpool1, this.lrn1, this.conv2, this.conv3, this.lrn2, this.maxpool2,
-        this.inception3a, this.inception3b, this.maxpool3,
-        this.inception4a, tap(this.aux1), this.inception4b, this.inception4c, this.inception4d, tap(this.aux2), this.inception4e, this.maxpool4,
-        this.inception5a, this.inception5b,
+        this.conv1,
+        this.maxpool1,
+        this.lrn1,
+        this.conv2,
+        this.conv3,
+        this.lrn2,
+        this.maxpool2,
+        this.inception3a,
+        this.inception3b,
+        this.maxpool3,
+        this.inception4a,
+        tap(this.aux1),
+        this.inception4b,
+        this.inception4c,
+        this.inception4d,
+        tap(this.aux2),
+        this.inception4e,
+        this.maxpool4,
+        this.inception5a,
+        this.inception5b,
       ]);
       return { logits: features, aux };
     });
   }
 
-  forwardFeatures(x: Tensor): Tensor { return this.trunk(x, false).logits; }
+  forwardFeatures(x: Tensor): Tensor {
+    return this.trunk(x, false).logits;
+  }
 
   /** Main logits and the auxiliary heads' logits ([aux1, aux2], or [] when built without them). */
   forwardWithAux(x: Tensor): GoogLeNetOutputs {
@@ -245,7 +317,7 @@ export class GoogLeNet extends ClassifierModel {
   }
 
   /** Replaces the main classifier and the auxiliary heads' last FC. */
-  resetClassifier(numClasses: number): void {
+  override resetClassifier(numClasses: number): void {
     super.resetClassifier(numClasses);
     for (const head of [this.aux1, this.aux2]) head?._head.reset(numClasses);
   }
@@ -256,19 +328,22 @@ export class GoogLeNet extends ClassifierModel {
    * them, untrained), and aux heads' last FC is left as initialised when its class count differs from
    * the checkpoint's (not reported missing: loadPretrained replaces the classifier in that case).
    */
-  skipWeightsKey(name: string, fileShape: number[]): boolean {
+  override skipWeightsKey(name: string, fileShape: number[]): boolean {
     const head = name.startsWith('aux1.') ? this.aux1 : name.startsWith('aux2.') ? this.aux2 : undefined;
     if (head === null) return true;
     return !!head && name.slice(5).startsWith('fc2.') && head.fc2 instanceof Linear && fileShape[0] !== head.fc2.outFeatures;
   }
 
-  loadStateDict(sd: Record<string, Tensor>, opts: LoadStateDictOptions = {}): LoadStateDictResult {
+  override loadStateDict(sd: Record<string, Tensor>, opts: LoadStateDictOptions = {}): LoadStateDictResult {
     const kept: Record<string, Tensor> = {};
     const skipped = new Set<string>();
     for (const [k, t] of Object.entries(sd)) {
       const head = k.startsWith('aux1.') ? this.aux1 : k.startsWith('aux2.') ? this.aux2 : undefined;
       if (head === null) continue;
-      if (head && k.slice(5).startsWith('fc2.') && head.fc2 instanceof Linear && t.shape[0] !== head.fc2.outFeatures) { skipped.add(k); continue; }
+      if (head && k.slice(5).startsWith('fc2.') && head.fc2 instanceof Linear && t.shape[0] !== head.fc2.outFeatures) {
+        skipped.add(k);
+        continue;
+      }
       kept[k] = t;
     }
     const r = super.loadStateDict(kept, opts);
@@ -280,7 +355,10 @@ export class GoogLeNet extends ClassifierModel {
 function initTorchvisionWeights(model: Module): void {
   for (const m of model.modules()) {
     if (m instanceof Conv2d || m instanceof Linear) init.truncNormal_(m.weight, { std: 0.01, a: -2, b: 2 });
-    else if (m instanceof BatchNorm2d) { if (m.weight) init.ones_(m.weight); if (m.bias) init.zeros_(m.bias); }
+    else if (m instanceof BatchNorm2d) {
+      if (m.weight) init.ones_(m.weight);
+      if (m.bias) init.zeros_(m.bias);
+    }
   }
 }
 
@@ -302,23 +380,54 @@ function initCaffeWeights(model: GoogLeNet): void {
 
 const PAPER_REF = { title: 'Going Deeper with Convolutions', year: 2014, url: 'https://arxiv.org/abs/1409.4842' };
 
-registerModel({
-  id: 'googlenet', family: 'googlenet', paper: PAPER_REF, inputSize: [3, 224, 224], mean: IMAGENET_MEAN, std: IMAGENET_STD,
-  interpolation: 'bilinear', numClasses: 1000, params: 6624904, gmacs: 1.498, torchvision: 'googlenet',
-  firstConv: 'conv1.conv', classifier: 'fc', weights: TORCHVISION_WEIGHTS.googlenet ?? [],
-  // As torchvision: pretrained weights come without the (untrained) auxiliary heads unless asked for.
-  pretrainedOptions: { auxLogits: false },
-  notes: 'torchvision\'s variant: batch norm (eps 1e-3) after every convolution, 3x3 convolutions in the "5x5" branch, '
-    + '2x2 final max-pool, dropout 0.2. params excludes the auxiliary heads (torchvision\'s figure); built with '
-    + 'auxLogits (the default) they add 6,379,984. Auxiliary loss weight 0.3 (GoogLeNet.auxLossWeight).',
-}, { options: GOOGLENET_OPTIONS, fixed: TORCHVISION }, (opts: GoogLeNetOptions, config) => new GoogLeNet(config, opts));
+registerModel(
+  {
+    id: 'googlenet',
+    family: 'googlenet',
+    paper: PAPER_REF,
+    inputSize: [3, 224, 224],
+    mean: IMAGENET_MEAN,
+    std: IMAGENET_STD,
+    interpolation: 'bilinear',
+    numClasses: 1000,
+    params: 6624904,
+    gmacs: 1.498,
+    torchvision: 'googlenet',
+    firstConv: 'conv1.conv',
+    classifier: 'fc',
+    weights: TORCHVISION_WEIGHTS.googlenet ?? [],
+    // As torchvision: pretrained weights come without the (untrained) auxiliary heads unless asked for.
+    pretrainedOptions: { auxLogits: false },
+    notes:
+      'torchvision\'s variant: batch norm (eps 1e-3) after every convolution, 3x3 convolutions in the "5x5" branch, ' +
+      "2x2 final max-pool, dropout 0.2. params excludes the auxiliary heads (torchvision's figure); built with " +
+      'auxLogits (the default) they add 6,379,984. Auxiliary loss weight 0.3 (GoogLeNet.auxLossWeight).',
+  },
+  { options: GOOGLENET_OPTIONS, fixed: TORCHVISION },
+  (opts: GoogLeNetOptions, config) => new GoogLeNet(config, opts),
+);
 
-registerModel({
-  id: 'googlenet_original', family: 'googlenet', paper: PAPER_REF, inputSize: [3, 224, 224], mean: IMAGENET_MEAN, std: IMAGENET_STD,
-  interpolation: 'bilinear', numClasses: 1000, params: 6998552, gmacs: 1.583,
-  firstConv: 'conv1.conv', classifier: 'fc', weights: [],
-  notes: 'The paper\'s network (Table 1, Figure 3): no batch norm, LRN after the first max-pool and after conv3, 5x5 '
-    + 'branches, 3x3/2 max-pools, dropout 0.4; auxiliary heads after inception4a and 4d (5x5/3 average pool, 1x1 conv 128, '
-    + 'FC 1024, dropout 0.7), their losses weighted by 0.3 (GoogLeNet.auxLossWeight). params excludes the auxiliary heads '
-    + '(they add 6,379,728); Table 1 sums to about 6.8M. No initialisation in the paper: Caffe\'s bvlc_googlenet fillers.',
-}, { options: GOOGLENET_OPTIONS, fixed: PAPER }, (opts: GoogLeNetOptions, config) => new GoogLeNet(config, opts));
+registerModel(
+  {
+    id: 'googlenet_original',
+    family: 'googlenet',
+    paper: PAPER_REF,
+    inputSize: [3, 224, 224],
+    mean: IMAGENET_MEAN,
+    std: IMAGENET_STD,
+    interpolation: 'bilinear',
+    numClasses: 1000,
+    params: 6998552,
+    gmacs: 1.583,
+    firstConv: 'conv1.conv',
+    classifier: 'fc',
+    weights: [],
+    notes:
+      "The paper's network (Table 1, Figure 3): no batch norm, LRN after the first max-pool and after conv3, 5x5 " +
+      'branches, 3x3/2 max-pools, dropout 0.4; auxiliary heads after inception4a and 4d (5x5/3 average pool, 1x1 conv 128, ' +
+      'FC 1024, dropout 0.7), their losses weighted by 0.3 (GoogLeNet.auxLossWeight). params excludes the auxiliary heads ' +
+      "(they add 6,379,728); Table 1 sums to about 6.8M. No initialisation in the paper: Caffe's bvlc_googlenet fillers.",
+  },
+  { options: GOOGLENET_OPTIONS, fixed: PAPER },
+  (opts: GoogLeNetOptions, config) => new GoogLeNet(config, opts),
+);

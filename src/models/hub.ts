@@ -60,7 +60,10 @@ export function evictCached(url: string, opts: CacheLocationOptions = {}): boole
   const file = cacheFile(parseDownloadUrl(url, 'evictCached'), opts.dir);
   let removed = false;
   for (const f of [file, verifiedRecordOf(file), partialOf(file)]) {
-    if (existsSync(f)) { rmSync(f, { force: true }); removed = true; }
+    if (existsSync(f)) {
+      rmSync(f, { force: true });
+      removed = true;
+    }
   }
   return removed;
 }
@@ -80,7 +83,7 @@ export async function downloadCached(url: string, opts: DownloadOptions = {}): P
   mkdirSync(path.dirname(file), { recursive: true });
 
   if (existsSync(file)) {
-    if (!prefix || await cachedFileMatches(file, prefix)) return file;
+    if (!prefix || (await cachedFileMatches(file, prefix))) return file;
     // Replaced or corrupted since it was stored: fetch a fresh copy.
     rmSync(file, { force: true });
     rmSync(verifiedRecordOf(file), { force: true });
@@ -118,7 +121,11 @@ function parseDownloadUrl(url: string, fn: string): URL {
     throw new ConvzooError(`${fn}: '${url.slice(0, 200)}' is not a valid URL`, 'E_ARG', fn);
   }
   check(parsed.protocol === 'http:' || parsed.protocol === 'https:', fn, `only http and https URLs can be downloaded, got '${parsed.protocol}'`);
-  check(!parsed.username && !parsed.password, fn, `URLs with credentials (user:password@host) are refused: ${parsed.protocol}//${parsed.host}${parsed.pathname}`);
+  check(
+    !parsed.username && !parsed.password,
+    fn,
+    `URLs with credentials (user:password@host) are refused: ${parsed.protocol}//${parsed.host}${parsed.pathname}`,
+  );
   parsed.hash = ''; // never sent to the server, so not part of what identifies the file
   return parsed;
 }
@@ -131,10 +138,18 @@ function parseDownloadUrl(url: string, fn: string): URL {
 function cacheFileName(parsed: URL): string {
   const segment = parsed.pathname.split('/').pop() ?? '';
   let decoded = segment;
-  try { decoded = decodeURIComponent(segment); } catch { /* malformed escapes: keep them as they are */ }
+  try {
+    decoded = decodeURIComponent(segment);
+  } catch {
+    /* malformed escapes: keep them as they are */
+  }
   const base = (decoded.split(/[\\/]/).pop() ?? '').replace(/[^A-Za-z0-9._-]/g, '_').replace(/^[.-]+/, '');
   const extension = new RegExp(`(?<=[^.])\\.[A-Za-z0-9]{1,${MAX_EXTENSION_CHARS}}$`).exec(base)?.[0] ?? '';
-  const stem = base.slice(0, base.length - extension.length).slice(0, MAX_STEM_CHARS).replace(/[.]+$/, '') || 'download';
+  const stem =
+    base
+      .slice(0, base.length - extension.length)
+      .slice(0, MAX_STEM_CHARS)
+      .replace(/[.]+$/, '') || 'download';
   const urlKey = createHash('sha256').update(parsed.href).digest('hex').slice(0, URL_KEY_HEX_CHARS);
   return `${stem}-${urlKey}${extension}`;
 }
@@ -152,14 +167,20 @@ const verifiedRecordOf = (file: string) => `${file}.verified`;
 
 // ---- verification of cached files, remembered so that a multi-GB file is hashed once
 
-interface VerifiedRecord { size: number; mtimeMs: number; sha256: string }
+interface VerifiedRecord {
+  size: number;
+  mtimeMs: number;
+  sha256: string;
+}
 
 function rememberVerified(file: string, sha256: string, stats: Stats = statSync(file)): void {
   // Whole milliseconds: what every filesystem and utimes() round-trip keeps.
   const record: VerifiedRecord = { size: stats.size, mtimeMs: Math.trunc(stats.mtimeMs), sha256 };
   try {
     writeFileSync(verifiedRecordOf(file), JSON.stringify(record));
-  } catch { /* a read-only cache still works, it is only verified on every use */ }
+  } catch {
+    /* a read-only cache still works, it is only verified on every use */
+  }
 }
 
 function readVerified(file: string): VerifiedRecord | null {
@@ -183,7 +204,10 @@ async function cachedFileMatches(file: string, prefix: string): Promise<boolean>
 
 // ---- the transfer
 
-interface DownloadLimits { idleTimeoutMs: number; maxBytes: number }
+interface DownloadLimits {
+  idleTimeoutMs: number;
+  maxBytes: number;
+}
 
 function downloadLimits(opts: DownloadOptions, fn: string): DownloadLimits {
   let idleTimeoutMs = opts.idleTimeoutMs;
@@ -212,22 +236,31 @@ function downloadLimits(opts: DownloadOptions, fn: string): DownloadLimits {
  */
 async function transfer(url: string, partial: string, opts: DownloadOptions, limits: DownloadLimits): Promise<number> {
   let have = existsSync(partial) ? statSync(partial).size : 0;
-  if (have > limits.maxBytes) { rmSync(partial, { force: true }); have = 0; }
+  if (have > limits.maxBytes) {
+    rmSync(partial, { force: true });
+    have = 0;
+  }
   const controller = new AbortController();
   let idleTimer: NodeJS.Timeout | undefined;
   let timedOut = false;
   const restartIdleTimer = () => {
     if (!limits.idleTimeoutMs) return;
     clearTimeout(idleTimer);
-    idleTimer = setTimeout(() => { timedOut = true; controller.abort(); }, limits.idleTimeoutMs);
+    idleTimer = setTimeout(() => {
+      timedOut = true;
+      controller.abort();
+    }, limits.idleTimeoutMs);
   };
   const failure = (message: string, keepPartial: boolean) => {
     if (!keepPartial) rmSync(partial, { force: true });
     return new ConvzooError(`download of ${url}: ${message}`, 'E_IO');
   };
   const idleMessage = () => `no data for ${limits.idleTimeoutMs / 1000} s (idle timeout; raise it with idleTimeoutMs or CONVZOO_DOWNLOAD_TIMEOUT seconds)`;
-  const keptNote = (bytes: number) => bytes ? ` (kept ${bytes} bytes in ${partial}; run again to resume)` : '';
-  const startOver = () => { rmSync(partial, { force: true }); return transfer(url, partial, opts, limits); };
+  const keptNote = (bytes: number) => (bytes ? ` (kept ${bytes} bytes in ${partial}; run again to resume)` : '');
+  const startOver = () => {
+    rmSync(partial, { force: true });
+    return transfer(url, partial, opts, limits);
+  };
 
   try {
     restartIdleTimer();
@@ -325,7 +358,13 @@ const NETWORK_ERRORS: Record<string, { meaning: string; offline?: boolean }> = {
   ERR_TLS_CERT_ALTNAME_INVALID: { meaning: "the server's TLS certificate is for another host" },
 };
 
-interface ErrorWithCause { message?: string; code?: unknown; cause?: unknown; errors?: unknown[]; hostname?: unknown }
+interface ErrorWithCause {
+  message?: string;
+  code?: unknown;
+  cause?: unknown;
+  errors?: unknown[];
+  hostname?: unknown;
+}
 
 /**
  * Node's fetch throws TypeError('fetch failed') (or 'terminated' mid-body) and keeps the real error in

@@ -5,7 +5,18 @@ import './vgg.js';
 import './googlenet.js';
 
 export { ClassifierModel } from './base.js';
-export { registerModel, registerAlias, listAliases, listModels, modelMeta, getModelEntry, suggestIds, editDistance, IMAGENET_MEAN, IMAGENET_STD } from './registry.js';
+export {
+  registerModel,
+  registerAlias,
+  listAliases,
+  listModels,
+  modelMeta,
+  getModelEntry,
+  suggestIds,
+  editDistance,
+  IMAGENET_MEAN,
+  IMAGENET_STD,
+} from './registry.js';
 export type { ModelMeta, ModelOptions, WeightsEntry, PaperRef, Interpolation, OptionsDeclaration, RegisteredModel } from './registry.js';
 export { opt, COMMON_OPTIONS, checkOptions, type OptionSpec, type OptionTable } from './options.js';
 export { buildModel, createModel, loadModel, checkModelOptions, resolveWeights, loadPretrained, adaptInputConv, type CreateModelOptions } from './builder.js';

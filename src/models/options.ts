@@ -37,22 +37,31 @@ export type OptionTable<O> = { readonly [K in Exclude<keyof O, keyof ModelOption
 
 function describe(spec: OptionSpec): string {
   switch (spec.kind) {
-    case 'int': return `an integer${spec.min > -Infinity ? ` >= ${spec.min}` : ''}${spec.max !== undefined ? ` and <= ${spec.max}` : ''}`;
-    case 'number': return `a number${spec.min > -Infinity ? ` >= ${spec.min}` : ''}${spec.max !== undefined ? ` and ${spec.maxExclusive ? '<' : '<='} ${spec.max}` : ''}`;
-    case 'boolean': return 'true or false';
-    case 'oneOf': return `one of ${spec.values.map((v) => JSON.stringify(v)).join(', ')}`;
-    case 'function': return 'a function';
+    case 'int':
+      return `an integer${spec.min > -Infinity ? ` >= ${spec.min}` : ''}${spec.max !== undefined ? ` and <= ${spec.max}` : ''}`;
+    case 'number':
+      return `a number${spec.min > -Infinity ? ` >= ${spec.min}` : ''}${spec.max !== undefined ? ` and ${spec.maxExclusive ? '<' : '<='} ${spec.max}` : ''}`;
+    case 'boolean':
+      return 'true or false';
+    case 'oneOf':
+      return `one of ${spec.values.map((v) => JSON.stringify(v)).join(', ')}`;
+    case 'function':
+      return 'a function';
   }
 }
 
 function fits(spec: OptionSpec, v: unknown): boolean {
   switch (spec.kind) {
-    case 'int': return Number.isInteger(v) && (v as number) >= spec.min && (spec.max === undefined || (v as number) <= spec.max);
-    case 'number': return typeof v === 'number' && Number.isFinite(v) && v >= spec.min
-      && (spec.max === undefined || (spec.maxExclusive ? v < spec.max : v <= spec.max));
-    case 'boolean': return typeof v === 'boolean';
-    case 'oneOf': return spec.values.includes(v as string | number);
-    case 'function': return typeof v === 'function';
+    case 'int':
+      return Number.isInteger(v) && (v as number) >= spec.min && (spec.max === undefined || (v as number) <= spec.max);
+    case 'number':
+      return typeof v === 'number' && Number.isFinite(v) && v >= spec.min && (spec.max === undefined || (spec.maxExclusive ? v < spec.max : v <= spec.max));
+    case 'boolean':
+      return typeof v === 'boolean';
+    case 'oneOf':
+      return spec.values.includes(v as string | number);
+    case 'function':
+      return typeof v === 'function';
   }
 }
 
@@ -60,10 +69,14 @@ function fits(spec: OptionSpec, v: unknown): boolean {
 function sameValue(a: unknown, b: unknown): boolean {
   if (Object.is(a, b)) return true;
   if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
-  try { return JSON.stringify(a) === JSON.stringify(b); } catch { return false; }
+  try {
+    return JSON.stringify(a) === JSON.stringify(b);
+  } catch {
+    return false;
+  }
 }
 
-const show = (v: unknown): string => (typeof v === 'function' ? (v.name || 'a function') : JSON.stringify(v) ?? String(v));
+const show = (v: unknown): string => (typeof v === 'function' ? v.name || 'a function' : (JSON.stringify(v) ?? String(v)));
 
 /** Levenshtein distance (insertions, deletions, substitutions). */
 export function editDistance(a: string, b: string): number {
@@ -79,10 +92,14 @@ export function editDistance(a: string, b: string): number {
 /** The key of `keys` nearest to `key` (case-insensitive), if it is near enough to be a misspelling. */
 export function nearestKey(key: string, keys: readonly string[]): string | undefined {
   const q = key.toLowerCase();
-  let best: string | undefined, bestD = Infinity;
+  let best: string | undefined,
+    bestD = Infinity;
   for (const k of keys) {
     const d = editDistance(q, k.toLowerCase());
-    if (d < bestD) { best = k; bestD = d; }
+    if (d < bestD) {
+      best = k;
+      bestD = d;
+    }
   }
   return bestD <= Math.max(2, Math.ceil(q.length / 3)) ? best : undefined;
 }
@@ -102,12 +119,20 @@ export function checkOptions(id: string, opts: Record<string, unknown>, free: Re
       if (!fits(spec, value)) throw new ConvzooError(`${id}: expected ${key} to be ${describe(spec)}, got ${show(value)}`, 'E_ARG', id);
     } else if (Object.hasOwn(fixedValues, key)) {
       if (!sameValue(value, fixedValues[key])) {
-        throw new ConvzooError(`${id}: option '${key}' is fixed by the variant (${key} = ${show(fixedValues[key])}), got ${show(value)}; `
-          + 'choose the variant that has it, or construct the network class with your own configuration', 'E_ARG', id);
+        throw new ConvzooError(
+          `${id}: option '${key}' is fixed by the variant (${key} = ${show(fixedValues[key])}), got ${show(value)}; ` +
+            'choose the variant that has it, or construct the network class with your own configuration',
+          'E_ARG',
+          id,
+        );
       }
     } else {
       const near = nearestKey(key, [...Object.keys(specs), ...Object.keys(fixedValues)]);
-      throw new ConvzooError(`${id}: unknown option '${key}'${near ? `; did you mean '${near}'?` : ''} (options: ${Object.keys(specs).join(', ')})`, 'E_ARG', id);
+      throw new ConvzooError(
+        `${id}: unknown option '${key}'${near ? `; did you mean '${near}'?` : ''} (options: ${Object.keys(specs).join(', ')})`,
+        'E_ARG',
+        id,
+      );
     }
   }
 }

@@ -29,7 +29,11 @@ export interface WeightsEntry {
   categories?: 'imagenet' | string[];
 }
 
-export interface PaperRef { title: string; year: number; url?: string }
+export interface PaperRef {
+  title: string;
+  year: number;
+  url?: string;
+}
 
 export interface ModelMeta {
   id: string;
@@ -99,11 +103,15 @@ export const IMAGENET_STD: [number, number, number] = [0.229, 0.224, 0.225];
  * that receives checked options and the variant's fixed configuration.
  */
 export function registerModel<O extends ModelOptions, C extends object>(
-  meta: ModelMeta, decl: OptionsDeclaration<O, C>, build: (opts: O, fixed: C) => ClassifierModel,
+  meta: ModelMeta,
+  decl: OptionsDeclaration<O, C>,
+  build: (opts: O, fixed: C) => ClassifierModel,
 ): void {
   if (registry.has(meta.id)) throw new ConvzooError(`registerModel: '${meta.id}' is already registered`);
   registry.set(meta.id, {
-    meta, options: decl.options as Readonly<Record<string, OptionSpec>>, fixed: decl.fixed,
+    meta,
+    options: decl.options as Readonly<Record<string, OptionSpec>>,
+    fixed: decl.fixed,
     build: build as (opts: ModelOptions, fixed: object) => ClassifierModel,
   });
 }
@@ -139,7 +147,11 @@ export function suggestIds(id: string, max = 5): string[] {
   const q = id.toLowerCase();
   const scored = [...registry.keys()].map((k) => ({ k, d: k.includes(q) || q.includes(k) ? 0.5 : editDistance(q, k) }));
   const limit = Math.max(2, Math.ceil(q.length / 3));
-  return scored.filter((s) => s.d <= limit).sort((a, b) => a.d - b.d || a.k.length - b.k.length || a.k.localeCompare(b.k)).slice(0, max).map((s) => s.k);
+  return scored
+    .filter((s) => s.d <= limit)
+    .sort((a, b) => a.d - b.d || a.k.length - b.k.length || a.k.localeCompare(b.k))
+    .slice(0, max)
+    .map((s) => s.k);
 }
 
 /**
@@ -151,7 +163,14 @@ export function listModels(filter?: string): string[] {
   if (!filter) return ids;
   const f = filter.toLowerCase();
   if (/[*?]/.test(f)) {
-    const re = new RegExp('^' + f.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.') + '$');
+    const re = new RegExp(
+      '^' +
+        f
+          .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+          .replace(/\*/g, '.*')
+          .replace(/\?/g, '.') +
+        '$',
+    );
     return ids.filter((id) => re.test(id));
   }
   return ids.filter((id) => {

@@ -59,12 +59,20 @@ function addShortcut(out: Tensor, x: Tensor, downsample: Module | null, act: Mod
 /** Two 3x3 convolutions (Figure 2 left). */
 export class BasicBlock extends Module {
   static readonly expansion = 1;
-  conv1: Conv2d; bn1: Module; act1: Module; conv2: Conv2d; bn2: Module; se: Module | null; act2: Module;
-  downsample: Module | null; drop_path: Module | null;
+  conv1: Conv2d;
+  bn1: Module;
+  act1: Module;
+  conv2: Conv2d;
+  bn2: Module;
+  se: Module | null;
+  act2: Module;
+  downsample: Module | null;
+  drop_path: Module | null;
   constructor(inplanes: number, planes: number, o: BlockOptions) {
     super();
     check(o.groups === 1 && o.baseWidth === 64, 'BasicBlock', 'only supports groups=1 and baseWidth=64');
-    const norm = o.norm ?? defaultNorm, act = o.act ?? defaultAct;
+    const norm = o.norm ?? defaultNorm,
+      act = o.act ?? defaultAct;
     this.conv1 = new Conv2d(inplanes, planes, 3, { stride: o.stride, padding: 1, bias: false });
     this.bn1 = norm(planes);
     this.act1 = act();
@@ -81,17 +89,30 @@ export class BasicBlock extends Module {
       return addShortcut(out, x, this.downsample, this.act2);
     });
   }
-  zeroInitLast(): void { zeroNormScale(this.bn2); }
+  zeroInitLast(): void {
+    zeroNormScale(this.bn2);
+  }
 }
 
 /** 1x1 reduce, 3x3 (grouped for ResNeXt, strided here: v1.5), 1x1 expand x4 (Figure 5 right). */
 export class Bottleneck extends Module {
   static readonly expansion = 4;
-  conv1: Conv2d; bn1: Module; act1: Module; conv2: Conv2d; bn2: Module; act2: Module; conv3: Conv2d; bn3: Module;
-  se: Module | null; act3: Module; downsample: Module | null; drop_path: Module | null;
+  conv1: Conv2d;
+  bn1: Module;
+  act1: Module;
+  conv2: Conv2d;
+  bn2: Module;
+  act2: Module;
+  conv3: Conv2d;
+  bn3: Module;
+  se: Module | null;
+  act3: Module;
+  downsample: Module | null;
+  drop_path: Module | null;
   constructor(inplanes: number, planes: number, o: BlockOptions) {
     super();
-    const norm = o.norm ?? defaultNorm, act = o.act ?? defaultAct;
+    const norm = o.norm ?? defaultNorm,
+      act = o.act ?? defaultAct;
     const width = Math.floor(planes * (o.baseWidth / 64)) * o.groups;
     const outplanes = planes * Bottleneck.expansion;
     this.conv1 = new Conv2d(inplanes, width, 1, { bias: false });
@@ -109,12 +130,13 @@ export class Bottleneck extends Module {
   }
   forward(x: Tensor): Tensor {
     return tidy(() => {
-      const out = runChain(x, [this.conv1, this.bn1, this.act1, this.conv2, this.bn2, this.act2,
-        this.conv3, this.bn3, this.se, this.drop_path]);
+      const out = runChain(x, [this.conv1, this.bn1, this.act1, this.conv2, this.bn2, this.act2, this.conv3, this.bn3, this.se, this.drop_path]);
       return addShortcut(out, x, this.downsample, this.act3);
     });
   }
-  zeroInitLast(): void { zeroNormScale(this.bn3); }
+  zeroInitLast(): void {
+    zeroNormScale(this.bn3);
+  }
 }
 
 /** A residual block class: BasicBlock, Bottleneck, or a variant's own with the same constructor. */
@@ -165,14 +187,23 @@ function dropPathSchedule(n: number, opts: ResNetOptions): (i: number) => Module
 function initResNetWeights(model: Module, zeroInitResidual: boolean): void {
   for (const m of model.modules()) {
     if (m instanceof Conv2d) init.kaimingNormal_(m.weight, { mode: 'fanOut', nonlinearity: 'relu' });
-    else if (m instanceof BatchNorm2d) { if (m.weight) init.ones_(m.weight); if (m.bias) init.zeros_(m.bias); }
+    else if (m instanceof BatchNorm2d) {
+      if (m.weight) init.ones_(m.weight);
+      if (m.bias) init.zeros_(m.bias);
+    }
   }
   if (zeroInitResidual) for (const m of model.modules()) if (hasZeroInitLast(m)) m.zeroInitLast();
 }
 
 export class ResNet extends ClassifierModel {
-  conv1: Conv2d; bn1: Module; relu: Module; maxpool: MaxPool2d;
-  layer1: Sequential; layer2: Sequential; layer3: Sequential; layer4: Sequential;
+  conv1: Conv2d;
+  bn1: Module;
+  relu: Module;
+  maxpool: MaxPool2d;
+  layer1: Sequential;
+  layer2: Sequential;
+  layer3: Sequential;
+  layer4: Sequential;
   fc!: Module;
   readonly numFeatures: number;
   readonly dropRate: number;
@@ -182,22 +213,26 @@ export class ResNet extends ClassifierModel {
   constructor(cfg: ResNetConfig, opts: ResNetOptions = {}) {
     super();
     const { block, layers, groups = 1, widthPerGroup: baseWidth = 64, attnLayer } = cfg;
-    const norm = cfg.norm ?? defaultNorm, act = cfg.act ?? defaultAct;
-    const dropPath = dropPathSchedule(layers.reduce((a, b) => a + b, 0), opts); // checked before anything is allocated
+    const norm = cfg.norm ?? defaultNorm,
+      act = cfg.act ?? defaultAct;
+    const dropPath = dropPathSchedule(
+      layers.reduce((a, b) => a + b, 0),
+      opts,
+    ); // checked before anything is allocated
     this.dropRate = opts.dropRate ?? 0;
     this._zeroInitResidual = opts.zeroInitResidual ?? false;
     this.conv1 = new Conv2d(opts.inChans ?? 3, 64, 7, { stride: 2, padding: 3, bias: false });
     this.bn1 = norm(64);
     this.relu = act();
     this.maxpool = new MaxPool2d(3, { stride: 2, padding: 1 });
-    let inplanes = 64, blockIndex = 0;
+    let inplanes = 64,
+      blockIndex = 0;
     const stage = (planes: number, blocks: number, stride: number): Sequential => {
       const out = planes * block.expansion;
       const list: Module[] = [];
       for (let i = 0; i < blocks; i++) {
         const s = i === 0 ? stride : 1;
-        const downsample = s !== 1 || inplanes !== out
-          ? new Sequential(new Conv2d(inplanes, out, 1, { stride: s, bias: false }), norm(out)) : null;
+        const downsample = s !== 1 || inplanes !== out ? new Sequential(new Conv2d(inplanes, out, 1, { stride: s, bias: false }), norm(out)) : null;
         list.push(new block(inplanes, planes, { stride: s, downsample, groups, baseWidth, attnLayer, act, norm, dropPath: dropPath(blockIndex++) }));
         inplanes = out;
       }
@@ -213,7 +248,9 @@ export class ResNet extends ClassifierModel {
   }
 
   /** Re-draws every weight with torchvision's scheme (and zero-init residual branches when built with zeroInitResidual). */
-  initWeights(): void { initResNetWeights(this, this._zeroInitResidual); }
+  initWeights(): void {
+    initResNetWeights(this, this._zeroInitResidual);
+  }
 
   forwardFeatures(x: Tensor): Tensor {
     return tidy(() => runChain(x, [this.conv1, this.bn1, this.relu, this.maxpool, this.layer1, this.layer2, this.layer3, this.layer4]));
@@ -224,7 +261,12 @@ export class ResNet extends ClassifierModel {
 
 /** Option A shortcut: identity with stride-2 subsampling and zero channels appended (no parameters). */
 export class PadShortcut extends Module {
-  constructor(readonly outChannels: number, readonly stride: number) { super(); }
+  constructor(
+    readonly outChannels: number,
+    readonly stride: number,
+  ) {
+    super();
+  }
   forward(x: Tensor): Tensor {
     return tidy(() => {
       const sub = this.stride > 1 ? x.slice(2, 0, undefined, this.stride).slice(3, 0, undefined, this.stride) : x;
@@ -233,11 +275,19 @@ export class PadShortcut extends Module {
       return cat([sub, zeros([n, this.outChannels - c, h, w], { dtype: sub.dtype })], 1);
     });
   }
-  extraRepr(): string { return `outChannels=${this.outChannels}, stride=${this.stride}`; }
+  override extraRepr(): string {
+    return `outChannels=${this.outChannels}, stride=${this.stride}`;
+  }
 }
 
 export class CifarResNet extends ClassifierModel {
-  conv1: Conv2d; bn1: BatchNorm2d; relu: Module; layer1: Sequential; layer2: Sequential; layer3: Sequential; fc!: Module;
+  conv1: Conv2d;
+  bn1: BatchNorm2d;
+  relu: Module;
+  layer1: Sequential;
+  layer2: Sequential;
+  layer3: Sequential;
+  fc!: Module;
   readonly numFeatures = 64;
   readonly dropRate: number;
   protected readonly _head: ClassifierHead;
@@ -252,7 +302,8 @@ export class CifarResNet extends ClassifierModel {
     this.conv1 = new Conv2d(opts.inChans ?? 3, 16, 3, { padding: 1, bias: false });
     this.bn1 = new BatchNorm2d(16);
     this.relu = defaultAct();
-    let inplanes = 16, blockIndex = 0;
+    let inplanes = 16,
+      blockIndex = 0;
     const stage = (planes: number, stride: number): Sequential => {
       const blocks: Module[] = [];
       for (let i = 0; i < n; i++) {
@@ -270,7 +321,9 @@ export class CifarResNet extends ClassifierModel {
     this.initWeights();
   }
   /** Re-draws every weight: He normal (fan out) convs, BN to identity (and zero-init residual branches when built with zeroInitResidual). */
-  initWeights(): void { initResNetWeights(this, this._zeroInitResidual); }
+  initWeights(): void {
+    initResNetWeights(this, this._zeroInitResidual);
+  }
   forwardFeatures(x: Tensor): Tensor {
     return tidy(() => runChain(x, [this.conv1, this.bn1, this.relu, this.layer1, this.layer2, this.layer3]));
   }
@@ -284,7 +337,11 @@ const WRN_PAPER = { title: 'Wide Residual Networks', year: 2016, url: 'https://a
 
 /** One row of the variants table: what the network is (fixed by the id) and its published figures. */
 interface ImageNetVariant {
-  id: string; config: ResNetConfig; paper: ModelMeta['paper']; params: number; gmacs: number;
+  id: string;
+  config: ResNetConfig;
+  paper: ModelMeta['paper'];
+  params: number;
+  gmacs: number;
 }
 
 const basic = (layers: ResNetConfig['layers']): ResNetConfig => ({ block: BasicBlock, layers, groups: 1, widthPerGroup: 64 });
@@ -305,22 +362,54 @@ const IMAGENET_VARIANTS: ImageNetVariant[] = [
 ];
 
 for (const v of IMAGENET_VARIANTS) {
-  registerModel({
-    id: v.id, family: v.id.startsWith('resnext') ? 'resnext' : 'resnet', paper: v.paper, inputSize: [3, 224, 224],
-    mean: IMAGENET_MEAN, std: IMAGENET_STD, interpolation: 'bilinear', numClasses: 1000, params: v.params, gmacs: v.gmacs,
-    torchvision: v.id, firstConv: 'conv1', classifier: 'fc', weights: TORCHVISION_WEIGHTS[v.id] ?? [],
-  }, { options: RESNET_OPTIONS, fixed: v.config }, (opts: ResNetOptions, config) => new ResNet(config, opts));
+  registerModel(
+    {
+      id: v.id,
+      family: v.id.startsWith('resnext') ? 'resnext' : 'resnet',
+      paper: v.paper,
+      inputSize: [3, 224, 224],
+      mean: IMAGENET_MEAN,
+      std: IMAGENET_STD,
+      interpolation: 'bilinear',
+      numClasses: 1000,
+      params: v.params,
+      gmacs: v.gmacs,
+      torchvision: v.id,
+      firstConv: 'conv1',
+      classifier: 'fc',
+      weights: TORCHVISION_WEIGHTS[v.id] ?? [],
+    },
+    { options: RESNET_OPTIONS, fixed: v.config },
+    (opts: ResNetOptions, config) => new ResNet(config, opts),
+  );
 }
 
 // CIFAR-10 networks: parameter counts of the paper's Table 6 (0.27M, 0.46M, 0.66M, 0.85M, 1.7M) at 10 classes.
 const CIFAR_VARIANTS: [string, number, number][] = [
-  ['resnet20', 20, 269722], ['resnet32', 32, 464154], ['resnet44', 44, 658586], ['resnet56', 56, 853018], ['resnet110', 110, 1727962],
+  ['resnet20', 20, 269722],
+  ['resnet32', 32, 464154],
+  ['resnet44', 44, 658586],
+  ['resnet56', 56, 853018],
+  ['resnet110', 110, 1727962],
 ];
 for (const [id, depth, params] of CIFAR_VARIANTS) {
-  registerModel({
-    id, family: 'resnet_cifar', paper: RESNET_PAPER, inputSize: [3, 32, 32],
-    mean: [0.4914, 0.4822, 0.4465], std: [0.247, 0.2435, 0.2616], interpolation: 'bilinear', numClasses: 10, params,
-    firstConv: 'conv1', classifier: 'fc', weights: [],
-    notes: 'Section 4.2: 3x3 convs on 32x32 inputs, 3 stages of 2n layers (16, 32, 64 filters), option A shortcuts.',
-  }, { options: RESNET_OPTIONS, fixed: { depth } }, (opts: ResNetOptions, config) => new CifarResNet(config.depth, opts));
+  registerModel(
+    {
+      id,
+      family: 'resnet_cifar',
+      paper: RESNET_PAPER,
+      inputSize: [3, 32, 32],
+      mean: [0.4914, 0.4822, 0.4465],
+      std: [0.247, 0.2435, 0.2616],
+      interpolation: 'bilinear',
+      numClasses: 10,
+      params,
+      firstConv: 'conv1',
+      classifier: 'fc',
+      weights: [],
+      notes: 'Section 4.2: 3x3 convs on 32x32 inputs, 3 stages of 2n layers (16, 32, 64 filters), option A shortcuts.',
+    },
+    { options: RESNET_OPTIONS, fixed: { depth } },
+    (opts: ResNetOptions, config) => new CifarResNet(config.depth, opts),
+  );
 }

@@ -3,7 +3,7 @@
 // the six configurations of Table 1 (A, A-LRN, B, C, D, E) as data, with torchvision's head (adaptive
 // average pool to 7x7, FC 4096-4096 with dropout) and state-dict keys. vgg11/13/16/19 are torchvision's
 // names for A/B/D/E, and their `_bn` variants put a batch norm after every convolution.
-import { Tensor } from '../tensor/tensor.js';
+import type { Tensor } from '../tensor/tensor.js';
 import type { Module, AnyModule } from '../nn/module.js';
 import { Conv2d, BatchNorm2d, Linear, MaxPool2d, AdaptiveAvgPool2d, LocalResponseNorm, Dropout, ReLU, Sequential } from '../nn/layers.js';
 import { ClassifierHead } from '../nn/head.js';
@@ -41,8 +41,14 @@ export function makeVggLayers(cfg: readonly VggLayer[], opts: { batchNorm?: bool
   const layers: Module[] = [];
   let inC = opts.inChans ?? 3;
   for (const v of cfg) {
-    if (v === 'M') { layers.push(new MaxPool2d(2, { stride: 2 })); continue; }
-    if (v === 'LRN') { layers.push(new LocalResponseNorm(LRN_SIZE, LRN)); continue; }
+    if (v === 'M') {
+      layers.push(new MaxPool2d(2, { stride: 2 }));
+      continue;
+    }
+    if (v === 'LRN') {
+      layers.push(new LocalResponseNorm(LRN_SIZE, LRN));
+      continue;
+    }
     const [out, kernel] = typeof v === 'number' ? [v, 3] : [v.out, v.kernel];
     layers.push(new Conv2d(inC, out, kernel, { padding: kernel === 3 ? 1 : 0 }));
     if (opts.batchNorm) layers.push(new BatchNorm2d(out));
@@ -60,7 +66,10 @@ export interface VggOptions extends ModelOptions {
 }
 
 /** What defines a VGG variant: a column of Table 1, with or without batch norm. */
-export interface VggConfig { cfg: VggConfigName; batchNorm: boolean }
+export interface VggConfig {
+  cfg: VggConfigName;
+  batchNorm: boolean;
+}
 
 /** VGG: `features`, an adaptive average pool to 7x7 (the identity at 224x224) and the 3-layer `classifier`. */
 export class VGG extends ClassifierModel {
@@ -81,11 +90,18 @@ export class VGG extends ClassifierModel {
     const p = this.dropRate;
     // FC-4096, FC-4096 with dropout; the head appends the final FC (`classifier.6`).
     this.classifier = new Sequential(
-      new Linear(this.numFeatures * 7 * 7, 4096), new ReLU(), new Dropout(p),
-      new Linear(4096, 4096), new ReLU(), new Dropout(p),
+      new Linear(this.numFeatures * 7 * 7, 4096),
+      new ReLU(),
+      new Dropout(p),
+      new Linear(4096, 4096),
+      new ReLU(),
+      new Dropout(p),
     );
-    this._head = new ClassifierHead({ sequential: this.classifier }, this.numFeatures, opts.numClasses ?? 1000,
-      { pool: this.avgpool, hiddenFeatures: 4096, initLayer: initVggWeights });
+    this._head = new ClassifierHead({ sequential: this.classifier }, this.numFeatures, opts.numClasses ?? 1000, {
+      pool: this.avgpool,
+      hiddenFeatures: 4096,
+      initLayer: initVggWeights,
+    });
     this.initWeights();
   }
 
@@ -93,7 +109,9 @@ export class VGG extends ClassifierModel {
     return this.features.forward(x);
   }
   /** Re-draws every weight with torchvision's scheme. */
-  initWeights(): void { initVggWeights(this); }
+  initWeights(): void {
+    initVggWeights(this);
+  }
 }
 
 /** torchvision's initialisation: He normal (fan out) convs, BN to identity, N(0, 0.01) linear layers, zero biases. */
@@ -117,7 +135,9 @@ function initVggWeights(model: AnyModule): void {
 const PAPER = { title: 'Very Deep Convolutional Networks for Large-Scale Image Recognition', year: 2014, url: 'https://arxiv.org/abs/1409.1556' };
 
 interface VggVariant {
-  id: string; cfg: VggConfigName; batchNorm: boolean;
+  id: string;
+  cfg: VggConfigName;
+  batchNorm: boolean;
   /** torchvision's count for A, B, D, E (and their _bn); ours for A-LRN and C. Table 2 rounds them to 133, 133, 133, 134, 138, 144 million. */
   params: number;
   /** torchvision's GFLOPS for A, B, D, E; C counted the same way (B + its three 1x1 convs). */
@@ -144,11 +164,25 @@ const VARIANTS: VggVariant[] = [
 ];
 
 for (const v of VARIANTS) {
-  registerModel({
-    id: v.id, family: 'vgg', paper: PAPER, inputSize: [3, 224, 224], mean: IMAGENET_MEAN, std: IMAGENET_STD,
-    interpolation: 'bilinear', numClasses: 1000, params: v.params, gmacs: v.gmacs, torchvision: v.torchvision,
-    firstConv: 'features.0', classifier: 'classifier.6', weights: v.torchvision ? TORCHVISION_WEIGHTS[v.torchvision] ?? [] : [],
-    notes: `Configuration ${v.cfg} of Table 1${v.batchNorm ? ' with batch norm after every convolution' : ''}.`,
-  }, { options: {}, fixed: { cfg: v.cfg, batchNorm: v.batchNorm } satisfies VggConfig },
-  (opts: VggOptions, config) => new VGG(VGG_CONFIGS[config.cfg], { ...opts, batchNorm: config.batchNorm }));
+  registerModel(
+    {
+      id: v.id,
+      family: 'vgg',
+      paper: PAPER,
+      inputSize: [3, 224, 224],
+      mean: IMAGENET_MEAN,
+      std: IMAGENET_STD,
+      interpolation: 'bilinear',
+      numClasses: 1000,
+      params: v.params,
+      gmacs: v.gmacs,
+      torchvision: v.torchvision,
+      firstConv: 'features.0',
+      classifier: 'classifier.6',
+      weights: v.torchvision ? (TORCHVISION_WEIGHTS[v.torchvision] ?? []) : [],
+      notes: `Configuration ${v.cfg} of Table 1${v.batchNorm ? ' with batch norm after every convolution' : ''}.`,
+    },
+    { options: {}, fixed: { cfg: v.cfg, batchNorm: v.batchNorm } satisfies VggConfig },
+    (opts: VggOptions, config) => new VGG(VGG_CONFIGS[config.cfg], { ...opts, batchNorm: config.batchNorm }),
+  );
 }

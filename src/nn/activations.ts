@@ -2,13 +2,16 @@
 // Blocks take `act: ActLayer` so a family chooses its activation by name (timm's get_act_layer) or
 // passes its own factory. Nothing here works in place: a block's input may still be needed by autograd
 // or by a residual branch, and libtorch's in-place activations would make that the caller's worry.
-import { Tensor } from '../tensor/tensor.js';
+import type { Tensor } from '../tensor/tensor.js';
 import { ConvzooError } from '../errors.js';
 import { Module } from './module.js';
 import { ReLU, ReLU6, SiLU, Hardswish, Hardsigmoid, Sigmoid, Tanh, Mish, Identity, LeakyReLU, ELU, GELU } from './layers.js';
 import * as F from './functional.js';
 
-interface ActivationEntry { fn: (x: Tensor) => Tensor; module: () => Module }
+interface ActivationEntry {
+  fn: (x: Tensor) => Tensor;
+  module: () => Module;
+}
 
 const identityFn = (x: Tensor): Tensor => x.view(...x.shape); // a new handle, as every F function returns
 
@@ -43,7 +46,11 @@ export const ACTIVATION_NAMES: readonly ActName[] = Object.keys(TABLE) as ActNam
 
 function entry(name: string, fn: string): ActivationEntry {
   if (!Object.hasOwn(TABLE, name)) {
-    throw new ConvzooError(`${fn}: unknown activation '${String(name)}' (expected one of ${ACTIVATION_NAMES.join(', ')}, or a function returning a Module)`, 'E_ARG', fn);
+    throw new ConvzooError(
+      `${fn}: unknown activation '${String(name)}' (expected one of ${ACTIVATION_NAMES.join(', ')}, or a function returning a Module)`,
+      'E_ARG',
+      fn,
+    );
   }
   return TABLE[name as ActName];
 }
@@ -57,7 +64,8 @@ export function isIdentityAct(act: ActLayer | null | undefined): boolean {
 export function getActivation(act: ActLayer): Module {
   if (typeof act === 'function') {
     const m = act();
-    if (!(m instanceof Module)) throw new ConvzooError(`getActivation: the factory returned ${m === null ? 'null' : typeof m}, not a Module`, 'E_ARG', 'getActivation');
+    if (!(m instanceof Module))
+      throw new ConvzooError(`getActivation: the factory returned ${m === null ? 'null' : typeof m}, not a Module`, 'E_ARG', 'getActivation');
     return m;
   }
   return entry(act, 'getActivation').module();

@@ -1,6 +1,6 @@
 // Reusable blocks made of layers. Field names follow torchvision's BasicConv2d (`conv`, `bn`), so a
 // block stored as `conv1` gives the state-dict keys `conv1.conv.weight`, `conv1.bn.running_mean`.
-import { Tensor } from '../tensor/tensor.js';
+import type { Tensor } from '../tensor/tensor.js';
 import { tidy } from '../tensor/scope.js';
 import { Module } from './module.js';
 import { Conv2d, BatchNorm2d, type Conv2dOptions } from './layers.js';
@@ -34,5 +34,7 @@ export class ConvBnAct extends Module {
       return this.act === 'relu' ? z.relu_() : z;
     });
   }
-  extraRepr(): string { return this.act === 'none' ? 'act=none' : ''; }
+  override extraRepr(): string {
+    return this.act === 'none' ? 'act=none' : '';
+  }
 }

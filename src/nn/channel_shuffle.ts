@@ -1,5 +1,5 @@
 // ShuffleNet's channel shuffle as a module; see F.channelShuffle for the two permutations.
-import { Tensor } from '../tensor/tensor.js';
+import type { Tensor } from '../tensor/tensor.js';
 import { checkInt } from '../errors.js';
 import { Module } from './module.js';
 import * as F from './functional.js';
@@ -13,6 +13,10 @@ export class ChannelShuffle extends Module {
     this.groups = groups;
     this.variant = opts.variant ?? 'torchvision';
   }
-  forward(x: Tensor): Tensor { return F.channelShuffle(x, this.groups, { variant: this.variant }); }
-  extraRepr(): string { return `groups=${this.groups}${this.variant === 'torchvision' ? '' : `, variant=${this.variant}`}`; }
+  forward(x: Tensor): Tensor {
+    return F.channelShuffle(x, this.groups, { variant: this.variant });
+  }
+  override extraRepr(): string {
+    return `groups=${this.groups}${this.variant === 'torchvision' ? '' : `, variant=${this.variant}`}`;
+  }
 }

@@ -1,13 +1,19 @@
 // Conv1d, for the channel convolution of ECA attention (state-dict keys and default initialisation
 // as torch.nn.Conv1d: weight [out, in/groups, k], bias [out]).
-import { Tensor } from '../tensor/tensor.js';
+import type { Tensor } from '../tensor/tensor.js';
 import { empty } from '../tensor/creation.js';
 import { check, checkInt } from '../errors.js';
 import { Module, Parameter } from './module.js';
 import * as F from './functional.js';
 import * as init from './init.js';
 
-export interface Conv1dOptions { stride?: number; padding?: number; dilation?: number; groups?: number; bias?: boolean }
+export interface Conv1dOptions {
+  stride?: number;
+  padding?: number;
+  dilation?: number;
+  groups?: number;
+  bias?: boolean;
+}
 
 export class Conv1d extends Module {
   weight: Parameter;
@@ -27,7 +33,11 @@ export class Conv1d extends Module {
     checkInt(kernelSize, 'Conv1d', 'kernelSize', 1);
     const groups = opts.groups ?? 1;
     checkInt(groups, 'Conv1d', 'groups', 1);
-    check(inChannels % groups === 0 && outChannels % groups === 0, 'Conv1d', `expected groups to divide inChannels (${inChannels}) and outChannels (${outChannels}), got ${groups}`);
+    check(
+      inChannels % groups === 0 && outChannels % groups === 0,
+      'Conv1d',
+      `expected groups to divide inChannels (${inChannels}) and outChannels (${outChannels}), got ${groups}`,
+    );
     this.inChannels = inChannels;
     this.outChannels = outChannels;
     this.kernelSize = kernelSize;
@@ -36,7 +46,7 @@ export class Conv1d extends Module {
     this.dilation = opts.dilation ?? 1;
     this.groups = groups;
     this.weight = new Parameter(empty([outChannels, inChannels / groups, kernelSize]));
-    this.bias = opts.bias ?? true ? new Parameter(empty([outChannels])) : null;
+    this.bias = (opts.bias ?? true) ? new Parameter(empty([outChannels])) : null;
     this.resetParameters();
   }
 
@@ -53,7 +63,7 @@ export class Conv1d extends Module {
     return F.conv1d(x, this.weight, this.bias, { stride: this.stride, padding: this.padding, dilation: this.dilation, groups: this.groups });
   }
 
-  extraRepr(): string {
+  override extraRepr(): string {
     const parts = [`${this.inChannels}, ${this.outChannels}, kernelSize=${this.kernelSize}`, `stride=${this.stride}`];
     if (this.padding) parts.push(`padding=${this.padding}`);
     if (this.dilation !== 1) parts.push(`dilation=${this.dilation}`);

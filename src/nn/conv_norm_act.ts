@@ -4,7 +4,7 @@
 // Field names are state-dict keys, and families disagree on them (timm: `conv`/`bn`; DenseNet:
 // `norm1`/`relu1`/`conv1`), so the three sub-module names are options. The block keeps typed
 // references to them (convLayer, normLayer, actLayer) whatever they are called.
-import { Tensor } from '../tensor/tensor.js';
+import type { Tensor } from '../tensor/tensor.js';
 import { tidy } from '../tensor/scope.js';
 import { ConvzooError } from '../errors.js';
 import { Module } from './module.js';
@@ -25,14 +25,19 @@ export function createNorm(norm: NormLayer, numChannels: number): Module | null 
   if (norm === true) return new BatchNorm2d(numChannels);
   if (typeof norm === 'function') {
     const m = norm(numChannels);
-    if (!(m instanceof Module)) throw new ConvzooError(`createNorm: the factory returned ${m === null ? 'null' : typeof m}, not a Module`, 'E_ARG', 'createNorm');
+    if (!(m instanceof Module))
+      throw new ConvzooError(`createNorm: the factory returned ${m === null ? 'null' : typeof m}, not a Module`, 'E_ARG', 'createNorm');
     return m;
   }
   return new BatchNorm2d(numChannels, norm);
 }
 
 /** Field names (state-dict keys) of a block's sub-modules. */
-export interface BlockNames { conv?: string; norm?: string; act?: string }
+export interface BlockNames {
+  conv?: string;
+  norm?: string;
+  act?: string;
+}
 
 /**
  * Checks that `names` can be state-dict keys of `owner` (letters, digits and _, not starting with _,
@@ -43,7 +48,11 @@ export function checkFieldNames(owner: Module, names: readonly string[], fn: str
   const seen = new Set<string>();
   for (const name of names) {
     if (typeof name !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_]*$/.test(name) || name in owner || seen.has(name)) {
-      throw new ConvzooError(`${fn}: '${String(name)}' cannot be a sub-module name (letters, digits and _, not starting with _, not already a field, no repeats)`, 'E_ARG', fn);
+      throw new ConvzooError(
+        `${fn}: '${String(name)}' cannot be a sub-module name (letters, digits and _, not starting with _, not already a field, no repeats)`,
+        'E_ARG',
+        fn,
+      );
     }
     seen.add(name);
   }
@@ -84,9 +93,15 @@ export class ConvNormAct extends Module {
     this._norm = normLayer && registerAs(this, names.norm, normLayer);
     this._act = isIdentityAct(act) ? null : registerAs(this, names.act, getActivation(act));
   }
-  get convLayer(): Conv2d { return this._conv; }
-  get normLayer(): Module | null { return this._norm; }
-  get actLayer(): Module | null { return this._act; }
+  get convLayer(): Conv2d {
+    return this._conv;
+  }
+  get normLayer(): Module | null {
+    return this._norm;
+  }
+  get actLayer(): Module | null {
+    return this._act;
+  }
   forward(x: Tensor): Tensor {
     return tidy(() => {
       let y = this._conv.forward(x);
@@ -121,9 +136,15 @@ export class NormActConv extends Module {
     this._act = isIdentityAct(act) ? null : registerAs(this, names.act, getActivation(act));
     this._conv = registerAs(this, names.conv, createConv2d(inChannels, outChannels, kernelSize, { ...conv, bias }));
   }
-  get convLayer(): Conv2d { return this._conv; }
-  get normLayer(): Module | null { return this._norm; }
-  get actLayer(): Module | null { return this._act; }
+  get convLayer(): Conv2d {
+    return this._conv;
+  }
+  get normLayer(): Module | null {
+    return this._norm;
+  }
+  get actLayer(): Module | null {
+    return this._act;
+  }
   forward(x: Tensor): Tensor {
     return tidy(() => {
       let y = this._norm ? this._norm.forward(x) : x;

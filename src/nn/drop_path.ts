@@ -1,5 +1,5 @@
 // Stochastic depth as a module (timm's DropPath), and the per-block rate schedule that families use.
-import { Tensor } from '../tensor/tensor.js';
+import type { Tensor } from '../tensor/tensor.js';
 import { check, checkInt } from '../errors.js';
 import { Module } from './module.js';
 import * as F from './functional.js';
@@ -14,8 +14,12 @@ export class DropPath extends Module {
     this.p = p;
     this.scaleByKeep = opts.scaleByKeep ?? true;
   }
-  forward(x: Tensor): Tensor { return F.dropPath(x, this.p, { training: this.training, scaleByKeep: this.scaleByKeep }); }
-  extraRepr(): string { return `p=${this.p}${this.scaleByKeep ? '' : ', scaleByKeep=false'}`; }
+  forward(x: Tensor): Tensor {
+    return F.dropPath(x, this.p, { training: this.training, scaleByKeep: this.scaleByKeep });
+  }
+  override extraRepr(): string {
+    return `p=${this.p}${this.scaleByKeep ? '' : ', scaleByKeep=false'}`;
+  }
 }
 
 /**

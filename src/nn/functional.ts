@@ -10,17 +10,36 @@ import { runChain } from './module.js';
 export type Pair = number | readonly [number, number];
 const pair = (v: Pair): number[] => (typeof v === 'number' ? [v, v] : [v[0], v[1]]);
 
-export interface Conv2dOptions { stride?: Pair; padding?: Pair | 'same' | 'valid'; dilation?: Pair; groups?: number }
+export interface Conv2dOptions {
+  stride?: Pair;
+  padding?: Pair | 'same' | 'valid';
+  dilation?: Pair;
+  groups?: number;
+}
 
 export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, opts: Conv2dOptions = {}): Tensor {
   const groups = opts.groups ?? 1;
   checkInt(groups, 'conv2d', 'groups', 1);
   const padding = opts.padding ?? 0;
-  return wrap(ops.conv2d(x?.handle, weight?.handle, bias?.handle, pair(opts.stride ?? 1),
-    typeof padding === 'string' ? padding : pair(padding), pair(opts.dilation ?? 1), groups));
+  return wrap(
+    ops.conv2d(
+      x?.handle,
+      weight?.handle,
+      bias?.handle,
+      pair(opts.stride ?? 1),
+      typeof padding === 'string' ? padding : pair(padding),
+      pair(opts.dilation ?? 1),
+      groups,
+    ),
+  );
 }
 
-export interface Conv1dOptions { stride?: number; padding?: number; dilation?: number; groups?: number }
+export interface Conv1dOptions {
+  stride?: number;
+  padding?: number;
+  dilation?: number;
+  groups?: number;
+}
 
 /** 1-d convolution over (N, C, L) (ECA attention's channel conv). */
 export function conv1d(x: Tensor, weight: Tensor, bias: Tensor | null = null, opts: Conv1dOptions = {}): Tensor {
@@ -33,26 +52,57 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): T
   return wrap(ops.linear(x?.handle, weight?.handle, bias?.handle));
 }
 
-export interface MaxPool2dOptions { stride?: Pair; padding?: Pair; dilation?: Pair; ceilMode?: boolean }
+export interface MaxPool2dOptions {
+  stride?: Pair;
+  padding?: Pair;
+  dilation?: Pair;
+  ceilMode?: boolean;
+}
 
 export function maxPool2d(x: Tensor, kernelSize: Pair, opts: MaxPool2dOptions = {}): Tensor {
-  return wrap(ops.max_pool2d(x?.handle, pair(kernelSize), pair(opts.stride ?? kernelSize), pair(opts.padding ?? 0),
-    pair(opts.dilation ?? 1), opts.ceilMode ?? false));
+  return wrap(
+    ops.max_pool2d(x?.handle, pair(kernelSize), pair(opts.stride ?? kernelSize), pair(opts.padding ?? 0), pair(opts.dilation ?? 1), opts.ceilMode ?? false),
+  );
 }
 /** Max pooling that also returns the flat index of each maximum. */
 export function maxPool2dWithIndices(x: Tensor, kernelSize: Pair, opts: MaxPool2dOptions = {}): { output: Tensor; indices: Tensor } {
-  const [output, indices] = wrapAll(ops.max_pool2d_with_indices(x?.handle, pair(kernelSize), pair(opts.stride ?? kernelSize),
-    pair(opts.padding ?? 0), pair(opts.dilation ?? 1), opts.ceilMode ?? false));
+  const [output, indices] = wrapAll(
+    ops.max_pool2d_with_indices(
+      x?.handle,
+      pair(kernelSize),
+      pair(opts.stride ?? kernelSize),
+      pair(opts.padding ?? 0),
+      pair(opts.dilation ?? 1),
+      opts.ceilMode ?? false,
+    ),
+  );
   return { output, indices };
 }
 
-export interface AvgPool2dOptions { stride?: Pair; padding?: Pair; ceilMode?: boolean; countIncludePad?: boolean; divisorOverride?: number }
+export interface AvgPool2dOptions {
+  stride?: Pair;
+  padding?: Pair;
+  ceilMode?: boolean;
+  countIncludePad?: boolean;
+  divisorOverride?: number;
+}
 
 export function avgPool2d(x: Tensor, kernelSize: Pair, opts: AvgPool2dOptions = {}): Tensor {
-  return wrap(ops.avg_pool2d(x?.handle, pair(kernelSize), pair(opts.stride ?? kernelSize), pair(opts.padding ?? 0),
-    opts.ceilMode ?? false, opts.countIncludePad ?? true, opts.divisorOverride));
+  return wrap(
+    ops.avg_pool2d(
+      x?.handle,
+      pair(kernelSize),
+      pair(opts.stride ?? kernelSize),
+      pair(opts.padding ?? 0),
+      opts.ceilMode ?? false,
+      opts.countIncludePad ?? true,
+      opts.divisorOverride,
+    ),
+  );
 }
-export function adaptiveAvgPool2d(x: Tensor, outputSize: Pair): Tensor { return wrap(ops.adaptive_avg_pool2d(x?.handle, pair(outputSize))); }
+export function adaptiveAvgPool2d(x: Tensor, outputSize: Pair): Tensor {
+  return wrap(ops.adaptive_avg_pool2d(x?.handle, pair(outputSize)));
+}
 export function adaptiveMaxPool2d(x: Tensor, outputSize: Pair): Tensor {
   const [out, idx] = wrapAll(ops.adaptive_max_pool2d(x?.handle, pair(outputSize)));
   idx.dispose();
@@ -80,7 +130,13 @@ export function adaptiveCatAvgMaxPool2d(x: Tensor, outputSize: Pair = 1): Tensor
   return out;
 }
 
-export interface BatchNormOptions { weight?: Tensor | null; bias?: Tensor | null; training?: boolean; momentum?: number; eps?: number }
+export interface BatchNormOptions {
+  weight?: Tensor | null;
+  bias?: Tensor | null;
+  training?: boolean;
+  momentum?: number;
+  eps?: number;
+}
 /** Batch norm; in training mode the running statistics (when given) are updated in place. */
 export function batchNorm(x: Tensor, runningMean: Tensor | null, runningVar: Tensor | null, opts: BatchNormOptions = {}): Tensor {
   if (opts.training && x instanceof Tensor) {
@@ -90,8 +146,18 @@ export function batchNorm(x: Tensor, runningMean: Tensor | null, runningVar: Ten
     for (let i = 2; i < s.length; i++) perChannel *= s[i];
     check(perChannel > 1, 'batchNorm', `expected more than 1 value per channel when training, got input of shape [${s.join(', ')}]`, 'E_SHAPE');
   }
-  return wrap(ops.batch_norm(x?.handle, opts.weight?.handle, opts.bias?.handle, runningMean?.handle, runningVar?.handle,
-    opts.training ?? false, opts.momentum ?? 0.1, opts.eps ?? 1e-5));
+  return wrap(
+    ops.batch_norm(
+      x?.handle,
+      opts.weight?.handle,
+      opts.bias?.handle,
+      runningMean?.handle,
+      runningVar?.handle,
+      opts.training ?? false,
+      opts.momentum ?? 0.1,
+      opts.eps ?? 1e-5,
+    ),
+  );
 }
 export function layerNorm(x: Tensor, normalizedShape: readonly number[], opts: { weight?: Tensor | null; bias?: Tensor | null; eps?: number } = {}): Tensor {
   return wrap(ops.layer_norm(x?.handle, [...normalizedShape], opts.weight?.handle, opts.bias?.handle, opts.eps ?? 1e-5));
@@ -168,7 +234,8 @@ export const hardswish = (x: Tensor): Tensor => wrap(ops.hardswish(x?.handle));
 export const hardsigmoid = (x: Tensor): Tensor => wrap(ops.hardsigmoid(x?.handle));
 export const sigmoid = (x: Tensor): Tensor => wrap(ops.sigmoid(x?.handle));
 export const tanh = (x: Tensor): Tensor => wrap(ops.tanh(x?.handle));
-export const softplus = (x: Tensor, opts: { beta?: number; threshold?: number } = {}): Tensor => wrap(ops.softplus(x?.handle, opts.beta ?? 1, opts.threshold ?? 20));
+export const softplus = (x: Tensor, opts: { beta?: number; threshold?: number } = {}): Tensor =>
+  wrap(ops.softplus(x?.handle, opts.beta ?? 1, opts.threshold ?? 20));
 export const softmax = (x: Tensor, opts: { dim?: number } = {}): Tensor => wrap(ops.softmax(x?.handle, opts.dim ?? -1));
 export const logSoftmax = (x: Tensor, opts: { dim?: number } = {}): Tensor => wrap(ops.log_softmax(x?.handle, opts.dim ?? -1));
 /**
@@ -203,7 +270,12 @@ export function channelShuffle(x: Tensor, groups: number, opts: { variant?: Chan
 }
 
 export type Reduction = 'mean' | 'sum' | 'none';
-export interface CrossEntropyOptions { weight?: Tensor | null; ignoreIndex?: number; reduction?: Reduction; labelSmoothing?: number }
+export interface CrossEntropyOptions {
+  weight?: Tensor | null;
+  ignoreIndex?: number;
+  reduction?: Reduction;
+  labelSmoothing?: number;
+}
 
 /** Cross-entropy from logits and class indices (int64) or class probabilities (float). */
 export function crossEntropy(logits: Tensor, target: Tensor, opts: CrossEntropyOptions = {}): Tensor {
@@ -243,7 +315,12 @@ export function padSame(x: Tensor, kernelSize: Pair, opts: { stride?: Pair; dila
   return wrap(ops.constant_pad_nd(x?.handle, [left, right, top, bottom], opts.value ?? 0));
 }
 
-export interface InterpolateOptions { size?: Pair; scaleFactor?: number | readonly [number, number]; mode?: 'nearest' | 'bilinear'; alignCorners?: boolean }
+export interface InterpolateOptions {
+  size?: Pair;
+  scaleFactor?: number | readonly [number, number];
+  mode?: 'nearest' | 'bilinear';
+  alignCorners?: boolean;
+}
 export function interpolate(x: Tensor, opts: InterpolateOptions): Tensor {
   check(x.ndim === 4, 'interpolate', `expected a 4-d (N, C, H, W) input, got ${x.ndim}-d`, 'E_SHAPE');
   check((opts.size === undefined) !== (opts.scaleFactor === undefined), 'interpolate', 'give exactly one of size and scaleFactor');

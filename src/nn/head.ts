@@ -2,7 +2,7 @@
 // flatten, dropout, optional hidden layers, and a final Linear or 1x1 conv. The final layer stays in
 // the model's own field (`fc`, `last_linear`, `classifier.6`, `head.fc`, an aux head's `fc2`), so the
 // state-dict keys are the family's; the head only knows where it lives, and swaps it on reset().
-import { Tensor } from '../tensor/tensor.js';
+import type { Tensor } from '../tensor/tensor.js';
 import { tidy } from '../tensor/scope.js';
 import { cat } from '../tensor/creation.js';
 import { check, checkInt, checkNumber } from '../errors.js';
@@ -17,9 +17,7 @@ import * as F from './functional.js';
 export type GlobalPool = 'avg' | 'max' | 'catavgmax' | 'none';
 
 /** Where the final layer lives in the model: a field of a module, or the last entry of a Sequential classifier. */
-export type ClassifierSlot =
-  | { owner: object; field: string }
-  | { sequential: Sequential };
+export type ClassifierSlot = { owner: object; field: string } | { sequential: Sequential };
 
 export interface ClassifierHeadOptions {
   /** Global pooling (default 'avg'), or the model's own pooling module (VGG's adaptive 7x7 `avgpool`). */
@@ -42,10 +40,14 @@ export function pooledFeatures(numFeatures: number, pool: GlobalPool | AnyModule
 /** Pools an (N, C, H, W) map to (N, C', 1, 1); `none` returns x itself. */
 export function globalPool(x: Tensor, pool: GlobalPool): Tensor {
   switch (pool) {
-    case 'avg': return F.adaptiveAvgPool2d(x, 1);
-    case 'max': return F.adaptiveMaxPool2d(x, 1);
-    case 'catavgmax': return tidy(() => cat([F.adaptiveAvgPool2d(x, 1), F.adaptiveMaxPool2d(x, 1)], 1));
-    case 'none': return x;
+    case 'avg':
+      return F.adaptiveAvgPool2d(x, 1);
+    case 'max':
+      return F.adaptiveMaxPool2d(x, 1);
+    case 'catavgmax':
+      return tidy(() => cat([F.adaptiveAvgPool2d(x, 1), F.adaptiveMaxPool2d(x, 1)], 1));
+    case 'none':
+      return x;
   }
 }
 
@@ -144,9 +146,13 @@ export class HeadModule extends Module {
     super();
     this._head = new ClassifierHead({ owner: this, field: 'fc' }, numFeatures, numClasses, opts);
   }
-  get numClasses(): number { return this._head.numClasses; }
+  get numClasses(): number {
+    return this._head.numClasses;
+  }
   forward(x: Tensor, opts: { preLogits?: boolean } = {}): Tensor {
     return this._head.forward(x, { preLogits: opts.preLogits, training: this.training });
   }
-  reset(numClasses: number): void { this._head.reset(numClasses); }
+  reset(numClasses: number): void {
+    this._head.reset(numClasses);
+  }
 }

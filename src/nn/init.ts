@@ -1,5 +1,5 @@
 // cz.nn.init: in-place initialisers with PyTorch's names, fan conventions and gains.
-import { Tensor } from '../tensor/tensor.js';
+import type { Tensor } from '../tensor/tensor.js';
 import { noGrad } from '../tensor/creation.js';
 import { ConvzooError } from '../errors.js';
 
@@ -16,15 +16,28 @@ export function calculateFanInAndFanOut(t: Tensor): { fanIn: number; fanOut: num
 
 export function calculateGain(nonlinearity: Nonlinearity, param?: number): number {
   switch (nonlinearity) {
-    case 'linear': case 'conv2d': case 'sigmoid': return 1;
-    case 'tanh': return 5 / 3;
-    case 'relu': return Math.SQRT2;
-    case 'leaky_relu': { const slope = param ?? 0.01; return Math.sqrt(2 / (1 + slope * slope)); }
-    case 'selu': return 3 / 4;
+    case 'linear':
+    case 'conv2d':
+    case 'sigmoid':
+      return 1;
+    case 'tanh':
+      return 5 / 3;
+    case 'relu':
+      return Math.SQRT2;
+    case 'leaky_relu': {
+      const slope = param ?? 0.01;
+      return Math.sqrt(2 / (1 + slope * slope));
+    }
+    case 'selu':
+      return 3 / 4;
   }
 }
 
-export interface KaimingOptions { a?: number; mode?: FanMode; nonlinearity?: Nonlinearity }
+export interface KaimingOptions {
+  a?: number;
+  mode?: FanMode;
+  nonlinearity?: Nonlinearity;
+}
 
 function kaimingStd(t: Tensor, opts: KaimingOptions): number {
   const { fanIn, fanOut } = calculateFanInAndFanOut(t);
@@ -62,8 +75,16 @@ export function xavierNormal_(t: Tensor, opts: { gain?: number } = {}): Tensor {
 export function truncNormal_(t: Tensor, opts: { mean?: number; std?: number; a?: number; b?: number } = {}): Tensor {
   const { mean = 0, std = 1, a = -2, b = 2 } = opts;
   const cdf = (x: number) => (1 + erf(x / Math.SQRT2)) / 2;
-  const l = cdf((a - mean) / std), u = cdf((b - mean) / std);
-  return noGrad(() => t.uniform_(2 * l - 1, 2 * u - 1).erfinv_().mul_(std * Math.SQRT2).add_(mean).clamp_({ min: a, max: b }));
+  const l = cdf((a - mean) / std),
+    u = cdf((b - mean) / std);
+  return noGrad(() =>
+    t
+      .uniform_(2 * l - 1, 2 * u - 1)
+      .erfinv_()
+      .mul_(std * Math.SQRT2)
+      .add_(mean)
+      .clamp_({ min: a, max: b }),
+  );
 }
 
 // Abramowitz-Stegun 7.1.26 is too coarse for the CDF bounds; use a series/continued-fraction erf.
@@ -71,9 +92,13 @@ function erf(x: number): number {
   const sign = Math.sign(x);
   const ax = Math.abs(x);
   if (ax < 2.5) {
-    let sum = ax, term = ax;
-    for (let n = 1; n < 60; n++) { term *= -ax * ax / n; sum += term / (2 * n + 1); }
-    return sign * 2 / Math.sqrt(Math.PI) * sum;
+    let sum = ax,
+      term = ax;
+    for (let n = 1; n < 60; n++) {
+      term *= (-ax * ax) / n;
+      sum += term / (2 * n + 1);
+    }
+    return ((sign * 2) / Math.sqrt(Math.PI)) * sum;
   }
   // erfc continued fraction for large |x|
   let f = 0;

@@ -1,6 +1,6 @@
 // The layers of torch.nn that the classic CNNs use, with PyTorch's default initialisation and
 // state-dict names.
-import { Tensor } from '../tensor/tensor.js';
+import type { Tensor } from '../tensor/tensor.js';
 import { empty, zeros, ones, tensor } from '../tensor/creation.js';
 import { ConvzooError, check, checkInt } from '../errors.js';
 import { Module, Parameter, buffer, runChain, type AnyModule } from './module.js';
@@ -11,7 +11,11 @@ type Pair = F.Pair;
 const pair = (v: Pair): [number, number] => (typeof v === 'number' ? [v, v] : [v[0], v[1]]);
 
 export interface Conv2dOptions {
-  stride?: Pair; padding?: Pair | 'same' | 'valid'; dilation?: Pair; groups?: number; bias?: boolean;
+  stride?: Pair;
+  padding?: Pair | 'same' | 'valid';
+  dilation?: Pair;
+  groups?: number;
+  bias?: boolean;
 }
 
 export class Conv2d extends Module {
@@ -41,7 +45,7 @@ export class Conv2d extends Module {
     this.dilation = pair(opts.dilation ?? 1);
     const [kh, kw] = this.kernelSize;
     this.weight = new Parameter(empty([outChannels, inChannels / groups, kh, kw]));
-    this.bias = opts.bias ?? true ? new Parameter(empty([outChannels])) : null;
+    this.bias = (opts.bias ?? true) ? new Parameter(empty([outChannels])) : null;
     this.resetParameters();
   }
 
@@ -58,9 +62,10 @@ export class Conv2d extends Module {
     return F.conv2d(x, this.weight, this.bias, { stride: this.stride, padding: this.padding, dilation: this.dilation, groups: this.groups });
   }
 
-  extraRepr(): string {
+  override extraRepr(): string {
     const parts = [`${this.inChannels}, ${this.outChannels}, kernelSize=[${this.kernelSize}]`, `stride=[${this.stride}]`];
-    if (this.padding !== 'valid' && (typeof this.padding === 'string' || this.padding.some((p) => p))) parts.push(`padding=${typeof this.padding === 'string' ? this.padding : `[${this.padding}]`}`);
+    if (this.padding !== 'valid' && (typeof this.padding === 'string' || this.padding.some((p) => p)))
+      parts.push(`padding=${typeof this.padding === 'string' ? this.padding : `[${this.padding}]`}`);
     if (this.dilation.some((d) => d !== 1)) parts.push(`dilation=[${this.dilation}]`);
     if (this.groups !== 1) parts.push(`groups=${this.groups}`);
     if (!this.bias) parts.push('bias=false');
@@ -80,18 +85,30 @@ export class Linear extends Module {
     this.inFeatures = inFeatures;
     this.outFeatures = outFeatures;
     this.weight = new Parameter(empty([outFeatures, inFeatures]));
-    this.bias = opts.bias ?? true ? new Parameter(empty([outFeatures])) : null;
+    this.bias = (opts.bias ?? true) ? new Parameter(empty([outFeatures])) : null;
     this.resetParameters();
   }
   resetParameters(): void {
     init.kaimingUniform_(this.weight, { a: Math.sqrt(5) });
-    if (this.bias) { const b = 1 / Math.sqrt(this.inFeatures); init.uniform_(this.bias, -b, b); }
+    if (this.bias) {
+      const b = 1 / Math.sqrt(this.inFeatures);
+      init.uniform_(this.bias, -b, b);
+    }
   }
-  forward(x: Tensor): Tensor { return F.linear(x, this.weight, this.bias); }
-  extraRepr(): string { return `inFeatures=${this.inFeatures}, outFeatures=${this.outFeatures}${this.bias ? '' : ', bias=false'}`; }
+  forward(x: Tensor): Tensor {
+    return F.linear(x, this.weight, this.bias);
+  }
+  override extraRepr(): string {
+    return `inFeatures=${this.inFeatures}, outFeatures=${this.outFeatures}${this.bias ? '' : ', bias=false'}`;
+  }
 }
 
-export interface BatchNormOptions { eps?: number; momentum?: number | null; affine?: boolean; trackRunningStats?: boolean }
+export interface BatchNormOptions {
+  eps?: number;
+  momentum?: number | null;
+  affine?: boolean;
+  trackRunningStats?: boolean;
+}
 
 export class BatchNorm2d extends Module {
   weight: Parameter | null;
@@ -128,7 +145,9 @@ export class BatchNorm2d extends Module {
     const useBatchStats = this.training || !this.running_mean;
     return F.batchNorm(x, this.running_mean, this.running_var, { weight: this.weight, bias: this.bias, training: useBatchStats, momentum, eps: this.eps });
   }
-  extraRepr(): string { return `${this.numFeatures}, eps=${this.eps}, momentum=${this.momentum}`; }
+  override extraRepr(): string {
+    return `${this.numFeatures}, eps=${this.eps}, momentum=${this.momentum}`;
+  }
 }
 
 export class LayerNorm extends Module {
@@ -144,106 +163,236 @@ export class LayerNorm extends Module {
     this.weight = affine ? new Parameter(ones(this.normalizedShape)) : null;
     this.bias = affine ? new Parameter(zeros(this.normalizedShape)) : null;
   }
-  forward(x: Tensor): Tensor { return F.layerNorm(x, this.normalizedShape, { weight: this.weight, bias: this.bias, eps: this.eps }); }
-  extraRepr(): string { return `[${this.normalizedShape}], eps=${this.eps}`; }
+  forward(x: Tensor): Tensor {
+    return F.layerNorm(x, this.normalizedShape, { weight: this.weight, bias: this.bias, eps: this.eps });
+  }
+  override extraRepr(): string {
+    return `[${this.normalizedShape}], eps=${this.eps}`;
+  }
 }
 
 export class GroupNorm extends Module {
   weight: Parameter | null;
   bias: Parameter | null;
-  constructor(readonly numGroups: number, readonly numChannels: number, readonly opts: { eps?: number; affine?: boolean } = {}) {
+  constructor(
+    readonly numGroups: number,
+    readonly numChannels: number,
+    readonly opts: { eps?: number; affine?: boolean } = {},
+  ) {
     super();
     check(numChannels % numGroups === 0, 'GroupNorm', `expected numGroups to divide numChannels (${numChannels}), got ${numGroups}`);
     const affine = opts.affine ?? true;
     this.weight = affine ? new Parameter(ones([numChannels])) : null;
     this.bias = affine ? new Parameter(zeros([numChannels])) : null;
   }
-  forward(x: Tensor): Tensor { return F.groupNorm(x, this.numGroups, { weight: this.weight, bias: this.bias, eps: this.opts.eps ?? 1e-5 }); }
-  extraRepr(): string { return `${this.numGroups}, ${this.numChannels}`; }
+  forward(x: Tensor): Tensor {
+    return F.groupNorm(x, this.numGroups, { weight: this.weight, bias: this.bias, eps: this.opts.eps ?? 1e-5 });
+  }
+  override extraRepr(): string {
+    return `${this.numGroups}, ${this.numChannels}`;
+  }
 }
 
 export class LocalResponseNorm extends Module {
-  constructor(readonly size: number, readonly opts: { alpha?: number; beta?: number; k?: number } = {}) { super(); }
-  forward(x: Tensor): Tensor { return F.localResponseNorm(x, this.size, this.opts); }
-  extraRepr(): string { return `${this.size}, alpha=${this.opts.alpha ?? 1e-4}, beta=${this.opts.beta ?? 0.75}, k=${this.opts.k ?? 1}`; }
+  constructor(
+    readonly size: number,
+    readonly opts: { alpha?: number; beta?: number; k?: number } = {},
+  ) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return F.localResponseNorm(x, this.size, this.opts);
+  }
+  override extraRepr(): string {
+    return `${this.size}, alpha=${this.opts.alpha ?? 1e-4}, beta=${this.opts.beta ?? 0.75}, k=${this.opts.k ?? 1}`;
+  }
 }
 
 export class MaxPool2d extends Module {
-  constructor(readonly kernelSize: Pair, readonly opts: F.MaxPool2dOptions = {}) { super(); }
-  forward(x: Tensor): Tensor { return F.maxPool2d(x, this.kernelSize, this.opts); }
-  extraRepr(): string { return `kernelSize=${this.kernelSize}, stride=${this.opts.stride ?? this.kernelSize}, padding=${this.opts.padding ?? 0}${this.opts.ceilMode ? ', ceilMode=true' : ''}`; }
+  constructor(
+    readonly kernelSize: Pair,
+    readonly opts: F.MaxPool2dOptions = {},
+  ) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return F.maxPool2d(x, this.kernelSize, this.opts);
+  }
+  override extraRepr(): string {
+    return `kernelSize=${this.kernelSize}, stride=${this.opts.stride ?? this.kernelSize}, padding=${this.opts.padding ?? 0}${this.opts.ceilMode ? ', ceilMode=true' : ''}`;
+  }
 }
 
 export class AvgPool2d extends Module {
-  constructor(readonly kernelSize: Pair, readonly opts: F.AvgPool2dOptions = {}) { super(); }
-  forward(x: Tensor): Tensor { return F.avgPool2d(x, this.kernelSize, this.opts); }
-  extraRepr(): string { return `kernelSize=${this.kernelSize}, stride=${this.opts.stride ?? this.kernelSize}, padding=${this.opts.padding ?? 0}`; }
+  constructor(
+    readonly kernelSize: Pair,
+    readonly opts: F.AvgPool2dOptions = {},
+  ) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return F.avgPool2d(x, this.kernelSize, this.opts);
+  }
+  override extraRepr(): string {
+    return `kernelSize=${this.kernelSize}, stride=${this.opts.stride ?? this.kernelSize}, padding=${this.opts.padding ?? 0}`;
+  }
 }
 
 export class AdaptiveAvgPool2d extends Module {
-  constructor(readonly outputSize: Pair) { super(); }
-  forward(x: Tensor): Tensor { return F.adaptiveAvgPool2d(x, this.outputSize); }
-  extraRepr(): string { return `outputSize=${this.outputSize}`; }
+  constructor(readonly outputSize: Pair) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return F.adaptiveAvgPool2d(x, this.outputSize);
+  }
+  override extraRepr(): string {
+    return `outputSize=${this.outputSize}`;
+  }
 }
 
 export class AdaptiveMaxPool2d extends Module {
-  constructor(readonly outputSize: Pair) { super(); }
-  forward(x: Tensor): Tensor { return F.adaptiveMaxPool2d(x, this.outputSize); }
-  extraRepr(): string { return `outputSize=${this.outputSize}`; }
+  constructor(readonly outputSize: Pair) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return F.adaptiveMaxPool2d(x, this.outputSize);
+  }
+  override extraRepr(): string {
+    return `outputSize=${this.outputSize}`;
+  }
 }
 
 export class Dropout extends Module {
-  constructor(readonly p = 0.5) { super(); check(p >= 0 && p <= 1, 'Dropout', `p must be in [0, 1], got ${p}`); }
-  forward(x: Tensor): Tensor { return F.dropout(x, { p: this.p, training: this.training }); }
-  extraRepr(): string { return `p=${this.p}`; }
+  constructor(readonly p = 0.5) {
+    super();
+    check(p >= 0 && p <= 1, 'Dropout', `p must be in [0, 1], got ${p}`);
+  }
+  forward(x: Tensor): Tensor {
+    return F.dropout(x, { p: this.p, training: this.training });
+  }
+  override extraRepr(): string {
+    return `p=${this.p}`;
+  }
 }
 
 export class Dropout2d extends Module {
-  constructor(readonly p = 0.5) { super(); check(p >= 0 && p <= 1, 'Dropout2d', `p must be in [0, 1], got ${p}`); }
-  forward(x: Tensor): Tensor { return F.dropout2d(x, { p: this.p, training: this.training }); }
-  extraRepr(): string { return `p=${this.p}`; }
+  constructor(readonly p = 0.5) {
+    super();
+    check(p >= 0 && p <= 1, 'Dropout2d', `p must be in [0, 1], got ${p}`);
+  }
+  forward(x: Tensor): Tensor {
+    return F.dropout2d(x, { p: this.p, training: this.training });
+  }
+  override extraRepr(): string {
+    return `p=${this.p}`;
+  }
 }
 
 // Activations without options.
 /** With `inplace`, forward overwrites and returns its input (torch's ReLU(inplace=True)): one activation less. */
 export class ReLU extends Module {
-  constructor(readonly inplace = false) { super(); }
-  forward(x: Tensor): Tensor { return this.inplace ? x.relu_() : F.relu(x); }
-  extraRepr(): string { return this.inplace ? 'inplace=true' : ''; }
+  constructor(readonly inplace = false) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return this.inplace ? x.relu_() : F.relu(x);
+  }
+  override extraRepr(): string {
+    return this.inplace ? 'inplace=true' : '';
+  }
 }
-export class ReLU6 extends Module { forward(x: Tensor): Tensor { return F.relu6(x); } }
-export class SiLU extends Module { forward(x: Tensor): Tensor { return F.silu(x); } }
-export class Hardswish extends Module { forward(x: Tensor): Tensor { return F.hardswish(x); } }
-export class Hardsigmoid extends Module { forward(x: Tensor): Tensor { return F.hardsigmoid(x); } }
-export class Sigmoid extends Module { forward(x: Tensor): Tensor { return F.sigmoid(x); } }
-export class Tanh extends Module { forward(x: Tensor): Tensor { return F.tanh(x); } }
-export class Mish extends Module { forward(x: Tensor): Tensor { return F.mish(x); } }
-export class Identity extends Module { forward(x: Tensor): Tensor { return x; } }
+export class ReLU6 extends Module {
+  forward(x: Tensor): Tensor {
+    return F.relu6(x);
+  }
+}
+export class SiLU extends Module {
+  forward(x: Tensor): Tensor {
+    return F.silu(x);
+  }
+}
+export class Hardswish extends Module {
+  forward(x: Tensor): Tensor {
+    return F.hardswish(x);
+  }
+}
+export class Hardsigmoid extends Module {
+  forward(x: Tensor): Tensor {
+    return F.hardsigmoid(x);
+  }
+}
+export class Sigmoid extends Module {
+  forward(x: Tensor): Tensor {
+    return F.sigmoid(x);
+  }
+}
+export class Tanh extends Module {
+  forward(x: Tensor): Tensor {
+    return F.tanh(x);
+  }
+}
+export class Mish extends Module {
+  forward(x: Tensor): Tensor {
+    return F.mish(x);
+  }
+}
+export class Identity extends Module {
+  forward(x: Tensor): Tensor {
+    return x;
+  }
+}
 
 export class LeakyReLU extends Module {
-  constructor(readonly negativeSlope = 0.01) { super(); }
-  forward(x: Tensor): Tensor { return F.leakyRelu(x, { negativeSlope: this.negativeSlope }); }
+  constructor(readonly negativeSlope = 0.01) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return F.leakyRelu(x, { negativeSlope: this.negativeSlope });
+  }
 }
 export class ELU extends Module {
-  constructor(readonly alpha = 1) { super(); }
-  forward(x: Tensor): Tensor { return F.elu(x, { alpha: this.alpha }); }
+  constructor(readonly alpha = 1) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return F.elu(x, { alpha: this.alpha });
+  }
 }
 export class GELU extends Module {
-  constructor(readonly approximate: 'none' | 'tanh' = 'none') { super(); }
-  forward(x: Tensor): Tensor { return F.gelu(x, { approximate: this.approximate }); }
+  constructor(readonly approximate: 'none' | 'tanh' = 'none') {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return F.gelu(x, { approximate: this.approximate });
+  }
 }
 export class Softplus extends Module {
-  constructor(readonly opts: { beta?: number; threshold?: number } = {}) { super(); }
-  forward(x: Tensor): Tensor { return F.softplus(x, this.opts); }
+  constructor(readonly opts: { beta?: number; threshold?: number } = {}) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return F.softplus(x, this.opts);
+  }
 }
 export class Softmax extends Module {
-  constructor(readonly dim = -1) { super(); }
-  forward(x: Tensor): Tensor { return F.softmax(x, { dim: this.dim }); }
+  constructor(readonly dim = -1) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return F.softmax(x, { dim: this.dim });
+  }
 }
 
 export class Flatten extends Module {
-  constructor(readonly startDim = 1, readonly endDim = -1) { super(); }
-  forward(x: Tensor): Tensor { return x.flatten(this.startDim, this.endDim); }
+  constructor(
+    readonly startDim = 1,
+    readonly endDim = -1,
+  ) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return x.flatten(this.startDim, this.endDim);
+  }
 }
 
 /**
@@ -258,26 +407,50 @@ export class Sequential<In = Tensor, Out = Tensor> extends Module<In, Out> {
     super();
     for (const m of modules) this.append(m);
   }
-  get length(): number { return this._length; }
+  get length(): number {
+    return this._length;
+  }
   /** Adds a module at the end (its key is the next index). */
-  append(m: AnyModule): this { this[this._length++] = m; return this; }
-  forward(x: In): Out { return runChain<Out, In>(x, this); }
-  *[Symbol.iterator](): Generator<AnyModule> { for (let i = 0; i < this._length; i++) yield this[i]; }
+  append(m: AnyModule): this {
+    this[this._length++] = m;
+    return this;
+  }
+  forward(x: In): Out {
+    return runChain<Out, In>(x, this);
+  }
+  *[Symbol.iterator](): Generator<AnyModule> {
+    for (let i = 0; i < this._length; i++) yield this[i];
+  }
 }
 
 /** A list of modules registered under "0", "1", ...; forward is not defined. */
 export class ModuleList extends Module {
   [index: number]: AnyModule;
   length = 0;
-  constructor(modules: AnyModule[] = []) { super(); for (const m of modules) this.push(m); }
-  push(m: AnyModule): this { this[this.length++] = m; return this; }
-  forward(_x: Tensor): Tensor { throw new ConvzooError('ModuleList: has no forward; iterate over it', 'E_ARG', 'ModuleList'); }
-  *[Symbol.iterator](): Generator<AnyModule> { for (let i = 0; i < this.length; i++) yield this[i]; }
+  constructor(modules: AnyModule[] = []) {
+    super();
+    for (const m of modules) this.push(m);
+  }
+  push(m: AnyModule): this {
+    this[this.length++] = m;
+    return this;
+  }
+  forward(_x: Tensor): Tensor {
+    throw new ConvzooError('ModuleList: has no forward; iterate over it', 'E_ARG', 'ModuleList');
+  }
+  *[Symbol.iterator](): Generator<AnyModule> {
+    for (let i = 0; i < this.length; i++) yield this[i];
+  }
 }
 
 /** Modules under string keys (the keys become state-dict prefixes). */
 export class ModuleDict extends Module {
   [key: string]: unknown;
-  constructor(modules: Record<string, AnyModule> = {}) { super(); Object.assign(this, modules); }
-  forward(_x: Tensor): Tensor { throw new ConvzooError('ModuleDict: has no forward; index it', 'E_ARG', 'ModuleDict'); }
+  constructor(modules: Record<string, AnyModule> = {}) {
+    super();
+    Object.assign(this, modules);
+  }
+  forward(_x: Tensor): Tensor {
+    throw new ConvzooError('ModuleDict: has no forward; index it', 'E_ARG', 'ModuleDict');
+  }
 }

@@ -24,8 +24,13 @@ export function buffer(t: Tensor): Tensor {
   return keep(t);
 }
 
-export interface LoadStateDictOptions { strict?: boolean }
-export interface LoadStateDictResult { missingKeys: string[]; unexpectedKeys: string[] }
+export interface LoadStateDictOptions {
+  strict?: boolean;
+}
+export interface LoadStateDictResult {
+  missingKeys: string[];
+  unexpectedKeys: string[];
+}
 
 /** A module of any input and output type (what the structure walkers yield). */
 export type AnyModule = Module<any, any>;
@@ -41,18 +46,24 @@ export abstract class Module<In = Tensor, Out = Tensor> {
   abstract forward(x: In): Out;
 
   /** forward(), for symmetry with PyTorch's `module(x)`. */
-  call(x: In): Out { return this.forward(x); }
+  call(x: In): Out {
+    return this.forward(x);
+  }
 
   // ---- structure
   *namedChildren(): Generator<[string, AnyModule]> {
     for (const [k, v] of Object.entries(this)) if (!k.startsWith('_') && v instanceof Module) yield [k, v];
   }
-  *children(): Generator<AnyModule> { for (const [, m] of this.namedChildren()) yield m; }
+  *children(): Generator<AnyModule> {
+    for (const [, m] of this.namedChildren()) yield m;
+  }
   *namedModules(prefix = ''): Generator<[string, AnyModule]> {
     yield [prefix, this];
     for (const [k, m] of this.namedChildren()) yield* m.namedModules(prefix ? `${prefix}.${k}` : k);
   }
-  *modules(): Generator<AnyModule> { for (const [, m] of this.namedModules()) yield m; }
+  *modules(): Generator<AnyModule> {
+    for (const [, m] of this.namedModules()) yield m;
+  }
 
   /** @internal Own tensor fields: parameters and buffers, in declaration order. */
   *ownTensors(): Generator<[string, Tensor]> {
@@ -62,12 +73,16 @@ export abstract class Module<In = Tensor, Out = Tensor> {
     for (const [k, v] of this.ownTensors()) if (v instanceof Parameter) yield [prefix ? `${prefix}.${k}` : k, v];
     if (recurse) for (const [k, m] of this.namedChildren()) yield* m.namedParameters(prefix ? `${prefix}.${k}` : k, true);
   }
-  parameters(recurse = true): Parameter[] { return [...this.namedParameters('', recurse)].map(([, p]) => p); }
+  parameters(recurse = true): Parameter[] {
+    return [...this.namedParameters('', recurse)].map(([, p]) => p);
+  }
   *namedBuffers(prefix = '', recurse = true): Generator<[string, Tensor]> {
     for (const [k, v] of this.ownTensors()) if (!(v instanceof Parameter)) yield [prefix ? `${prefix}.${k}` : k, v];
     if (recurse) for (const [k, m] of this.namedChildren()) yield* m.namedBuffers(prefix ? `${prefix}.${k}` : k, true);
   }
-  buffers(recurse = true): Tensor[] { return [...this.namedBuffers('', recurse)].map(([, b]) => b); }
+  buffers(recurse = true): Tensor[] {
+    return [...this.namedBuffers('', recurse)].map(([, b]) => b);
+  }
   /** Number of parameter values (optionally only trainable ones). */
   numParameters(opts: { trainableOnly?: boolean } = {}): number {
     let n = 0;
@@ -86,7 +101,9 @@ export abstract class Module<In = Tensor, Out = Tensor> {
     for (const m of this.modules()) m.training = mode;
     return this;
   }
-  eval(): this { return this.train(false); }
+  eval(): this {
+    return this.train(false);
+  }
 
   /** Clears every parameter's gradient (sets it to none, as torch does by default). */
   zeroGrad(): void {
@@ -117,7 +134,9 @@ export abstract class Module<In = Tensor, Out = Tensor> {
   dispose(): void {
     for (const t of [...this.parameters(), ...this.buffers()]) t.dispose();
   }
-  [Symbol.dispose](): void { this.dispose(); }
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
 
   // ---- state
   /** Detached handles on every parameter and buffer, keyed by PyTorch name. Dispose them when done. */
@@ -139,7 +158,9 @@ export abstract class Module<In = Tensor, Out = Tensor> {
     return out;
   }
   /** @internal Whether an own tensor field is saved in the state dict (overridden for non-persistent buffers). */
-  isStateKey(_field: string): boolean { return true; }
+  isStateKey(_field: string): boolean {
+    return true;
+  }
 
   /**
    * Copies values from a state dict into this module's parameters and buffers. Strict by default:
@@ -158,13 +179,15 @@ export abstract class Module<In = Tensor, Out = Tensor> {
     for (const [k, t] of own) {
       const src = sd[k];
       if (!src) continue;
-      const a = t.shape, b = src.shape;
+      const a = t.shape,
+        b = src.shape;
       if (a.length !== b.length || a.some((d, i) => d !== b[i])) mismatched.push(`${k}: checkpoint [${b.join(', ')}] vs model [${a.join(', ')}]`);
     }
     if (mismatched.length || (strict && (missing.length || unexpected.length))) {
       const parts: string[] = [];
       if (missing.length) parts.push(`missing keys (${missing.length}): ${missing.slice(0, 20).join(', ')}${missing.length > 20 ? ', ...' : ''}`);
-      if (unexpected.length) parts.push(`unexpected keys (${unexpected.length}): ${unexpected.slice(0, 20).join(', ')}${unexpected.length > 20 ? ', ...' : ''}`);
+      if (unexpected.length)
+        parts.push(`unexpected keys (${unexpected.length}): ${unexpected.slice(0, 20).join(', ')}${unexpected.length > 20 ? ', ...' : ''}`);
       if (mismatched.length) parts.push(`shape mismatches (${mismatched.length}): ${mismatched.slice(0, 20).join('; ')}`);
       throw new ConvzooError(`loadStateDict: ${parts.join('; ')}`, 'E_STATE_DICT');
     }
@@ -179,7 +202,9 @@ export abstract class Module<In = Tensor, Out = Tensor> {
 
   // ---- display
   /** One line of constructor arguments, shown by toString (e.g. "3, 64, kernelSize=[7, 7]"). */
-  extraRepr(): string { return ''; }
+  extraRepr(): string {
+    return '';
+  }
   toString(): string {
     const kids = [...this.namedChildren()];
     const head = `${this.constructor.name}(${this.extraRepr()}`;
@@ -193,7 +218,9 @@ export abstract class Module<In = Tensor, Out = Tensor> {
  * A block whose residual branch can start as the identity: zeroInitLast() zeroes the branch's last
  * norm (Goyal et al. 2017). Networks find such blocks by this capability, not by their class.
  */
-export interface ZeroInitLast { zeroInitLast(): void }
+export interface ZeroInitLast {
+  zeroInitLast(): void;
+}
 
 export function hasZeroInitLast(m: unknown): m is ZeroInitLast {
   return typeof (m as Partial<ZeroInitLast> | null)?.zeroInitLast === 'function';
@@ -211,7 +238,10 @@ function tensorsOf(v: unknown): Tensor[] {
 /** Disposes the tensors of `done` that neither `next` nor the chain's `input` holds. */
 function freeConsumed(done: unknown, next: unknown, input: unknown): void {
   if (done === input || done === next) return;
-  if (done instanceof Tensor && !Array.isArray(next) && !Array.isArray(input)) { done.dispose(); return; }
+  if (done instanceof Tensor && !Array.isArray(next) && !Array.isArray(input)) {
+    done.dispose();
+    return;
+  }
   const kept = new Set([...tensorsOf(next), ...tensorsOf(input)]);
   for (const t of tensorsOf(done)) if (!kept.has(t)) t.dispose();
 }

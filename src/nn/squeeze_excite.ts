@@ -6,7 +6,7 @@
 //   timm SEModule                      fc1, bn (optional), act, fc2, gate
 //   legacy SENet (timm legacy_senet)   fc1, relu, fc2, sigmoid, with channels // reduction
 // SqueezeExcite.torchvision() and SqueezeExcite.legacySenet() give the latter two; the defaults are timm's.
-import { Tensor } from '../tensor/tensor.js';
+import type { Tensor } from '../tensor/tensor.js';
 import { tidy } from '../tensor/scope.js';
 import { check, checkInt, checkNumber } from '../errors.js';
 import { Module } from './module.js';
@@ -17,7 +17,13 @@ import { createNorm, registerAs, checkFieldNames, type NormLayer } from './conv_
 import { makeDivisible } from './make_divisible.js';
 
 /** Field names (state-dict keys) of a SqueezeExcite's sub-modules. */
-export interface SqueezeExciteNames { fc1?: string; norm?: string; act?: string; fc2?: string; gate?: string }
+export interface SqueezeExciteNames {
+  fc1?: string;
+  norm?: string;
+  act?: string;
+  fc2?: string;
+  gate?: string;
+}
 
 export interface SqueezeExciteOptions {
   /** Reduced width = makeDivisible(channels * rdRatio, rdDivisor, undefined, rdRoundLimit); default 1/16. */
@@ -56,7 +62,17 @@ export class SqueezeExcite extends Module {
   constructor(channels: number, opts: SqueezeExciteOptions = {}) {
     super();
     checkInt(channels, 'SqueezeExcite', 'channels', 1);
-    const { rdRatio = 1 / 16, rdDivisor = 8, rdRoundLimit = 0, act = 'relu', gate = 'sigmoid', norm = false, bias = true, form = 'conv', names: given = {} } = opts;
+    const {
+      rdRatio = 1 / 16,
+      rdDivisor = 8,
+      rdRoundLimit = 0,
+      act = 'relu',
+      gate = 'sigmoid',
+      norm = false,
+      bias = true,
+      form = 'conv',
+      names: given = {},
+    } = opts;
     const names = { fc1: given.fc1 ?? 'fc1', norm: given.norm ?? 'bn', act: given.act ?? 'act', fc2: given.fc2 ?? 'fc2', gate: given.gate ?? 'gate' };
     checkFieldNames(this, Object.values(names), 'SqueezeExcite');
     check(form === 'conv' || form === 'linear', 'SqueezeExcite', `form must be 'conv' or 'linear', got '${String(form)}'`);
@@ -85,7 +101,9 @@ export class SqueezeExcite extends Module {
    */
   static torchvision(inputChannels: number, squeezeChannels: number, opts: { act?: ActLayer; gate?: ActLayer } = {}): SqueezeExcite {
     return new SqueezeExcite(inputChannels, {
-      rdChannels: squeezeChannels, act: opts.act ?? 'relu', gate: opts.gate ?? 'sigmoid',
+      rdChannels: squeezeChannels,
+      act: opts.act ?? 'relu',
+      gate: opts.gate ?? 'sigmoid',
       names: { act: 'activation', gate: 'scale_activation' },
     });
   }
@@ -96,8 +114,12 @@ export class SqueezeExcite extends Module {
     return new SqueezeExcite(channels, { rdChannels: Math.floor(channels / reduction), names: { act: 'relu', gate: 'sigmoid' } });
   }
 
-  get fc1Layer(): Conv2d | Linear { return this._fc1; }
-  get fc2Layer(): Conv2d | Linear { return this._fc2; }
+  get fc1Layer(): Conv2d | Linear {
+    return this._fc1;
+  }
+  get fc2Layer(): Conv2d | Linear {
+    return this._fc2;
+  }
 
   forward(x: Tensor): Tensor {
     check(x.ndim === 4 && x.shape[1] === this.channels, 'SqueezeExcite', `expected (N, ${this.channels}, H, W), got [${x.shape.join(', ')}]`, 'E_SHAPE');
@@ -111,7 +133,9 @@ export class SqueezeExcite extends Module {
       return x.mul(linear ? s.view(x.shape[0], this.channels, 1, 1) : s);
     });
   }
-  extraRepr(): string { return `${this.channels}, rdChannels=${this.rdChannels}${this.form === 'linear' ? ', form=linear' : ''}`; }
+  override extraRepr(): string {
+    return `${this.channels}, rdChannels=${this.rdChannels}${this.form === 'linear' ? ', form=linear' : ''}`;
+  }
 }
 
 /** ECA's kernel size for `channels`: t = int(|log2(C) + beta| / gamma), plus 1 when even, at least 3. */
@@ -156,5 +180,7 @@ export class EcaModule extends Module {
       return x.mul(this.gate.forward(y).view(n, -1, 1, 1));
     });
   }
-  extraRepr(): string { return `${this.channels}, kernelSize=${this.conv.kernelSize}`; }
+  override extraRepr(): string {
+    return `${this.channels}, kernelSize=${this.conv.kernelSize}`;
+  }
 }

@@ -13,7 +13,7 @@
 //   step, nn.init: libtorch's version counter of the tensor moves),
 // - eps is changed.
 // Code that edits the weights some other way should call clearCache().
-import { Tensor } from '../tensor/tensor.js';
+import type { Tensor } from '../tensor/tensor.js';
 import { tidy, keep } from '../tensor/scope.js';
 import { full, noGrad, isGradEnabled } from '../tensor/creation.js';
 import { ops } from '../native.js';
@@ -66,12 +66,18 @@ export class StdConv2d extends Conv2d {
     this.samePad = dynamic;
   }
 
-  isStateKey(field: string): boolean { return field !== 'cached_weight'; }
+  override isStateKey(field: string): boolean {
+    return field !== 'cached_weight';
+  }
 
   /** The per-channel affine of the standardised weight (ScaledStdConv2d's gain * scale), or null. */
-  protected weightScale(): Tensor | null { return null; }
+  protected weightScale(): Tensor | null {
+    return null;
+  }
   /** The tensors whose identity and version decide whether the cache is current. */
-  protected cacheSources(): Tensor[] { return [this.weight]; }
+  protected cacheSources(): Tensor[] {
+    return [this.weight];
+  }
 
   /** The weight the convolution uses, computed now (with autograd, when recording). */
   standardizedWeight(): Tensor {
@@ -103,8 +109,12 @@ export class StdConv2d extends Conv2d {
       return this.standardizedWeight();
     }
     const key = this.currentKey();
-    const current = this._cacheKey && this.cached_weight && !this.cached_weight.isDisposed &&
-      key.length === this._cacheKey.length && key.every((v, i) => v === this._cacheKey![i]);
+    const current =
+      this._cacheKey &&
+      this.cached_weight &&
+      !this.cached_weight.isDisposed &&
+      key.length === this._cacheKey.length &&
+      key.every((v, i) => v === this._cacheKey![i]);
     if (!current) {
       this.clearCache();
       this.cached_weight = keep(noGrad(() => this.standardizedWeight()));
@@ -113,19 +123,21 @@ export class StdConv2d extends Conv2d {
     return this.cached_weight!.view(...this.weight.shape); // a handle that the caller's tidy may free
   }
 
-  forward(x: Tensor): Tensor {
+  override forward(x: Tensor): Tensor {
     return tidy(() => {
       const input = this.samePad ? F.padSame(x, this.kernelSize, { stride: this.stride, dilation: this.dilation }) : x;
       return F.conv2d(input, this.weightForForward(), this.bias, { stride: this.stride, padding: this.padding, dilation: this.dilation, groups: this.groups });
     });
   }
 
-  dispose(): void {
+  override dispose(): void {
     this.clearCache();
     super.dispose();
   }
 
-  extraRepr(): string { return `${super.extraRepr()}${this.samePad ? ', padding=tf_same' : ''}, eps=${this.eps}`; }
+  override extraRepr(): string {
+    return `${super.extraRepr()}${this.samePad ? ', padding=tf_same' : ''}, eps=${this.eps}`;
+  }
 }
 
 export interface ScaledStdConv2dOptions extends StdConv2dOptions {
@@ -153,8 +165,14 @@ export class ScaledStdConv2d extends StdConv2d {
     this.gain = new Parameter(full([outChannels, 1, 1, 1], opts.gainInit ?? 1, { dtype: this.weight.dtype }));
   }
 
-  protected weightScale(): Tensor { return this.gain.mul(this.scale).view(-1); }
-  protected cacheSources(): Tensor[] { return [this.weight, this.gain]; }
+  protected override weightScale(): Tensor {
+    return this.gain.mul(this.scale).view(-1);
+  }
+  protected override cacheSources(): Tensor[] {
+    return [this.weight, this.gain];
+  }
 
-  extraRepr(): string { return `${super.extraRepr()}, gamma=${this.gamma}`; }
+  override extraRepr(): string {
+    return `${super.extraRepr()}, gamma=${this.gamma}`;
+  }
 }

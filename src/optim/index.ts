@@ -1,8 +1,13 @@
 // Optimizers and LR schedulers: cz.optim.SGD, Adam, AdamW, RMSprop and torch's schedulers
 // (also under cz.optim.lrScheduler, mirroring torch.optim.lr_scheduler).
 export {
-  Optimizer, type Hyperparameters, type ParamGroup, type ParamGroupInput, type ParamsInput,
-  type ParamGroupState, type OptimizerStateDict,
+  Optimizer,
+  type Hyperparameters,
+  type ParamGroup,
+  type ParamGroupInput,
+  type ParamsInput,
+  type ParamGroupState,
+  type OptimizerStateDict,
 } from './optimizer.js';
 export { SGD, type SGDHyperparameters, type SGDOptions } from './sgd.js';
 export { Adam, AdamW, type AdamHyperparameters, type AdamOptions } from './adam.js';

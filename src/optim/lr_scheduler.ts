@@ -27,7 +27,11 @@ const isNumberArray = (x: unknown, n: number): x is number[] => Array.isArray(x)
 
 function perGroup(fn: string, name: string, value: number | readonly number[], groups: number): number[] {
   if (typeof value === 'number') return new Array<number>(groups).fill(value);
-  check(Array.isArray(value) && value.length === groups, fn, `expected ${name} to be a number or ${groups} numbers (one per param group), got ${String(value)}`);
+  check(
+    Array.isArray(value) && value.length === groups,
+    fn,
+    `expected ${name} to be a number or ${groups} numbers (one per param group), got ${String(value)}`,
+  );
   return [...value];
 }
 
@@ -57,7 +61,9 @@ export abstract class LRScheduler implements Scheduler {
   /** The rates for `lastEpoch`, from the groups' current rates (torch's chainable get_lr). */
   protected abstract computeLr(): number[];
   /** The rates for `lastEpoch` from the base rates alone (torch's _get_closed_form_lr). */
-  protected closedFormLr(): number[] { return this.computeLr(); }
+  protected closedFormLr(): number[] {
+    return this.computeLr();
+  }
 
   /** @internal Applies epoch 0 (every subclass constructor ends with this). */
   initialStep(): void {
@@ -80,14 +86,20 @@ export abstract class LRScheduler implements Scheduler {
   }
 
   private apply(lrs: number[]): void {
-    this.optimizer.paramGroups.forEach((g, i) => { g.lr = lrs[i]; });
+    this.optimizer.paramGroups.forEach((g, i) => {
+      g.lr = lrs[i];
+    });
     this.lastLr = this.optimizer.paramGroups.map((g) => g.lr);
   }
 
-  getLastLr(): number[] { return [...this.lastLr]; }
+  getLastLr(): number[] {
+    return [...this.lastLr];
+  }
 
   /** @internal The group lrs as they are now. */
-  protected groupLrs(): number[] { return this.optimizer.paramGroups.map((g) => g.lr); }
+  protected groupLrs(): number[] {
+    return this.optimizer.paramGroups.map((g) => g.lr);
+  }
 
   stateDict(): SchedulerStateDict {
     return { lastEpoch: this.lastEpoch, stepCount: this.stepCount, baseLrs: [...this.baseLrs], lastLr: [...this.lastLr] };
@@ -98,14 +110,21 @@ export abstract class LRScheduler implements Scheduler {
     const n = this.optimizer.paramGroups.length;
     check(sd !== null && typeof sd === 'object', fn, 'expected a state dict object', 'E_STATE_DICT');
     check(Number.isInteger(sd.lastEpoch) && Number.isInteger(sd.stepCount), fn, 'expected integer lastEpoch and stepCount', 'E_STATE_DICT');
-    check(isNumberArray(sd.baseLrs, n) && isNumberArray(sd.lastLr, n), fn, `expected baseLrs and lastLr with ${n} numbers (one per param group)`, 'E_STATE_DICT');
+    check(
+      isNumberArray(sd.baseLrs, n) && isNumberArray(sd.lastLr, n),
+      fn,
+      `expected baseLrs and lastLr with ${n} numbers (one per param group)`,
+      'E_STATE_DICT',
+    );
     this.lastEpoch = sd.lastEpoch as number;
     this.stepCount = sd.stepCount as number;
     this.baseLrs = [...(sd.baseLrs as number[])];
     this.lastLr = [...(sd.lastLr as number[])];
   }
 
-  toString(): string { return `${this.name}(lastEpoch=${this.lastEpoch}, lr=[${this.lastLr.join(', ')}])`; }
+  toString(): string {
+    return `${this.name}(lastEpoch=${this.lastEpoch}, lr=[${this.lastLr.join(', ')}])`;
+  }
 }
 
 /** lr = baseLr * lambda(epoch), one function for every group or one per group. */
@@ -115,10 +134,16 @@ export class LambdaLR extends LRScheduler {
     super('LambdaLR', optimizer);
     const n = optimizer.paramGroups.length;
     this.lambdas = typeof lrLambda === 'function' ? new Array(n).fill(lrLambda) : [...lrLambda];
-    check(this.lambdas.length === n && this.lambdas.every((f) => typeof f === 'function'), 'LambdaLR', `expected a function or ${n} functions (one per param group)`);
+    check(
+      this.lambdas.length === n && this.lambdas.every((f) => typeof f === 'function'),
+      'LambdaLR',
+      `expected a function or ${n} functions (one per param group)`,
+    );
     this.initialStep();
   }
-  protected computeLr(): number[] { return this.baseLrs.map((b, i) => b * this.lambdas[i](this.lastEpoch)); }
+  protected computeLr(): number[] {
+    return this.baseLrs.map((b, i) => b * this.lambdas[i](this.lastEpoch));
+  }
 }
 
 /** Multiplies the rate by `gamma` every `stepSize` epochs (the classic step decay). */
@@ -139,7 +164,9 @@ export class StepLR extends LRScheduler {
     if (this.lastEpoch === 0 || this.lastEpoch % this.stepSize !== 0) return lrs;
     return lrs.map((lr) => lr * this.gamma);
   }
-  protected closedFormLr(): number[] { return this.baseLrs.map((b) => b * this.gamma ** Math.floor(this.lastEpoch / this.stepSize)); }
+  protected override closedFormLr(): number[] {
+    return this.baseLrs.map((b) => b * this.gamma ** Math.floor(this.lastEpoch / this.stepSize));
+  }
 }
 
 /** Multiplies the rate by `gamma` at each milestone epoch (a milestone listed twice counts twice). */
@@ -163,7 +190,7 @@ export class MultiStepLR extends LRScheduler {
     const lrs = this.groupLrs();
     return k === undefined ? lrs : lrs.map((lr) => lr * this.gamma ** k);
   }
-  protected closedFormLr(): number[] {
+  protected override closedFormLr(): number[] {
     const passed = this.milestones.filter((m) => m <= this.lastEpoch).length;
     return this.baseLrs.map((b) => b * this.gamma ** passed);
   }
@@ -188,7 +215,7 @@ export class ConstantLR extends LRScheduler {
     if (this.lastEpoch !== this.totalIters) return lrs;
     return lrs.map((lr) => lr * (1 / this.factor));
   }
-  protected closedFormLr(): number[] {
+  protected override closedFormLr(): number[] {
     return this.baseLrs.map((b) => b * (this.factor + (this.lastEpoch >= this.totalIters ? 1 - this.factor : 0)));
   }
 }
@@ -207,7 +234,11 @@ export class LinearLR extends LRScheduler {
     this.startFactor = opts.startFactor ?? 1 / 3;
     this.endFactor = opts.endFactor ?? 1;
     this.totalIters = opts.totalIters ?? 5;
-    check(typeof this.startFactor === 'number' && this.startFactor > 0 && this.startFactor <= 1, 'LinearLR', `expected startFactor in (0, 1], got ${this.startFactor}`);
+    check(
+      typeof this.startFactor === 'number' && this.startFactor > 0 && this.startFactor <= 1,
+      'LinearLR',
+      `expected startFactor in (0, 1], got ${this.startFactor}`,
+    );
     check(typeof this.endFactor === 'number' && this.endFactor >= 0 && this.endFactor <= 1, 'LinearLR', `expected endFactor in [0, 1], got ${this.endFactor}`);
     checkInt(this.totalIters, 'LinearLR', 'totalIters', 1);
     this.initialStep();
@@ -220,8 +251,8 @@ export class LinearLR extends LRScheduler {
     const ratio = 1 + d / (this.totalIters * this.startFactor + (this.lastEpoch - 1) * d);
     return lrs.map((lr) => lr * ratio);
   }
-  protected closedFormLr(): number[] {
-    const f = this.startFactor + (this.endFactor - this.startFactor) * Math.min(this.totalIters, this.lastEpoch) / this.totalIters;
+  protected override closedFormLr(): number[] {
+    const f = this.startFactor + ((this.endFactor - this.startFactor) * Math.min(this.totalIters, this.lastEpoch)) / this.totalIters;
     return this.baseLrs.map((b) => b * f);
   }
 }
@@ -239,7 +270,9 @@ export class ExponentialLR extends LRScheduler {
     const lrs = this.groupLrs();
     return this.lastEpoch === 0 ? lrs : lrs.map((lr) => lr * this.gamma);
   }
-  protected closedFormLr(): number[] { return this.baseLrs.map((b) => b * this.gamma ** this.lastEpoch); }
+  protected override closedFormLr(): number[] {
+    return this.baseLrs.map((b) => b * this.gamma ** this.lastEpoch);
+  }
 }
 
 /** Decays the rate to 0 over `totalIters` epochs as (1 - epoch / totalIters) ** power. */
@@ -261,7 +294,7 @@ export class PolynomialLR extends LRScheduler {
     const f = ((1 - this.lastEpoch / this.totalIters) / (1 - (this.lastEpoch - 1) / this.totalIters)) ** this.power;
     return lrs.map((lr) => lr * f);
   }
-  protected closedFormLr(): number[] {
+  protected override closedFormLr(): number[] {
     return this.baseLrs.map((b) => b * (1 - Math.min(this.totalIters, this.lastEpoch) / this.totalIters) ** this.power);
   }
 }
@@ -283,19 +316,21 @@ export class CosineAnnealingLR extends LRScheduler {
     this.initialStep();
   }
   protected computeLr(): number[] {
-    const e = this.lastEpoch, T = this.tMax, etaMin = this.etaMin;
+    const e = this.lastEpoch,
+      T = this.tMax,
+      etaMin = this.etaMin;
     const lrs = this.groupLrs();
     if (e === 0) return lrs;
     if (this.stepCount === 1 && e > 0) return this.closedFormLr();
     if ((e - 1 - T) % (2 * T) === 0) {
       // The trough: the ratio below would divide by zero, so step up from it directly.
-      return lrs.map((lr, i) => lr + (this.baseLrs[i] - etaMin) * (1 - Math.cos(Math.PI / T)) / 2);
+      return lrs.map((lr, i) => lr + ((this.baseLrs[i] - etaMin) * (1 - Math.cos(Math.PI / T))) / 2);
     }
-    const ratio = (1 + Math.cos(Math.PI * e / T)) / (1 + Math.cos(Math.PI * (e - 1) / T));
+    const ratio = (1 + Math.cos((Math.PI * e) / T)) / (1 + Math.cos((Math.PI * (e - 1)) / T));
     return lrs.map((lr) => ratio * (lr - etaMin) + etaMin);
   }
-  protected closedFormLr(): number[] {
-    return this.baseLrs.map((b) => this.etaMin + (b - this.etaMin) * (1 + Math.cos(Math.PI * this.lastEpoch / this.tMax)) / 2);
+  protected override closedFormLr(): number[] {
+    return this.baseLrs.map((b) => this.etaMin + ((b - this.etaMin) * (1 + Math.cos((Math.PI * this.lastEpoch) / this.tMax))) / 2);
   }
 }
 
@@ -319,7 +354,13 @@ export interface OneCycleLROptions {
   threePhase?: boolean;
 }
 
-interface Phase { endStep: number; startLr: number[]; endLr: number[]; startMomentum: number[]; endMomentum: number[] }
+interface Phase {
+  endStep: number;
+  startLr: number[];
+  endLr: number[];
+  startMomentum: number[];
+  endMomentum: number[];
+}
 
 /**
  * The 1cycle policy (Smith & Topin): the rate rises from maxLr/divFactor to maxLr, then anneals far
@@ -336,7 +377,19 @@ export class OneCycleLR extends LRScheduler {
   constructor(optimizer: Optimizer, maxLr: number | readonly number[], opts: OneCycleLROptions = {}) {
     const fn = 'OneCycleLR';
     check(optimizer instanceof Optimizer, fn, 'expected an optimizer (cz.optim.SGD, Adam, ...) as first argument');
-    checkOptionKeys(fn, opts, ['totalSteps', 'epochs', 'stepsPerEpoch', 'pctStart', 'annealStrategy', 'cycleMomentum', 'baseMomentum', 'maxMomentum', 'divFactor', 'finalDivFactor', 'threePhase']);
+    checkOptionKeys(fn, opts, [
+      'totalSteps',
+      'epochs',
+      'stepsPerEpoch',
+      'pctStart',
+      'annealStrategy',
+      'cycleMomentum',
+      'baseMomentum',
+      'maxMomentum',
+      'divFactor',
+      'finalDivFactor',
+      'threePhase',
+    ]);
     let total: number;
     if (opts.totalSteps !== undefined) {
       checkInt(opts.totalSteps, fn, 'totalSteps', 1);
@@ -359,11 +412,14 @@ export class OneCycleLR extends LRScheduler {
     const maxLrs = perGroup(fn, 'maxLr', maxLr, groups.length);
     const initialLrs = maxLrs.map((m) => m / divFactor);
     const minLrs = initialLrs.map((l) => l / finalDivFactor);
-    groups.forEach((g, i) => { g.initialLr = initialLrs[i]; });
+    groups.forEach((g, i) => {
+      g.initialLr = initialLrs[i];
+    });
 
     const cycleMomentum = opts.cycleMomentum ?? true;
     const useBeta1 = 'betas' in optimizer.defaults;
-    let maxMomentums: number[] = [], baseMomentums: number[] = [];
+    let maxMomentums: number[] = [],
+      baseMomentums: number[] = [];
     if (cycleMomentum) {
       check(useBeta1 || 'momentum' in optimizer.defaults, fn, 'cycleMomentum needs an optimizer with momentum or betas (or pass cycleMomentum: false)');
       maxMomentums = perGroup(fn, 'maxMomentum', opts.maxMomentum ?? 0.95, groups.length);
@@ -374,20 +430,19 @@ export class OneCycleLR extends LRScheduler {
     this.totalSteps = total;
     this.cycleMomentum = cycleMomentum;
     this.useBeta1 = useBeta1;
-    this.anneal = strategy === 'cos'
-      ? (start, end, p) => end + (start - end) / 2 * (Math.cos(Math.PI * p) + 1)
-      : (start, end, p) => (end - start) * p + start;
+    this.anneal =
+      strategy === 'cos' ? (start, end, p) => end + ((start - end) / 2) * (Math.cos(Math.PI * p) + 1) : (start, end, p) => (end - start) * p + start;
     const up = { startLr: initialLrs, endLr: maxLrs, startMomentum: maxMomentums, endMomentum: baseMomentums };
     this.phases = opts.threePhase
       ? [
-        { endStep: pct * total - 1, ...up },
-        { endStep: 2 * pct * total - 2, startLr: maxLrs, endLr: initialLrs, startMomentum: baseMomentums, endMomentum: maxMomentums },
-        { endStep: total - 1, startLr: initialLrs, endLr: minLrs, startMomentum: maxMomentums, endMomentum: maxMomentums },
-      ]
+          { endStep: pct * total - 1, ...up },
+          { endStep: 2 * pct * total - 2, startLr: maxLrs, endLr: initialLrs, startMomentum: baseMomentums, endMomentum: maxMomentums },
+          { endStep: total - 1, startLr: initialLrs, endLr: minLrs, startMomentum: maxMomentums, endMomentum: maxMomentums },
+        ]
       : [
-        { endStep: pct * total - 1, ...up },
-        { endStep: total - 1, startLr: maxLrs, endLr: minLrs, startMomentum: baseMomentums, endMomentum: maxMomentums },
-      ];
+          { endStep: pct * total - 1, ...up },
+          { endStep: total - 1, startLr: maxLrs, endLr: minLrs, startMomentum: baseMomentums, endMomentum: maxMomentums },
+        ];
     if (cycleMomentum) this.setMomentum(maxMomentums);
     this.initialStep();
   }
@@ -438,8 +493,11 @@ export class SequentialLR implements Scheduler {
       check(s instanceof LRScheduler, fn, `scheduler ${i} is not an epoch scheduler (ReduceLROnPlateau and nested SequentialLR are not supported)`);
       check(s.optimizer === optimizer, fn, `scheduler ${i} belongs to another optimizer`);
     });
-    check(Array.isArray(milestones) && milestones.length === schedulers.length - 1, fn,
-      `expected ${schedulers.length - 1} milestones (one fewer than the schedulers), got ${Array.isArray(milestones) ? milestones.length : String(milestones)}`);
+    check(
+      Array.isArray(milestones) && milestones.length === schedulers.length - 1,
+      fn,
+      `expected ${schedulers.length - 1} milestones (one fewer than the schedulers), got ${Array.isArray(milestones) ? milestones.length : String(milestones)}`,
+    );
     milestones.forEach((m, i) => {
       checkInt(m, fn, 'every milestone', 1);
       check(i === 0 || m > milestones[i - 1], fn, 'expected increasing milestones');
@@ -464,7 +522,9 @@ export class SequentialLR implements Scheduler {
     this.lastLr = s.getLastLr();
   }
 
-  getLastLr(): number[] { return [...this.lastLr]; }
+  getLastLr(): number[] {
+    return [...this.lastLr];
+  }
 
   stateDict(): SchedulerStateDict {
     return { lastEpoch: this.lastEpoch, lastLr: [...this.lastLr], schedulers: this.schedulers.map((s) => s.stateDict()) };
@@ -473,7 +533,12 @@ export class SequentialLR implements Scheduler {
   loadStateDict(sd: SchedulerStateDict): void {
     const fn = 'SequentialLR.loadStateDict';
     check(sd !== null && typeof sd === 'object' && Number.isInteger(sd.lastEpoch), fn, 'expected an integer lastEpoch', 'E_STATE_DICT');
-    check(Array.isArray(sd.schedulers) && sd.schedulers.length === this.schedulers.length, fn, `expected ${this.schedulers.length} scheduler states`, 'E_STATE_DICT');
+    check(
+      Array.isArray(sd.schedulers) && sd.schedulers.length === this.schedulers.length,
+      fn,
+      `expected ${this.schedulers.length} scheduler states`,
+      'E_STATE_DICT',
+    );
     check(isNumberArray(sd.lastLr, this.optimizer.paramGroups.length), fn, 'expected lastLr with one number per param group', 'E_STATE_DICT');
     (sd.schedulers as SchedulerStateDict[]).forEach((s, i) => this.schedulers[i].loadStateDict(s));
     this.lastEpoch = sd.lastEpoch as number;
@@ -504,7 +569,9 @@ export class ChainedScheduler implements Scheduler {
     this.lastLr = this.optimizer.paramGroups.map((g) => g.lr);
   }
 
-  getLastLr(): number[] { return [...this.lastLr]; }
+  getLastLr(): number[] {
+    return [...this.lastLr];
+  }
 
   stateDict(): SchedulerStateDict {
     return { lastLr: [...this.lastLr], schedulers: this.schedulers.map((s) => s.stateDict()) };
@@ -512,8 +579,12 @@ export class ChainedScheduler implements Scheduler {
 
   loadStateDict(sd: SchedulerStateDict): void {
     const fn = 'ChainedScheduler.loadStateDict';
-    check(sd !== null && typeof sd === 'object' && Array.isArray(sd.schedulers) && sd.schedulers.length === this.schedulers.length, fn,
-      `expected ${this.schedulers.length} scheduler states`, 'E_STATE_DICT');
+    check(
+      sd !== null && typeof sd === 'object' && Array.isArray(sd.schedulers) && sd.schedulers.length === this.schedulers.length,
+      fn,
+      `expected ${this.schedulers.length} scheduler states`,
+      'E_STATE_DICT',
+    );
     check(isNumberArray(sd.lastLr, this.optimizer.paramGroups.length), fn, 'expected lastLr with one number per param group', 'E_STATE_DICT');
     (sd.schedulers as SchedulerStateDict[]).forEach((s, i) => this.schedulers[i].loadStateDict(s));
     this.lastLr = [...(sd.lastLr as number[])];
@@ -585,14 +656,18 @@ export class ReduceLROnPlateau implements Scheduler {
     this.lastLr = optimizer.paramGroups.map((g) => g.lr);
   }
 
-  private worst(): number { return this.mode === 'min' ? Infinity : -Infinity; }
+  private worst(): number {
+    return this.mode === 'min' ? Infinity : -Infinity;
+  }
 
   private isBetter(a: number, best: number): boolean {
     if (this.mode === 'min') return this.thresholdMode === 'rel' ? a < best * (1 - this.threshold) : a < best - this.threshold;
     return this.thresholdMode === 'rel' ? a > best * (this.threshold + 1) : a > best + this.threshold;
   }
 
-  get inCooldown(): boolean { return this.cooldownCounter > 0; }
+  get inCooldown(): boolean {
+    return this.cooldownCounter > 0;
+  }
 
   /** Records one evaluation of the watched metric (a number or a one-element tensor). */
   step(metric?: number | Tensor): void {
@@ -620,13 +695,18 @@ export class ReduceLROnPlateau implements Scheduler {
     this.lastLr = this.optimizer.paramGroups.map((g) => g.lr);
   }
 
-  getLastLr(): number[] { return [...this.lastLr]; }
+  getLastLr(): number[] {
+    return [...this.lastLr];
+  }
 
   /** `best` is null until a metric was seen (JSON has no Infinity). */
   stateDict(): SchedulerStateDict {
     return {
-      best: Number.isFinite(this.best) ? this.best : null, numBadEpochs: this.numBadEpochs,
-      cooldownCounter: this.cooldownCounter, lastEpoch: this.lastEpoch, lastLr: [...this.lastLr],
+      best: Number.isFinite(this.best) ? this.best : null,
+      numBadEpochs: this.numBadEpochs,
+      cooldownCounter: this.cooldownCounter,
+      lastEpoch: this.lastEpoch,
+      lastLr: [...this.lastLr],
     };
   }
 
@@ -636,7 +716,7 @@ export class ReduceLROnPlateau implements Scheduler {
     check(sd.best === null || typeof sd.best === 'number', fn, 'expected best to be a number or null', 'E_STATE_DICT');
     for (const k of ['numBadEpochs', 'cooldownCounter', 'lastEpoch']) check(Number.isInteger(sd[k]), fn, `expected an integer ${k}`, 'E_STATE_DICT');
     check(isNumberArray(sd.lastLr, this.optimizer.paramGroups.length), fn, 'expected lastLr with one number per param group', 'E_STATE_DICT');
-    this.best = sd.best === null ? this.worst() : sd.best as number;
+    this.best = sd.best === null ? this.worst() : (sd.best as number);
     this.numBadEpochs = sd.numBadEpochs as number;
     this.cooldownCounter = sd.cooldownCounter as number;
     this.lastEpoch = sd.lastEpoch as number;

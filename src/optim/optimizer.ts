@@ -7,7 +7,9 @@ import { tidy, keep } from '../tensor/scope.js';
 import { ConvzooError, check } from '../errors.js';
 
 /** Hyperparameters every optimizer has. Schedulers change `lr`. */
-export interface Hyperparameters { lr: number }
+export interface Hyperparameters {
+  lr: number;
+}
 
 /** One parameter group: its parameters and its hyperparameters (mutable: schedulers set `lr`). */
 export type ParamGroup<H extends Hyperparameters = Hyperparameters> = H & {
@@ -114,16 +116,18 @@ export abstract class Optimizer<H extends Hyperparameters = Hyperparameters> {
 
   /** Performs one update of every parameter that has a gradient (parameters without one are skipped). */
   step(): void {
-    noGrad(() => tidy(() => {
-      for (const group of this.paramGroups) {
-        this.validate(group);
-        for (const p of group.params) {
-          const grad = p.grad;
-          if (grad === null) continue;
-          this.update(p, grad, group);
+    noGrad(() =>
+      tidy(() => {
+        for (const group of this.paramGroups) {
+          this.validate(group);
+          for (const p of group.params) {
+            const grad = p.grad;
+            if (grad === null) continue;
+            this.update(p, grad, group);
+          }
         }
-      }
-    }));
+      }),
+    );
   }
 
   /**
@@ -134,9 +138,15 @@ export abstract class Optimizer<H extends Hyperparameters = Hyperparameters> {
     const setToNone = opts.setToNone ?? true;
     for (const g of this.paramGroups) {
       for (const p of g.params) {
-        if (setToNone) { p.grad = null; continue; }
+        if (setToNone) {
+          p.grad = null;
+          continue;
+        }
         const grad = p.grad;
-        if (grad !== null) { noGrad(() => grad.zero_()); grad.dispose(); }
+        if (grad !== null) {
+          noGrad(() => grad.zero_());
+          grad.dispose();
+        }
       }
     }
   }
@@ -144,7 +154,10 @@ export abstract class Optimizer<H extends Hyperparameters = Hyperparameters> {
   /** @internal The state of `p`, created (step 0, no buffers) on first use. */
   protected stateOf(p: Tensor): ParamState {
     let s = this.state.get(p);
-    if (!s) { s = { step: 0, buffers: {} }; this.state.set(p, s); }
+    if (!s) {
+      s = { step: 0, buffers: {} };
+      this.state.set(p, s);
+    }
     return s;
   }
 
@@ -184,7 +197,9 @@ export abstract class Optimizer<H extends Hyperparameters = Hyperparameters> {
    */
   loadStateDict(sd: OptimizerStateDict): void {
     const fn = `${this.name}.loadStateDict`;
-    const bad = (msg: string): never => { throw new ConvzooError(`${fn}: ${msg}`, 'E_STATE_DICT', fn); };
+    const bad = (msg: string): never => {
+      throw new ConvzooError(`${fn}: ${msg}`, 'E_STATE_DICT', fn);
+    };
     if (!sd || typeof sd !== 'object' || !Array.isArray(sd.groups) || !sd.state || typeof sd.state !== 'object') bad('expected {state, groups}');
     if (sd.groups.length !== this.paramGroups.length) bad(`the state dict has ${sd.groups.length} parameter groups, this optimizer ${this.paramGroups.length}`);
     const params = this.paramGroups.flatMap((g) => g.params);
@@ -195,7 +210,11 @@ export abstract class Optimizer<H extends Hyperparameters = Hyperparameters> {
       const extra = Object.keys(g).filter((k) => k !== 'params' && k !== 'initialLr' && !(k in this.defaults));
       if (extra.length) bad(`group ${i} has unknown hyperparameters: ${extra.join(', ')}`);
       const merged = { ...this.paramGroups[i], ...structuredClone(g), params: this.paramGroups[i].params };
-      try { this.validate(merged as ParamGroup<H>); } catch (e) { bad(`group ${i}: ${(e as Error).message}`); }
+      try {
+        this.validate(merged as ParamGroup<H>);
+      } catch (e) {
+        bad(`group ${i}: ${(e as Error).message}`);
+      }
     });
     // Saved indices follow the saving optimizer's order; map them to this optimizer's parameters.
     const byIndex = new Map<number, Tensor>();
@@ -213,7 +232,8 @@ export abstract class Optimizer<H extends Hyperparameters = Hyperparameters> {
         if (t.numel() !== 1) bad(`state['${key}'] should hold one number, has shape [${t.shape.join(', ')}]`);
         entry.step = t;
       } else {
-        const a = t.shape, b = p!.shape;
+        const a = t.shape,
+          b = p!.shape;
         if (a.length !== b.length || a.some((d, i) => d !== b[i])) bad(`state['${key}'] has shape [${a.join(', ')}], its parameter [${b.join(', ')}]`);
         entry.buffers[m![2]] = t;
       }
@@ -224,7 +244,11 @@ export abstract class Optimizer<H extends Hyperparameters = Hyperparameters> {
       const s = this.stateOf(p);
       s.step = e.step ? e.step.item() : 0;
       for (const [k, t] of Object.entries(e.buffers)) {
-        this.setBuffer(s, k, tidy(() => noGrad(() => t.to(p.dtype).to(p.device).clone())));
+        this.setBuffer(
+          s,
+          k,
+          tidy(() => noGrad(() => t.to(p.dtype).to(p.device).clone())),
+        );
       }
     }
     sd.groups.forEach((g, i) => {
@@ -239,13 +263,19 @@ export abstract class Optimizer<H extends Hyperparameters = Hyperparameters> {
   }
 
   /** Frees the optimizer's state (momentum buffers, moment estimates). The optimizer can still step: state restarts. */
-  dispose(): void { this.disposeState(); }
-  [Symbol.dispose](): void { this.dispose(); }
+  dispose(): void {
+    this.disposeState();
+  }
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
 
   toString(): string {
     const lines = this.paramGroups.map((g, i) => {
       const { params, ...hyper } = g;
-      return `  group ${i} (${params.length} params): ${Object.entries(hyper).map(([k, v]) => `${k}=${Array.isArray(v) ? `[${v.join(', ')}]` : String(v)}`).join(', ')}`;
+      return `  group ${i} (${params.length} params): ${Object.entries(hyper)
+        .map(([k, v]) => `${k}=${Array.isArray(v) ? `[${v.join(', ')}]` : String(v)}`)
+        .join(', ')}`;
     });
     return `${this.name}(\n${lines.join('\n')}\n)`;
   }

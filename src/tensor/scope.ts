@@ -3,7 +3,9 @@
 import { native, type MemoryInfo } from '../native.js';
 import { ConvzooError } from '../errors.js';
 
-export interface Disposable { dispose(): void }
+export interface Disposable {
+  dispose(): void;
+}
 
 const scopes: Set<Disposable>[] = [];
 
@@ -20,7 +22,10 @@ export function keep<T extends Disposable>(t: T): T {
 
 function collect(value: unknown, out: Set<unknown>, depth = 0): void {
   if (value === null || typeof value !== 'object' || depth > 4) return;
-  if ('_h' in (value as object) && typeof (value as Disposable).dispose === 'function') { out.add(value); return; }
+  if ('_h' in (value as object) && typeof (value as Disposable).dispose === 'function') {
+    out.add(value);
+    return;
+  }
   if (Array.isArray(value)) for (const v of value) collect(v, out, depth + 1);
   else if (Object.getPrototypeOf(value) === Object.prototype) for (const v of Object.values(value)) collect(v, out, depth + 1);
 }
@@ -50,9 +55,13 @@ export function tidy<T>(fn: () => T): T {
     // The caller never sees this promise; a later rejection (often E_DISPOSED) would otherwise surface
     // as an unhandled rejection.
     result.then(undefined, () => {});
-    throw new ConvzooError('tidy: fn returned a Promise, but tidy() is synchronous: it frees tensors when fn ' +
-      'returns, before the awaited work runs. Await outside and call tidy() inside, on the synchronous part: ' +
-      '`const x = await load(); const y = tidy(() => model.forward(x));`', 'E_ARG', 'tidy');
+    throw new ConvzooError(
+      'tidy: fn returned a Promise, but tidy() is synchronous: it frees tensors when fn ' +
+        'returns, before the awaited work runs. Await outside and call tidy() inside, on the synchronous part: ' +
+        '`const x = await load(); const y = tidy(() => model.forward(x));`',
+      'E_ARG',
+      'tidy',
+    );
   }
   const returned = new Set<unknown>();
   collect(result, returned);
@@ -64,8 +73,7 @@ export function tidy<T>(fn: () => T): T {
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return value !== null && (typeof value === 'object' || typeof value === 'function') &&
-    typeof (value as { then?: unknown }).then === 'function';
+  return value !== null && (typeof value === 'object' || typeof value === 'function') && typeof (value as { then?: unknown }).then === 'function';
 }
 
 /** Live tensors (not yet disposed) and bytes held by libtorch's CPU allocator cache. */

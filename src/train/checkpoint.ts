@@ -7,7 +7,7 @@
 // takes from it (the run's options) is validated like command-line options. Fields that say where to
 // write or what to fetch (`out`, `resume`, `weights`) are never acted on when a checkpoint is read.
 import { existsSync, statSync } from 'node:fs';
-import { Tensor } from '../tensor/tensor.js';
+import type { Tensor } from '../tensor/tensor.js';
 import { getRngState, setRngState } from '../tensor/creation.js';
 import { save, loadWithMetadata } from '../io/index.js';
 import { FileSource } from '../io/source.js';
@@ -64,12 +64,18 @@ export async function saveCheckpoint(path: string, info: CheckpointInfo, model: 
   const record: Record<string, Tensor> = {};
   const owned: Tensor[] = [];
   try {
-    for (const [k, t] of Object.entries(model.stateDict())) { record[`model.${k}`] = t; owned.push(t); }
+    for (const [k, t] of Object.entries(model.stateDict())) {
+      record[`model.${k}`] = t;
+      owned.push(t);
+    }
     let groups: unknown[] = [];
     if (optimizer) {
       const sd = optimizer.stateDict();
       groups = sd.groups;
-      for (const [k, t] of Object.entries(sd.state)) { record[`optimizer.${k}`] = t; owned.push(t); }
+      for (const [k, t] of Object.entries(sd.state)) {
+        record[`optimizer.${k}`] = t;
+        owned.push(t);
+      }
     }
     const rng = getRngState();
     owned.push(rng);
@@ -90,7 +96,9 @@ const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v ===
 function parseInfo(metadata: Record<string, string>): CheckpointInfo {
   const info: unknown = JSON.parse(metadata.info ?? 'null');
   if (!isPlainObject(info)) throw new Error('info is not a JSON object');
-  const bad = (what: string): never => { throw new Error(`info.${what}`); };
+  const bad = (what: string): never => {
+    throw new Error(`info.${what}`);
+  };
   if (!Number.isInteger(info.epoch) || (info.epoch as number) < 1) bad(`epoch is ${JSON.stringify(info.epoch)}, expected an integer >= 1`);
   if (typeof info.modelId !== 'string' || !info.modelId) bad('modelId is not a model id');
   if (!isPlainObject(info.options)) bad('options is not an object');
@@ -122,7 +130,10 @@ function put(out: Record<string, Tensor>, name: string, t: Tensor): void {
 export async function loadCheckpoint(path: string): Promise<Checkpoint> {
   const { tensors, metadata } = await loadWithMetadata(path);
   const all = Object.values(tensors);
-  const fail = (msg: string): never => { for (const t of all) t.dispose(); throw new ConvzooError(`${path}: ${msg}`, 'E_FORMAT'); };
+  const fail = (msg: string): never => {
+    for (const t of all) t.dispose();
+    throw new ConvzooError(`${path}: ${msg}`, 'E_FORMAT');
+  };
   if (metadata?.format !== CHECKPOINT_FORMAT) fail(`not a convzoo checkpoint (metadata format is ${JSON.stringify(metadata?.format ?? null)})`);
   let info: CheckpointInfo;
   let groups: unknown[];
@@ -143,8 +154,13 @@ export async function loadCheckpoint(path: string): Promise<Checkpoint> {
     else t.dispose();
   }
   return {
-    ...info!, model, optimizer: { state: optState, groups: groups! }, rngState,
-    dispose() { for (const t of all) t.dispose(); },
+    ...info!,
+    model,
+    optimizer: { state: optState, groups: groups! },
+    rngState,
+    dispose() {
+      for (const t of all) t.dispose();
+    },
   };
 }
 
@@ -204,10 +220,17 @@ export async function readCheckpointInfo(path: string): Promise<CheckpointModelI
   for (const [k, t] of Object.entries(tensors)) put(state, k, t);
   const options = { ...info.options };
   for (const k of UNTRUSTED_OPTION_KEYS) delete options[k];
-  const inputSize = Number.isInteger(options.inputSize) && (options.inputSize as number) > 0 ? options.inputSize as number : undefined;
+  const inputSize = Number.isInteger(options.inputSize) && (options.inputSize as number) > 0 ? (options.inputSize as number) : undefined;
   return {
-    modelId: info.modelId, classes: info.classes, epoch: info.epoch, best: info.best, options, inputSize,
-    inChans: checkpointInChans(info), modelOptions: { ...(options.modelOptions as Record<string, unknown> | undefined) }, state,
+    modelId: info.modelId,
+    classes: info.classes,
+    epoch: info.epoch,
+    best: info.best,
+    options,
+    inputSize,
+    inChans: checkpointInChans(info),
+    modelOptions: { ...(options.modelOptions as Record<string, unknown> | undefined) },
+    state,
   };
 }
 

@@ -7,9 +7,24 @@ import { runDataConfig, DEFAULT_CROP_PCT } from '../vision/data_config.js';
 import type { EvalTransform } from '../vision/preprocess.js';
 import { ConvzooError } from '../errors.js';
 import {
-  FashionMNIST, FASHION_MNIST_DIR, ImageFolder, DataLoader, trainValSplit,
-  Compose, Resize, CenterCrop, RandomCrop, RandomResizedCrop, RandomHorizontalFlip, Normalize, Lighting, ScaleJitter,
-  Rng, mixSeed, type Dataset, type Transform,
+  FashionMNIST,
+  FASHION_MNIST_DIR,
+  ImageFolder,
+  DataLoader,
+  trainValSplit,
+  Compose,
+  Resize,
+  CenterCrop,
+  RandomCrop,
+  RandomResizedCrop,
+  RandomHorizontalFlip,
+  Normalize,
+  Lighting,
+  ScaleJitter,
+  Rng,
+  mixSeed,
+  type Dataset,
+  type Transform,
 } from '../data/index.js';
 import { loadSharp } from '../data/folder.js';
 
@@ -74,11 +89,11 @@ function folderTransforms(o: DataOptions): { train: Transform; test: Transform }
   const evalT = new Compose([new Resize(cfg.resizeSize), new CenterCrop(size), norm]);
   const resized = Math.round(size / DEFAULT_CROP_PCT);
   const trainBy: Record<Augment, Transform> = {
-    'none': evalT,
+    none: evalT,
     'crop-flip': new Compose([new Resize(resized), new RandomCrop(size), new RandomHorizontalFlip(), norm]),
-    'imagenet': new Compose([new RandomResizedCrop(size), new RandomHorizontalFlip(), norm]),
-    'alexnet': new Compose([new Resize(resized), new RandomCrop(size), new RandomHorizontalFlip(), new Lighting(0.1), norm]),
-    'vgg': new Compose([new ScaleJitter({ minSize: resized, maxSize: 2 * resized, cropSize: size }), new RandomHorizontalFlip(), norm]),
+    imagenet: new Compose([new RandomResizedCrop(size), new RandomHorizontalFlip(), norm]),
+    alexnet: new Compose([new Resize(resized), new RandomCrop(size), new RandomHorizontalFlip(), new Lighting(0.1), norm]),
+    vgg: new Compose([new ScaleJitter({ minSize: resized, maxSize: 2 * resized, cropSize: size }), new RandomHorizontalFlip(), norm]),
   };
   const train = trainBy[o.augment ?? 'imagenet'];
   return { train, test: evalT };
@@ -91,7 +106,10 @@ const VERIFY_SAMPLE = 1000;
 export const MAX_CORRUPT_FRACTION = 0.5;
 
 const listNames = (names: readonly string[], max = 8) =>
-  names.slice(0, max).map((n) => `'${n}'`).join(', ') + (names.length > max ? `, ... (${names.length} in all)` : '');
+  names
+    .slice(0, max)
+    .map((n) => `'${n}'`)
+    .join(', ') + (names.length > max ? `, ... (${names.length} in all)` : '');
 
 /**
  * Checks the images of a folder before any training: every header when the folder is small (the
@@ -106,8 +124,11 @@ async function checkFolderImages(ds: ImageFolder, dir: string, seed: number): Pr
       throw new ConvzooError(`--data ${dir}: none of the ${n} images in ${dir} could be decoded (the first: ${bad[0]?.message ?? '?'})`, 'E_DATA');
     }
     if (bad.length > MAX_CORRUPT_FRACTION * n) {
-      throw new ConvzooError(`--data ${dir}: ${bad.length} of the ${n} images in ${dir} could not be decoded (the first: ${bad[0].message}); ` +
-        'fix or remove them before training', 'E_DATA');
+      throw new ConvzooError(
+        `--data ${dir}: ${bad.length} of the ${n} images in ${dir} could not be decoded (the first: ${bad[0].message}); ` +
+          'fix or remove them before training',
+        'E_DATA',
+      );
     }
     const counts = new Array<number>(ds.classes.length).fill(0);
     for (const t of ds.targets) counts[t]++;
@@ -129,7 +150,10 @@ async function checkFolderImages(ds: ImageFolder, dir: string, seed: number): Pr
     }
   }
   if (bad > MAX_CORRUPT_FRACTION * pick.length) {
-    throw new ConvzooError(`--data ${dir}: ${bad === pick.length ? 'none' : `${pick.length - bad}`} of ${pick.length} images sampled from the ${n} in ${dir} could be decoded (the first failure: ${first})`, 'E_DATA');
+    throw new ConvzooError(
+      `--data ${dir}: ${bad === pick.length ? 'none' : `${pick.length - bad}`} of ${pick.length} images sampled from the ${n} in ${dir} could be decoded (the first failure: ${first})`,
+      'E_DATA',
+    );
   }
 }
 
@@ -154,7 +178,10 @@ export async function makeData(o: DataOptions): Promise<RunData> {
     t = fashionTransforms(o);
   } else {
     if (!existsSync(name) || !statSync(name).isDirectory()) {
-      throw new ConvzooError(`--data ${name}: not 'fashion-mnist' and not a folder (expected one sub-folder of images per class, or train/ and val/ folders of such)`, 'E_DATA');
+      throw new ConvzooError(
+        `--data ${name}: not 'fashion-mnist' and not a folder (expected one sub-folder of images per class, or train/ and val/ folders of such)`,
+        'E_DATA',
+      );
     }
     const warn = o.onWarning ?? (() => {});
     if (existsSync(path.join(name, 'train')) && existsSync(path.join(name, 'val'))) {
@@ -165,17 +192,22 @@ export async function makeData(o: DataOptions): Promise<RunData> {
       }
       await checkFolderImages(tr, path.join(name, 'train'), seed);
       await checkFolderImages(va, path.join(name, 'val'), seed);
-      trainSet = tr; testSet = va;
+      trainSet = tr;
+      testSet = va;
     } else {
       const all = new ImageFolder(name, { onWarning: warn });
       await checkFolderImages(all, name, seed);
       const valSplit = o.valSplit ?? 0.2;
       const split = trainValSplit(all, { valFraction: valSplit, seed });
-      trainSet = split.train; testSet = split.val;
+      trainSet = split.train;
+      testSet = split.val;
       if (testSet.length === 0 || trainSet.length === 0) {
-        throw new ConvzooError(`--data ${name}: the ${testSet.length === 0 ? 'test' : 'training'} split is empty: --val-split ${valSplit} of ` +
-          `${all.length} images in ${all.classes.length} classes (round(${valSplit} x each class's count) held out) leaves none; ` +
-          `${testSet.length === 0 ? 'raise --val-split or add images' : 'lower --val-split or add images'}, or give train/ and val/ folders`, 'E_DATA');
+        throw new ConvzooError(
+          `--data ${name}: the ${testSet.length === 0 ? 'test' : 'training'} split is empty: --val-split ${valSplit} of ` +
+            `${all.length} images in ${all.classes.length} classes (round(${valSplit} x each class's count) held out) leaves none; ` +
+            `${testSet.length === 0 ? 'raise --val-split or add images' : 'lower --val-split or add images'}, or give train/ and val/ folders`,
+          'E_DATA',
+        );
       }
     }
     if (trainSet.length === 0) throw new ConvzooError(`--data ${name}: no images found (expected ${name}/<class>/<image>.jpg|png|webp)`, 'E_DATA');
@@ -183,8 +215,11 @@ export async function makeData(o: DataOptions): Promise<RunData> {
     t = folderTransforms(o);
   }
   if (trainSet.classes.length < 2) {
-    throw new ConvzooError(`--data ${name}: ${trainSet.classes.length === 1 ? `only one class ('${trainSet.classes[0]}')` : 'no classes'}; ` +
-      'a classifier needs at least 2 (one sub-folder per class)', 'E_DATA');
+    throw new ConvzooError(
+      `--data ${name}: ${trainSet.classes.length === 1 ? `only one class ('${trainSet.classes[0]}')` : 'no classes'}; ` +
+        'a classifier needs at least 2 (one sub-folder per class)',
+      'E_DATA',
+    );
   }
   if (testSet.length === 0) throw new ConvzooError(`--data ${name}: the test split is empty (no images to measure accuracy on)`, 'E_DATA');
   const batchSize = o.batchSize ?? 128;
@@ -192,14 +227,32 @@ export async function makeData(o: DataOptions): Promise<RunData> {
   // Training drops a last partial batch (as timm does): a batch of one breaks batch norm.
   const trainCount = o.subset ? Math.min(o.subset, trainSet.length) : trainSet.length;
   if (trainCount < 2) {
-    throw new ConvzooError(`--data ${name}: ${trainCount} training image${trainCount === 1 ? '' : 's'}${o.subset ? ` (--subset ${o.subset})` : ''}; training needs at least 2`, 'E_DATA');
+    throw new ConvzooError(
+      `--data ${name}: ${trainCount} training image${trainCount === 1 ? '' : 's'}${o.subset ? ` (--subset ${o.subset})` : ''}; training needs at least 2`,
+      'E_DATA',
+    );
   }
-  const train = new DataLoader(trainSet, { batchSize, shuffle: true, seed, transform: t.train, numWorkers, subset: o.subset, dropLast: trainCount > batchSize });
+  const train = new DataLoader(trainSet, {
+    batchSize,
+    shuffle: true,
+    seed,
+    transform: t.train,
+    numWorkers,
+    subset: o.subset,
+    dropLast: trainCount > batchSize,
+  });
   const test = new DataLoader(testSet, { batchSize: Math.max(batchSize, 256), shuffle: false, seed, transform: t.test, numWorkers });
   return {
-    train, test, classes: [...trainSet.classes], channels,
-    trainSize: trainCount, testSize: testSet.length,
-    async close() { await train.close(); await test.close(); },
+    train,
+    test,
+    classes: [...trainSet.classes],
+    channels,
+    trainSize: trainCount,
+    testSize: testSet.length,
+    async close() {
+      await train.close();
+      await test.close();
+    },
   };
 }
 

@@ -41,7 +41,13 @@ export async function evaluateCommand(o: EvalCommandOptions): Promise<EvalResult
     let split: { valSplit?: number; seed?: number } = {};
     if (ckpt) {
       // The run's own options, checked like command-line input (a checkpoint is a file from anywhere).
-      const stored = { data: ckpt.options.data, inputSize: ckpt.options.inputSize, valSplit: ckpt.options.valSplit, seed: ckpt.options.seed, modelOptions: ckpt.options.modelOptions };
+      const stored = {
+        data: ckpt.options.data,
+        inputSize: ckpt.options.inputSize,
+        valSplit: ckpt.options.valSplit,
+        seed: ckpt.options.seed,
+        modelOptions: ckpt.options.modelOptions,
+      };
       validateTrainOptions(stored, `eval: the checkpoint ${o.checkpoint} holds an invalid option`);
       if (inputSize === undefined) inputSize = stored.inputSize as number | undefined;
       if (o.data === undefined) dataName = (stored.data as string | undefined) ?? 'fashion-mnist';
@@ -52,19 +58,30 @@ export async function evaluateCommand(o: EvalCommandOptions): Promise<EvalResult
     const loadSize = o.tenCrop && inputSize === undefined ? Math.round(o.tenCrop / 0.875) : inputSize;
     // Evaluated as the weights ask (resnet50's IMAGENET1K_V2: resize 232, crop 224), or as the run trained.
     const pretrained = pretrainedDataConfig(modelMeta(modelId), ckpt ? (ckpt.options.weights as string | undefined) : o.weights);
-    const data = await makeData({ data: dataName, batchSize: o.batchSize ?? 256, inputSize: loadSize, augment: 'none', numWorkers: o.numWorkers, pretrained, onWarning: o.onWarning, ...split })
-      .catch((e: unknown) => {
-        if (ckpt && o.data === undefined && e instanceof ConvzooError && e.code === 'E_DATA') {
-          throw new ConvzooError(`eval: the checkpoint's data: ${e.message} (give --data to evaluate on other data with the same classes)`, 'E_DATA');
-        }
-        throw e;
-      });
+    const data = await makeData({
+      data: dataName,
+      batchSize: o.batchSize ?? 256,
+      inputSize: loadSize,
+      augment: 'none',
+      numWorkers: o.numWorkers,
+      pretrained,
+      onWarning: o.onWarning,
+      ...split,
+    }).catch((e: unknown) => {
+      if (ckpt && o.data === undefined && e instanceof ConvzooError && e.code === 'E_DATA') {
+        throw new ConvzooError(`eval: the checkpoint's data: ${e.message} (give --data to evaluate on other data with the same classes)`, 'E_DATA');
+      }
+      throw e;
+    });
     try {
       let model;
       if (ckpt) {
         if (ckpt.classes.join('\0') !== data.classes.join('\0')) {
-          throw new ConvzooError(`eval: the data ${dataName} does not have the classes the checkpoint ${o.checkpoint} was trained on: ` +
-            `${classDifference(ckpt.classes, data.classes)} (checkpoint vs data)`, 'E_DATA');
+          throw new ConvzooError(
+            `eval: the data ${dataName} does not have the classes the checkpoint ${o.checkpoint} was trained on: ` +
+              `${classDifference(ckpt.classes, data.classes)} (checkpoint vs data)`,
+            'E_DATA',
+          );
         }
         const pretrained = ckpt.options.weights ? (modelMeta(modelId).pretrainedOptions ?? {}) : {};
         model = buildModel(modelId, { ...pretrained, ...(ckpt.options.modelOptions as object), numClasses: ckpt.classes.length, inChans: data.channels });
@@ -75,7 +92,8 @@ export async function evaluateCommand(o: EvalCommandOptions): Promise<EvalResult
         model = await createModel(modelId, { weights: o.weights, inChans: data.channels, numClasses: data.classes.length });
       }
       const r = await evaluate(model, data.test, { numClasses: data.classes.length, tenCrop: o.tenCrop });
-      if (r.count === 0) throw new ConvzooError(`eval: none of the ${data.testSize} test images of ${dataName} could be decoded; no accuracy to report`, 'E_DATA');
+      if (r.count === 0)
+        throw new ConvzooError(`eval: none of the ${data.testSize} test images of ${dataName} could be decoded; no accuracy to report`, 'E_DATA');
       result = { model: modelId, data: dataName, classes: data.classes, ...r };
       if (o.out) {
         mkdirSync(o.out, { recursive: true });

@@ -15,7 +15,12 @@ export interface RunLock {
   release(): void;
 }
 
-interface LockOwner { pid: number; hostname: string; started?: string; dir?: string }
+interface LockOwner {
+  pid: number;
+  hostname: string;
+  started?: string;
+  dir?: string;
+}
 
 function readOwner(file: string): LockOwner | null {
   try {
@@ -36,7 +41,11 @@ function isAlive(pid: number): boolean {
 }
 
 function youngerThan(file: string, ms: number): boolean {
-  try { return Date.now() - statSync(file).mtimeMs < ms; } catch { return false; }
+  try {
+    return Date.now() - statSync(file).mtimeMs < ms;
+  } catch {
+    return false;
+  }
 }
 
 function tryCreate(file: string, content: string): boolean {
@@ -47,7 +56,11 @@ function tryCreate(file: string, content: string): boolean {
     if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
     throw new ConvzooError(`train: cannot create the lock ${file}: ${(e as Error).message}`, 'E_IO', 'train');
   }
-  try { writeSync(fd, content); } finally { closeSync(fd); }
+  try {
+    writeSync(fd, content);
+  } finally {
+    closeSync(fd);
+  }
   return true;
 }
 
@@ -69,8 +82,12 @@ export function acquireRunLock(dir: string, onNote: (message: string) => void = 
     const copied = sameHost && typeof owner?.dir === 'string' && owner.dir !== real;
     if (owner && !copied && (!sameHost || isAlive(owner.pid))) {
       const who = sameHost ? `process ${owner.pid}` : `process ${owner.pid} on host ${owner.hostname}`;
-      throw new ConvzooError(`train: the output folder ${dir} is in use by ${who}${owner.started ? ` (since ${owner.started})` : ''}; ` +
-        `wait for it, or give another --out${sameHost ? '' : `, or delete ${file} if that run is gone`}`, 'E_IO', 'train');
+      throw new ConvzooError(
+        `train: the output folder ${dir} is in use by ${who}${owner.started ? ` (since ${owner.started})` : ''}; ` +
+          `wait for it, or give another --out${sameHost ? '' : `, or delete ${file} if that run is gone`}`,
+        'E_IO',
+        'train',
+      );
     }
     if (!owner && attempt < 40 && youngerThan(file, 2000)) {
       // Unreadable but fresh: another run between creating it and writing its pid. Look again shortly.
@@ -89,14 +106,30 @@ export function acquireRunLock(dir: string, onNote: (message: string) => void = 
     }
     const moved = readOwner(aside);
     if (owner && moved && (moved.pid !== owner.pid || moved.hostname !== owner.hostname)) {
-      try { linkSync(aside, file); } catch { /* a third run holds it now */ }
-      try { unlinkSync(aside); } catch { /* gone */ }
+      try {
+        linkSync(aside, file);
+      } catch {
+        /* a third run holds it now */
+      }
+      try {
+        unlinkSync(aside);
+      } catch {
+        /* gone */
+      }
       continue;
     }
-    try { unlinkSync(aside); } catch { /* gone */ }
-    onNote(!owner ? `replaced an unreadable lock file in ${dir}`
-      : copied ? `replaced a lock file copied from ${owner.dir} into ${dir}`
-        : `took over the lock of ${dir} left by process ${owner.pid}, which is no longer running`);
+    try {
+      unlinkSync(aside);
+    } catch {
+      /* gone */
+    }
+    onNote(
+      !owner
+        ? `replaced an unreadable lock file in ${dir}`
+        : copied
+          ? `replaced a lock file copied from ${owner.dir} into ${dir}`
+          : `took over the lock of ${dir} left by process ${owner.pid}, which is no longer running`,
+    );
   }
   let held = true;
   const release = (): void => {
@@ -105,7 +138,11 @@ export function acquireRunLock(dir: string, onNote: (message: string) => void = 
     process.off('exit', release);
     // Only our own lock: never a lock another run took over after ours was removed by hand.
     if (readOwner(file)?.pid === me.pid) {
-      try { unlinkSync(file); } catch { /* already gone */ }
+      try {
+        unlinkSync(file);
+      } catch {
+        /* already gone */
+      }
     }
   };
   process.on('exit', release);

@@ -49,15 +49,19 @@ export const TRAIN_OPTION_RULES: Record<string, Rule & { flag: string }> = {
 /** "an integer >= 1", "a number > 0 and < 1": what a rule expects, for messages. */
 export function describeRule(rule: Rule): string {
   switch (rule.kind) {
-    case 'int': return `an integer >= ${rule.min}${rule.max !== undefined ? ` and <= ${rule.max}` : ''}`;
+    case 'int':
+      return `an integer >= ${rule.min}${rule.max !== undefined ? ` and <= ${rule.max}` : ''}`;
     case 'num': {
       const lo = rule.min > -Infinity ? `${rule.minExclusive ? '>' : '>='} ${rule.min}` : '';
       const hi = rule.max !== undefined ? `${rule.maxExclusive ? '<' : '<='} ${rule.max}` : '';
       return `a number${lo ? ` ${lo}` : ''}${lo && hi ? ' and' : ''}${hi ? ` ${hi}` : ''}`;
     }
-    case 'choice': return `one of ${rule.choices.join(', ')}`;
-    case 'string': return 'a non-empty string';
-    case 'object': return 'an object of architecture options';
+    case 'choice':
+      return `one of ${rule.choices.join(', ')}`;
+    case 'string':
+      return 'a non-empty string';
+    case 'object':
+      return 'an object of architecture options';
   }
 }
 
@@ -72,11 +76,22 @@ export function satisfies(rule: Rule, value: unknown): boolean {
       if (rule.max !== undefined && (rule.maxExclusive ? value >= rule.max : value > rule.max)) return false;
       return true;
     }
-    case 'choice': return typeof value === 'string' && rule.choices.includes(value);
-    case 'string': return typeof value === 'string' && value.length > 0 && !value.includes('\0');
-    case 'object': return typeof value === 'object' && value !== null && !Array.isArray(value) &&
-      Object.values(value).every((v) => v === null || ['number', 'string', 'boolean'].includes(typeof v) ||
-        (Array.isArray(v) && v.every((x) => ['number', 'string', 'boolean'].includes(typeof x))));
+    case 'choice':
+      return typeof value === 'string' && rule.choices.includes(value);
+    case 'string':
+      return typeof value === 'string' && value.length > 0 && !value.includes('\0');
+    case 'object':
+      return (
+        typeof value === 'object' &&
+        value !== null &&
+        !Array.isArray(value) &&
+        Object.values(value).every(
+          (v) =>
+            v === null ||
+            ['number', 'string', 'boolean'].includes(typeof v) ||
+            (Array.isArray(v) && v.every((x) => ['number', 'string', 'boolean'].includes(typeof x))),
+        )
+      );
   }
 }
 

@@ -19,15 +19,23 @@ export const SCHEDULES: ScheduleName[] = ['cosine', 'step', 'plateau', 'constant
 export function makeOptimizer(name: OptimizerName, model: Module, o: { lr: number; momentum: number; weightDecay: number }): Optimizer<any> {
   const decay = model.parameters().filter((p) => p.ndim > 1);
   const noDecay = model.parameters().filter((p) => p.ndim <= 1);
-  const groups = [{ params: decay, weightDecay: o.weightDecay }, { params: noDecay, weightDecay: 0 }];
+  const groups = [
+    { params: decay, weightDecay: o.weightDecay },
+    { params: noDecay, weightDecay: 0 },
+  ];
   switch (name) {
-    case 'sgd': return new SGD(groups, { lr: o.lr, momentum: o.momentum, nesterov: o.momentum > 0 });
+    case 'sgd':
+      return new SGD(groups, { lr: o.lr, momentum: o.momentum, nesterov: o.momentum > 0 });
     // Adam's weight decay is L2 added to the gradient (torch.optim.Adam); AdamW's is decoupled.
-    case 'adam': return new Adam(groups, { lr: o.lr });
-    case 'adamw': return new AdamW(groups, { lr: o.lr });
+    case 'adam':
+      return new Adam(groups, { lr: o.lr });
+    case 'adamw':
+      return new AdamW(groups, { lr: o.lr });
     // The TensorFlow-style RMSprop of MnasNet and EfficientNet (decay 0.9, eps 1e-3 inside the sqrt).
-    case 'rmsprop': return new RMSprop(groups, { lr: o.lr, alpha: 0.9, eps: 1e-3, momentum: o.momentum, tfStyle: true } as ConstructorParameters<typeof RMSprop>[1]);
-    default: throw new ConvzooError(`unknown optimizer '${String(name)}' (expected ${OPTIMIZERS.join(', ')})`, 'E_ARG');
+    case 'rmsprop':
+      return new RMSprop(groups, { lr: o.lr, alpha: 0.9, eps: 1e-3, momentum: o.momentum, tfStyle: true } as ConstructorParameters<typeof RMSprop>[1]);
+    default:
+      throw new ConvzooError(`unknown optimizer '${String(name)}' (expected ${OPTIMIZERS.join(', ')})`, 'E_ARG');
   }
 }
 
@@ -44,7 +52,11 @@ export interface EpochScheduler {
  * warm-up composes). plateau: divide by 10 when test accuracy stops improving for 2 epochs (AlexNet's
  * recipe). Each may start with a linear warm-up from lr/10 over `warmupEpochs`.
  */
-export function makeScheduler(name: ScheduleName, optimizer: Optimizer<any>, o: { epochs: number; stepsPerEpoch: number; warmupEpochs: number }): EpochScheduler {
+export function makeScheduler(
+  name: ScheduleName,
+  optimizer: Optimizer<any>,
+  o: { epochs: number; stepsPerEpoch: number; warmupEpochs: number },
+): EpochScheduler {
   const total = o.epochs * o.stepsPerEpoch;
   const warm = Math.min(total, Math.round(o.warmupEpochs * o.stepsPerEpoch));
   const withWarmup = (main: LRScheduler): Scheduler =>
@@ -54,19 +66,34 @@ export function makeScheduler(name: ScheduleName, optimizer: Optimizer<any>, o: 
   let warmup: LinearLR | null = null;
   let steps = 0;
   switch (name) {
-    case 'cosine': perStep = withWarmup(new CosineAnnealingLR(optimizer, Math.max(1, total - warm))); break;
-    case 'step': perStep = withWarmup(new StepLR(optimizer, Math.max(1, Math.round(total / 3)), { gamma: 0.1 })); break;
-    case 'constant': if (warm > 0) warmup = new LinearLR(optimizer, { startFactor: 0.1, totalIters: warm }); break;
+    case 'cosine':
+      perStep = withWarmup(new CosineAnnealingLR(optimizer, Math.max(1, total - warm)));
+      break;
+    case 'step':
+      perStep = withWarmup(new StepLR(optimizer, Math.max(1, Math.round(total / 3)), { gamma: 0.1 }));
+      break;
+    case 'constant':
+      if (warm > 0) warmup = new LinearLR(optimizer, { startFactor: 0.1, totalIters: warm });
+      break;
     case 'plateau':
       if (warm > 0) warmup = new LinearLR(optimizer, { startFactor: 0.1, totalIters: warm });
       plateau = new ReduceLROnPlateau(optimizer, { mode: 'max', factor: 0.1, patience: 2 });
       break;
-    default: throw new ConvzooError(`unknown schedule '${String(name)}' (expected ${SCHEDULES.join(', ')})`, 'E_ARG');
+    default:
+      throw new ConvzooError(`unknown schedule '${String(name)}' (expected ${SCHEDULES.join(', ')})`, 'E_ARG');
   }
   return {
-    afterStep() { steps++; if (perStep) perStep.step(); else if (warmup && steps <= warm) warmup.step(); },
-    afterEpoch(accuracy) { if (plateau && steps >= warm) plateau.step(accuracy); },
-    state() { return { steps, perStep: perStep?.stateDict(), plateau: plateau?.stateDict(), warmup: warmup?.stateDict() }; },
+    afterStep() {
+      steps++;
+      if (perStep) perStep.step();
+      else if (warmup && steps <= warm) warmup.step();
+    },
+    afterEpoch(accuracy) {
+      if (plateau && steps >= warm) plateau.step(accuracy);
+    },
+    state() {
+      return { steps, perStep: perStep?.stateDict(), plateau: plateau?.stateDict(), warmup: warmup?.stateDict() };
+    },
     loadState(s) {
       if (!s) return;
       const st = s as { steps: number; perStep?: Record<string, unknown>; plateau?: Record<string, unknown>; warmup?: Record<string, unknown> };

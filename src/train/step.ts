@@ -20,7 +20,9 @@ export interface TrainStepResult {
 }
 
 /** Models with auxiliary classifiers expose their logits through this call (GoogLeNet). */
-interface AuxModel { forwardWithAux(x: Tensor): { logits: Tensor; aux: Tensor[] } }
+interface AuxModel {
+  forwardWithAux(x: Tensor): { logits: Tensor; aux: Tensor[] };
+}
 const hasAux = (m: unknown): m is AuxModel => typeof (m as AuxModel).forwardWithAux === 'function';
 
 /**

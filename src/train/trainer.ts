@@ -49,14 +49,34 @@ export interface TrainOptions extends DataOptions {
 export type TrainEvent =
   | { type: 'start'; model: string; params: number; trainSize: number; testSize: number; epochs: number; startEpoch: number; out: string }
   | { type: 'step'; epoch: number; step: number; steps: number; loss: number; accuracy: number; imagesPerSecond: number; etaSeconds: number; lr: number }
-  | { type: 'epoch'; epoch: number; trainLoss: number; trainAccuracy: number; testLoss: number; testAccuracy: number; testTop5: number; seconds: number; lr: number; best: boolean }
+  | {
+      type: 'epoch';
+      epoch: number;
+      trainLoss: number;
+      trainAccuracy: number;
+      testLoss: number;
+      testAccuracy: number;
+      testTop5: number;
+      seconds: number;
+      lr: number;
+      best: boolean;
+    }
   | { type: 'eval'; done: number; total: number }
   | { type: 'done'; testAccuracy: number; bestAccuracy: number; seconds: number; out: string }
   /** Something worth telling that is not an error (a stale lock taken over). */
   | { type: 'note'; message: string };
 
 /** One line of metrics.jsonl (and of a checkpoint's history): the names of the 'epoch' event. */
-export interface EpochRow { epoch: number; trainLoss: number; trainAccuracy: number; testLoss: number; testAccuracy: number; testTop5: number; lr: number; seconds: number }
+export interface EpochRow {
+  epoch: number;
+  trainLoss: number;
+  trainAccuracy: number;
+  testLoss: number;
+  testAccuracy: number;
+  testTop5: number;
+  lr: number;
+  seconds: number;
+}
 
 export interface TrainResult {
   model: ClassifierModel;
@@ -68,10 +88,18 @@ export interface TrainResult {
   out: string;
 }
 
-
 export const TRAIN_DEFAULTS = {
-  epochs: 3, batchSize: 128, lr: 0.1, optimizer: 'sgd' as OptimizerName, momentum: 0.9, weightDecay: 5e-4,
-  schedule: 'cosine' as ScheduleName, warmupEpochs: 0, labelSmoothing: 0, seed: 0, out: './convzoo-run',
+  epochs: 3,
+  batchSize: 128,
+  lr: 0.1,
+  optimizer: 'sgd' as OptimizerName,
+  momentum: 0.9,
+  weightDecay: 5e-4,
+  schedule: 'cosine' as ScheduleName,
+  warmupEpochs: 0,
+  labelSmoothing: 0,
+  seed: 0,
+  out: './convzoo-run',
 };
 
 /** What a resumed run may change: where it writes, how long it runs, the machine's resources, and where its data now lives. */
@@ -90,14 +118,25 @@ export async function train(options: TrainOptions, onEvent: (e: TrainEvent) => v
     resumeFrom = await loadCheckpoint(given.resume);
     try {
       const stored = { ...resumeFrom.options } as Record<string, unknown>;
-      delete stored.out; delete stored.resume;
+      delete stored.out;
+      delete stored.resume;
       validateTrainOptions(stored, `train: the checkpoint ${given.resume} holds an invalid option`);
       if (given.model && given.model !== resumeFrom.modelId) {
-        throw new ConvzooError(`train: --model ${given.model} differs from the checkpoint's model ${resumeFrom.modelId}; a resume continues the same model`, 'E_ARG', 'train');
+        throw new ConvzooError(
+          `train: --model ${given.model} differs from the checkpoint's model ${resumeFrom.modelId}; a resume continues the same model`,
+          'E_ARG',
+          'train',
+        );
       }
       // The run continues with its own options; only RESUME_OVERRIDES may change. `weights` stays
       // as a record of how the run started, and is never loaded again.
-      opts = { ...TRAIN_DEFAULTS, ...(stored as Partial<TrainOptions>), model: resumeFrom.modelId, resume: given.resume, out: path.dirname(path.resolve(given.resume)) };
+      opts = {
+        ...TRAIN_DEFAULTS,
+        ...(stored as Partial<TrainOptions>),
+        model: resumeFrom.modelId,
+        resume: given.resume,
+        out: path.dirname(path.resolve(given.resume)),
+      };
       for (const k of RESUME_OVERRIDES) if (given[k] !== undefined) (opts as Record<string, unknown>)[k] = given[k];
     } catch (e) {
       resumeFrom.dispose();
@@ -131,11 +170,19 @@ export async function train(options: TrainOptions, onEvent: (e: TrainEvent) => v
 /** Checkpoint writes cut short by a kill leave `.last.ckpt.<pid>.<hex>.tmp` files: removes them (those of `pid` only, if given). */
 function removeTemporaries(out: string, pid?: number): void {
   let files: string[];
-  try { files = readdirSync(out); } catch { return; }
+  try {
+    files = readdirSync(out);
+  } catch {
+    return;
+  }
   for (const f of files) {
     const m = /^\.(?:last|best)\.ckpt\.(\d+)\.[0-9a-f]+\.tmp$/.exec(f);
     if (m && (pid === undefined || Number(m[1]) === pid)) {
-      try { unlinkSync(path.join(out, f)); } catch { /* gone */ }
+      try {
+        unlinkSync(path.join(out, f));
+      } catch {
+        /* gone */
+      }
     }
   }
 }
@@ -151,19 +198,30 @@ async function run(opts: ResolvedOptions, out: string, resumeFrom: Checkpoint | 
     // A folder is recorded by its absolute path, so that a resume from another directory finds it.
     if (opts.data && opts.data !== 'fashion-mnist') opts = { ...opts, data: path.resolve(opts.data) };
     // Images are normalised like the weights the run starts from (a resume: like its first epoch).
-    data = await makeData({ ...opts, pretrained: pretrainedDataConfig(modelMeta(opts.model), opts.weights), onWarning: (message) => onEvent({ type: 'note', message }) });
+    data = await makeData({
+      ...opts,
+      pretrained: pretrainedDataConfig(modelMeta(opts.model), opts.weights),
+      onWarning: (message) => onEvent({ type: 'note', message }),
+    });
     const arch = { ...opts.modelOptions, numClasses: data.classes.length, inChans: data.channels };
     if (resumeFrom) {
       if (data.classes.join('\0') !== resumeFrom.classes.join('\0')) {
         await data.close();
-        throw new ConvzooError(`train: the data ${opts.data ?? 'fashion-mnist'} does not have the checkpoint's classes: ${classDifference(resumeFrom.classes, data.classes)}`, 'E_DATA', 'train');
+        throw new ConvzooError(
+          `train: the data ${opts.data ?? 'fashion-mnist'} does not have the checkpoint's classes: ${classDifference(resumeFrom.classes, data.classes)}`,
+          'E_DATA',
+          'train',
+        );
       }
       // Random initialisation, then the checkpoint's weights (below). A run started from pretrained
       // weights was built with the options those weights need.
       const pretrained = resumeFrom.options.weights ? (modelMeta(opts.model).pretrainedOptions ?? {}) : {};
       model = buildModel(opts.model, { ...pretrained, ...arch });
     } else {
-      model = await createModel(opts.model, { ...arch, weights: opts.weights }).catch(async (e) => { await data.close(); throw e; });
+      model = await createModel(opts.model, { ...arch, weights: opts.weights }).catch(async (e) => {
+        await data.close();
+        throw e;
+      });
     }
   } catch (e) {
     resumeFrom?.dispose();
@@ -196,7 +254,16 @@ async function run(opts: ResolvedOptions, out: string, resumeFrom: Checkpoint | 
   } finally {
     resumeFrom?.dispose();
   }
-  onEvent({ type: 'start', model: opts.model, params: model.numParameters(), trainSize: data.trainSize, testSize: data.testSize, epochs: opts.epochs, startEpoch, out });
+  onEvent({
+    type: 'start',
+    model: opts.model,
+    params: model.numParameters(),
+    trainSize: data.trainSize,
+    testSize: data.testSize,
+    epochs: opts.epochs,
+    startEpoch,
+    out,
+  });
 
   const auxWeight = opts.auxWeight ?? 0.3;
   let final: EvalResult | null = null;
@@ -206,42 +273,94 @@ async function run(opts: ResolvedOptions, out: string, resumeFrom: Checkpoint | 
       const epochStart = performance.now();
       data.train.setEpoch(epoch);
       model.train();
-      let lossSum = 0, correct = 0, seen = 0, step = 0;
+      let lossSum = 0,
+        correct = 0,
+        seen = 0,
+        step = 0;
       for await (const { images, labels } of data.train) {
-        step++; globalStep++;
+        step++;
+        globalStep++;
         const n = labels.shape[0];
         const r = trainStep(model, optimizer, { images, labels }, { labelSmoothing: opts.labelSmoothing, auxWeight });
-        images.dispose(); labels.dispose();
+        images.dispose();
+        labels.dispose();
         if (!Number.isFinite(r.loss)) {
-          throw new ConvzooError(`train: the loss became ${r.loss} at epoch ${epoch}, step ${step} (global step ${globalStep}); ` +
-            `stopping. The last good checkpoint is ${path.join(out, 'last.ckpt')}${epoch > 1 ? '' : ' (none yet: this was the first epoch)'}. Try a lower --lr.`, 'E_TORCH', 'train');
+          throw new ConvzooError(
+            `train: the loss became ${r.loss} at epoch ${epoch}, step ${step} (global step ${globalStep}); ` +
+              `stopping. The last good checkpoint is ${path.join(out, 'last.ckpt')}${epoch > 1 ? '' : ' (none yet: this was the first epoch)'}. Try a lower --lr.`,
+            'E_TORCH',
+            'train',
+          );
         }
         scheduler.afterStep();
         // Let the event loop turn once a step: with in-thread data loading every await above is a
         // microtask, and a signal (Ctrl-C) would wait for the end of the epoch.
         await new Promise<void>((resolve) => setImmediate(resolve));
-        lossSum += r.loss * n; correct += r.correct; seen += n;
+        lossSum += r.loss * n;
+        correct += r.correct;
+        seen += n;
         const elapsed = (performance.now() - epochStart) / 1000;
-        onEvent({ type: 'step', epoch, step, steps: stepsPerEpoch, loss: lossSum / seen, accuracy: correct / seen, imagesPerSecond: seen / elapsed,
-          etaSeconds: (elapsed / step) * (stepsPerEpoch - step), lr: optimizer.paramGroups[0].lr });
+        onEvent({
+          type: 'step',
+          epoch,
+          step,
+          steps: stepsPerEpoch,
+          loss: lossSum / seen,
+          accuracy: correct / seen,
+          imagesPerSecond: seen / elapsed,
+          etaSeconds: (elapsed / step) * (stepsPerEpoch - step),
+          lr: optimizer.paramGroups[0].lr,
+        });
       }
       if (seen === 0) {
         throw new ConvzooError(`train: epoch ${epoch} had no training image to learn from (none of the ${data.trainSize} could be decoded)`, 'E_DATA', 'train');
       }
-      const result = measured(await evaluate(model, data.test, { numClasses: data.classes.length, onBatch: (done, total) => onEvent({ type: 'eval', done, total }) }), data.testSize);
+      const result = measured(
+        await evaluate(model, data.test, { numClasses: data.classes.length, onBatch: (done, total) => onEvent({ type: 'eval', done, total }) }),
+        data.testSize,
+      );
       final = result;
       scheduler.afterEpoch(result.top1);
       const isBest = result.top1 > best;
       if (isBest) best = result.top1;
       const seconds = (performance.now() - epochStart) / 1000;
-      const row: EpochRow = { epoch, trainLoss: lossSum / seen, trainAccuracy: correct / seen, testLoss: result.loss, testAccuracy: result.top1, testTop5: result.top5, lr: optimizer.paramGroups[0].lr, seconds };
+      const row: EpochRow = {
+        epoch,
+        trainLoss: lossSum / seen,
+        trainAccuracy: correct / seen,
+        testLoss: result.loss,
+        testAccuracy: result.top1,
+        testTop5: result.top5,
+        lr: optimizer.paramGroups[0].lr,
+        seconds,
+      };
       history.push(row);
-      const info: CheckpointInfo = { epoch, modelId: opts.model, options: { ...opts, resume: undefined }, classes: data.classes, best, history, scheduler: scheduler.state(), inChans: data.channels };
+      const info: CheckpointInfo = {
+        epoch,
+        modelId: opts.model,
+        options: { ...opts, resume: undefined },
+        classes: data.classes,
+        best,
+        history,
+        scheduler: scheduler.state(),
+        inChans: data.channels,
+      };
       // The checkpoint first: metrics.jsonl never lists an epoch that no checkpoint holds.
       await saveCheckpoint(path.join(out, 'last.ckpt'), info, model, optimizer);
       if (isBest) await saveCheckpoint(path.join(out, 'best.ckpt'), info, model);
       appendFileSync(path.join(out, 'metrics.jsonl'), JSON.stringify(row) + '\n');
-      onEvent({ type: 'epoch', epoch, trainLoss: row.trainLoss, trainAccuracy: row.trainAccuracy, testLoss: result.loss, testAccuracy: result.top1, testTop5: result.top5, seconds, lr: row.lr, best: isBest });
+      onEvent({
+        type: 'epoch',
+        epoch,
+        trainLoss: row.trainLoss,
+        trainAccuracy: row.trainAccuracy,
+        testLoss: result.loss,
+        testAccuracy: result.top1,
+        testTop5: result.top5,
+        seconds,
+        lr: row.lr,
+        best: isBest,
+      });
     }
     if (!final) final = measured(await evaluate(model, data.test, { numClasses: data.classes.length }), data.testSize);
   } finally {

@@ -17,17 +17,26 @@ export const DEFAULT_CROP_PCT = 0.875;
 export function weightsDataConfig(meta: ModelMeta, tag: string | undefined, channels = meta.inputSize[0]): EvalTransform | null {
   const w = tag === undefined ? undefined : meta.weights.find((e) => e.tag === tag);
   if (!w) return null;
-  return withChannels({ resizeSize: w.resizeSize, cropSize: w.cropSize, mean: [...w.mean], std: [...w.std], interpolation: w.interpolation, channels: 3 }, channels);
+  return withChannels(
+    { resizeSize: w.resizeSize, cropSize: w.cropSize, mean: [...w.mean], std: [...w.std], interpolation: w.interpolation, channels: 3 },
+    channels,
+  );
 }
 
 /** The model's registered defaults (input size, mean/std, interpolation), resize = crop / 0.875. */
 export function defaultDataConfig(meta: ModelMeta | undefined, channels?: number): EvalTransform {
   const [c0, crop] = meta?.inputSize ?? [3, 224, 224];
-  return withChannels({
-    resizeSize: Math.round(crop / DEFAULT_CROP_PCT), cropSize: crop,
-    mean: [...(meta?.mean ?? IMAGENET_MEAN)], std: [...(meta?.std ?? IMAGENET_STD)],
-    interpolation: meta?.interpolation ?? 'bilinear', channels: 3,
-  }, channels ?? c0);
+  return withChannels(
+    {
+      resizeSize: Math.round(crop / DEFAULT_CROP_PCT),
+      cropSize: crop,
+      mean: [...(meta?.mean ?? IMAGENET_MEAN)],
+      std: [...(meta?.std ?? IMAGENET_STD)],
+      interpolation: meta?.interpolation ?? 'bilinear',
+      channels: 3,
+    },
+    channels ?? c0,
+  );
 }
 
 /** What a training run's evaluation data looks like (and so what its checkpoints expect). */
@@ -50,7 +59,17 @@ export function runDataConfig(run: RunDataSpec): EvalTransform {
   if (run.pretrained && run.inputSize === undefined) return withChannels({ ...run.pretrained }, run.channels);
   const size = run.inputSize ?? run.pretrained?.cropSize ?? 224;
   const base = run.pretrained ?? { mean: [...IMAGENET_MEAN], std: [...IMAGENET_STD], interpolation: 'bilinear' };
-  return withChannels({ resizeSize: Math.round(size / DEFAULT_CROP_PCT), cropSize: size, mean: [...base.mean], std: [...base.std], interpolation: base.interpolation, channels: 3 }, run.channels);
+  return withChannels(
+    {
+      resizeSize: Math.round(size / DEFAULT_CROP_PCT),
+      cropSize: size,
+      mean: [...base.mean],
+      std: [...base.std],
+      interpolation: base.interpolation,
+      channels: 3,
+    },
+    run.channels,
+  );
 }
 
 /**

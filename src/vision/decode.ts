@@ -55,7 +55,7 @@ function cmykToRgb(src: Uint8Array, pixels: number, stride: number): Uint8Array 
     for (let c = 0; c < 3; c++) {
       const t = src[s + c] * nk + 128;
       const v = nk - (((t >> 8) + t) >> 8);
-      out[d + c] = v < 0 ? 0 : v;
+      out[d + c] = Math.max(v, 0);
     }
   }
   return out;
@@ -91,7 +91,7 @@ export async function decodeImage(source: string | Buffer, opts: DecodeOptions =
       const { data, info } = await img.raw({ depth: 'ushort' }).toBuffer({ resolveWithObject: true });
       const px = new Uint16Array(data.buffer, data.byteOffset, data.length / 2);
       // Grey without alpha is PIL's mode "I" (clipped to 255); everything else keeps the high byte.
-      const conv = grey && info.channels === 1 ? (v: number) => (v > 255 ? 255 : v) : (v: number) => v >> 8;
+      const conv = grey && info.channels === 1 ? (v: number) => Math.min(v, 255) : (v: number) => v >> 8;
       const keep = grey ? 1 : 3;
       return { data: pick(px, info.width * info.height, info.channels, keep, conv), width: info.width, height: info.height, channels: keep };
     }

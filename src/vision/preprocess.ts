@@ -45,12 +45,22 @@ export function checkTransform(t: EvalTransform, fn = 'loadImage'): void {
   check(t.channels === 1 || t.channels === 3, fn, `expected transform.channels to be 1 or 3, got ${String(t.channels)}`);
   for (const key of ['mean', 'std'] as const) {
     const v = t[key];
-    check(Array.isArray(v) && (v.length === t.channels || v.length === 1) && v.every((x) => typeof x === 'number' && Number.isFinite(x)), fn,
-      `expected transform.${key} to be ${t.channels} (or 1) finite numbers, got ${JSON.stringify(v)}`);
+    check(
+      Array.isArray(v) && (v.length === t.channels || v.length === 1) && v.every((x) => typeof x === 'number' && Number.isFinite(x)),
+      fn,
+      `expected transform.${key} to be ${t.channels} (or 1) finite numbers, got ${JSON.stringify(v)}`,
+    );
   }
-  check(t.std.every((x) => x !== 0), fn, 'transform.std must not contain 0');
-  check(RESAMPLE_FILTERS.includes(t.interpolation as ResampleFilter), fn,
-    `unknown transform.interpolation '${String(t.interpolation)}' (expected one of ${RESAMPLE_FILTERS.join(', ')})`);
+  check(
+    t.std.every((x) => x !== 0),
+    fn,
+    'transform.std must not contain 0',
+  );
+  check(
+    RESAMPLE_FILTERS.includes(t.interpolation as ResampleFilter),
+    fn,
+    `unknown transform.interpolation '${String(t.interpolation)}' (expected one of ${RESAMPLE_FILTERS.join(', ')})`,
+  );
 }
 
 /** Python's round(): halves go to the even neighbour (torchvision's center crop rounds this way). */
@@ -61,7 +71,8 @@ function roundHalfEven(x: number): number {
 
 /** torchvision's Resize(size) of the shorter side: the longer side is int(size * long / short). */
 export function resizedSize(height: number, width: number, size: number): [number, number] {
-  const short = Math.min(height, width), long = Math.max(height, width);
+  const short = Math.min(height, width),
+    long = Math.max(height, width);
   const newLong = Math.trunc((size * long) / short);
   return width <= height ? [newLong, size] : [size, newLong];
 }
@@ -77,24 +88,43 @@ export function preprocessPixels(img: DecodedImage, t: EvalTransform): Float32Ar
   // CenterCrop: a window of the resized image; an axis shorter than the crop is zero-padded instead,
   // (crop - size) // 2 before and the rest after, as torchvision pads.
   const axis = (size: number): { start: number; len: number; before: number; after: number } =>
-    crop <= size ? { start: roundHalfEven((size - crop) / 2), len: crop, before: 0, after: 0 }
+    crop <= size
+      ? { start: roundHalfEven((size - crop) / 2), len: crop, before: 0, after: 0 }
       : { start: 0, len: size, before: Math.floor((crop - size) / 2), after: Math.floor((crop - size + 1) / 2) };
-  const ya = axis(rh), xa = axis(rw);
-  return inferenceMode(() => tidy(() => {
-    const hwc = fromBytes(px.data, [px.height, px.width, px.channels], 'uint8');
-    const chw = hwc.permute(2, 0, 1); // a view: the passes copy only the bands they read
-    let x = resizeCropPIL(chw, { height: rh, width: rw, top: ya.start, left: xa.start, cropHeight: ya.len, cropWidth: xa.len,
-      filter: t.interpolation as ResampleFilter });
-    if (ya.before + ya.after + xa.before + xa.after > 0) x = padZeros(x, xa.before, xa.after, ya.before, ya.after);
-    if (x.shape[0] !== t.channels) x = x.expand(t.channels, crop, crop);
-    // ToTensor and Normalize in float32, the same ops torchvision applies.
-    const scaled = x.to('float32').div(255);
-    const c = t.channels;
-    const mean = fromBytes(Float32Array.from({ length: c }, (_, i) => t.mean[t.mean.length === 1 ? 0 : i]), [c, 1, 1], 'float32');
-    const std = fromBytes(Float32Array.from({ length: c }, (_, i) => t.std[t.std.length === 1 ? 0 : i]), [c, 1, 1], 'float32');
-    const out = scaled.sub(mean).div(std).contiguous();
-    return new Float32Array(out.data() as Float32Array);
-  }));
+  const ya = axis(rh),
+    xa = axis(rw);
+  return inferenceMode(() =>
+    tidy(() => {
+      const hwc = fromBytes(px.data, [px.height, px.width, px.channels], 'uint8');
+      const chw = hwc.permute(2, 0, 1); // a view: the passes copy only the bands they read
+      let x = resizeCropPIL(chw, {
+        height: rh,
+        width: rw,
+        top: ya.start,
+        left: xa.start,
+        cropHeight: ya.len,
+        cropWidth: xa.len,
+        filter: t.interpolation as ResampleFilter,
+      });
+      if (ya.before + ya.after + xa.before + xa.after > 0) x = padZeros(x, xa.before, xa.after, ya.before, ya.after);
+      if (x.shape[0] !== t.channels) x = x.expand(t.channels, crop, crop);
+      // ToTensor and Normalize in float32, the same ops torchvision applies.
+      const scaled = x.to('float32').div(255);
+      const c = t.channels;
+      const mean = fromBytes(
+        Float32Array.from({ length: c }, (_, i) => t.mean[t.mean.length === 1 ? 0 : i]),
+        [c, 1, 1],
+        'float32',
+      );
+      const std = fromBytes(
+        Float32Array.from({ length: c }, (_, i) => t.std[t.std.length === 1 ? 0 : i]),
+        [c, 1, 1],
+        'float32',
+      );
+      const out = scaled.sub(mean).div(std).contiguous();
+      return new Float32Array(out.data() as Float32Array);
+    }),
+  );
 }
 
 export interface LoadImageOptions extends DecodeOptions {}
@@ -108,8 +138,11 @@ export interface LoadImageOptions extends DecodeOptions {}
 export async function loadImage(source: string | Buffer, t: EvalTransform, opts: LoadImageOptions = {}): Promise<Float32Array> {
   checkTransform(t);
   const bytes = source as unknown;
-  check(typeof bytes === 'string' || bytes instanceof Uint8Array, 'loadImage',
-    `expected a file path or a Buffer, got ${bytes === null ? 'null' : typeof bytes}`);
+  check(
+    typeof bytes === 'string' || bytes instanceof Uint8Array,
+    'loadImage',
+    `expected a file path or a Buffer, got ${bytes === null ? 'null' : typeof bytes}`,
+  );
   const img = await decodeImage(typeof bytes === 'string' || Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes as Uint8Array), opts);
   return preprocessPixels(img, t);
 }

@@ -14,12 +14,21 @@ import * as F from '../nn/functional.js';
 
 export type ResampleFilter = 'nearest' | 'box' | 'bilinear' | 'hamming' | 'bicubic' | 'lanczos';
 
-interface Filter { support: number; fn: (x: number) => number }
+interface Filter {
+  support: number;
+  fn: (x: number) => number;
+}
 const sinc = (x: number): number => (x === 0 ? 1 : Math.sin(x * Math.PI) / (x * Math.PI));
 // Resample.c's filters, same constants.
 const FILTERS: Record<Exclude<ResampleFilter, 'nearest'>, Filter> = {
   box: { support: 0.5, fn: (x) => (x > -0.5 && x <= 0.5 ? 1 : 0) },
-  bilinear: { support: 1, fn: (x) => { x = Math.abs(x); return x < 1 ? 1 - x : 0; } },
+  bilinear: {
+    support: 1,
+    fn: (x) => {
+      x = Math.abs(x);
+      return x < 1 ? 1 - x : 0;
+    },
+  },
   hamming: {
     support: 1,
     fn: (x) => {
@@ -49,7 +58,12 @@ const PRECISION_BITS = 32 - 8 - 2;
 const ONE = 2 ** PRECISION_BITS;
 
 /** One axis' weights: output i takes source pixels [start[i], start[i] + count[i]) with weights k[i * ksize + j]. */
-export interface AxisCoefficients { start: Int32Array; count: Int32Array; k: Float64Array; ksize: number }
+export interface AxisCoefficients {
+  start: Int32Array;
+  count: Int32Array;
+  k: Float64Array;
+  ksize: number;
+}
 
 /**
  * PIL's precompute_coeffs + normalize_coeffs_8bpc: the weights, already quantised to multiples of
@@ -58,7 +72,7 @@ export interface AxisCoefficients { start: Int32Array; count: Int32Array; k: Flo
 export function pilCoefficients(inSize: number, outSize: number, filter: Exclude<ResampleFilter, 'nearest'>, quantise = true): AxisCoefficients {
   const f = FILTERS[filter];
   const scale = inSize / outSize;
-  const filterscale = scale < 1 ? 1 : scale;
+  const filterscale = Math.max(scale, 1);
   const support = f.support * filterscale;
   const ksize = Math.ceil(support) * 2 + 1;
   const start = new Int32Array(outSize);
@@ -89,7 +103,8 @@ export function pilCoefficients(inSize: number, outSize: number, filter: Exclude
 
 /** The source range [lo, hi) that outputs [o0, o1) read. */
 function sourceRange(c: AxisCoefficients, o0: number, o1: number): [number, number] {
-  let lo = Infinity, hi = -Infinity;
+  let lo = Infinity,
+    hi = -Infinity;
   for (let o = o0; o < o1; o++) {
     lo = Math.min(lo, c.start[o]);
     hi = Math.max(hi, c.start[o] + c.count[o]);
@@ -110,15 +125,24 @@ function chunkSize(lineBytes: number, scale: number): number {
  * to `outSize`, returning only outputs [o0, o1) as float64, rounded and clamped like PIL's uint8 pass.
  * `offset` is the source index of x's first element along `dim` (x may be a band of the image).
  */
-function pass(x: Tensor, dim: 1 | 2, inSize: number, outSize: number, filter: Exclude<ResampleFilter, 'nearest'>,
-  o0: number, o1: number, offset: number): Tensor {
+function pass(
+  x: Tensor,
+  dim: 1 | 2,
+  inSize: number,
+  outSize: number,
+  filter: Exclude<ResampleFilter, 'nearest'>,
+  o0: number,
+  o1: number,
+  offset: number,
+): Tensor {
   const c = pilCoefficients(inSize, outSize, filter);
   const parts: Tensor[] = [];
   const chunk = chunkSize((x.numel() / x.shape[dim]) * 8, inSize / outSize);
   for (let a = o0; a < o1; a += chunk) {
     const b = Math.min(a + chunk, o1);
     const [lo, hi] = sourceRange(c, a, b);
-    const span = hi - lo, n = b - a;
+    const span = hi - lo,
+      n = b - a;
     // Columns: x[..., lo:hi] (span) @ M (span x n); rows: M' (n x span) @ x[:, lo:hi, :].
     const m = new Float64Array(span * n);
     for (let o = a; o < b; o++) {
@@ -131,7 +155,9 @@ function pass(x: Tensor, dim: 1 | 2, inSize: number, outSize: number, filter: Ex
     const src = band.to('float64');
     const w = fromBytes(m, dim === 2 ? [span, n] : [n, span], 'float64');
     parts.push(dim === 2 ? src.matmul(w) : w.matmul(src));
-    band.dispose(); src.dispose(); w.dispose();
+    band.dispose();
+    src.dispose();
+    w.dispose();
   }
   const joined = parts.length === 1 ? parts[0] : cat(parts, dim);
   if (parts.length > 1) for (const p of parts) p.dispose();
@@ -176,8 +202,12 @@ export function resizeCropPIL(x: Tensor, spec: ResizeCropSpec): Tensor {
   const { height: outH, width: outW, top, left, cropHeight: ch, cropWidth: cw, filter } = spec;
   check(x.ndim === 3, 'resize', `expected a C x H x W image, got ${x.ndim}-d`, 'E_SHAPE');
   check(RESAMPLE_FILTERS.includes(filter), 'resize', `unknown interpolation '${String(filter)}' (expected one of ${RESAMPLE_FILTERS.join(', ')})`);
-  check(top >= 0 && left >= 0 && top + ch <= outH && left + cw <= outW && ch > 0 && cw > 0, 'resize',
-    `window (top ${top}, left ${left}, ${ch}x${cw}) outside a ${outH}x${outW} image`, 'E_SHAPE');
+  check(
+    top >= 0 && left >= 0 && top + ch <= outH && left + cw <= outW && ch > 0 && cw > 0,
+    'resize',
+    `window (top ${top}, left ${left}, ${ch}x${cw}) outside a ${outH}x${outW} image`,
+    'E_SHAPE',
+  );
   if (filter === 'nearest') {
     // PIL copies when the size does not change; otherwise picks source pixels.
     const ri = outH === H ? null : nearestIndex(H, outH, top, top + ch);
@@ -189,7 +219,8 @@ export function resizeCropPIL(x: Tensor, spec: ResizeCropSpec): Tensor {
     return out;
   }
   // Rows of the source the vertical pass will read (PIL's horizontal pass also skips the others).
-  let r0 = top, r1 = top + ch;
+  let r0 = top,
+    r1 = top + ch;
   if (outH !== H) [r0, r1] = sourceRange(pilCoefficients(H, outH, filter), top, top + ch);
   const band = x.narrow(1, r0, r1 - r0);
   let horiz: Tensor;

@@ -43,13 +43,15 @@ export class ModelWorker {
       if (m.type === 'result') {
         const p = this.take(m.req);
         const out = new Tensor(ops.adopt(m.output) as Handle);
-        if (p) p.resolve(out); else out.dispose();
+        if (p) p.resolve(out);
+        else out.dispose();
       } else if (m.type === 'trained') {
         this.take(m.req)?.resolve({ loss: m.loss, correct: m.correct });
       } else if (m.type === 'state') {
         const sd = Object.fromEntries(Object.entries(m.state).map(([k, id]) => [k, new Tensor(ops.adopt(id) as Handle)]));
         const p = this.take(m.req);
-        if (p) p.resolve(sd); else for (const t of Object.values(sd)) t.dispose();
+        if (p) p.resolve(sd);
+        else for (const t of Object.values(sd)) t.dispose();
       } else if (m.type === 'error') {
         const p = this.pending.get(m.req);
         this.pending.delete(m.req);
@@ -102,7 +104,10 @@ export class ModelWorker {
       worker.on('message', onMessage);
       worker.once('error', reject);
       worker.postMessage({ type: 'init', id, options: modelOptions, state, threads, train } satisfies WorkerRequest);
-    }).catch(async (e) => { await worker.terminate(); throw e; });
+    }).catch(async (e) => {
+      await worker.terminate();
+      throw e;
+    });
     return new ModelWorker(worker, numClasses);
   }
 

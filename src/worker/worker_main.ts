@@ -31,15 +31,25 @@ port.on('message', async (m: WorkerRequest) => {
         model = await createModel(m.id, m.options);
         if (m.state) {
           const sd = Object.fromEntries(Object.entries(m.state).map(([k, id]) => [k, adopt(id)]));
-          try { model.loadStateDict(sd); } finally { for (const t of Object.values(sd)) t.dispose(); }
+          try {
+            model.loadStateDict(sd);
+          } finally {
+            for (const t of Object.values(sd)) t.dispose();
+          }
         }
         trainConfig = m.train;
         if (trainConfig) {
-          optimizer = makeOptimizer(trainConfig.optimizer, model, { lr: trainConfig.lr, momentum: trainConfig.momentum ?? 0.9, weightDecay: trainConfig.weightDecay ?? 0 });
+          optimizer = makeOptimizer(trainConfig.optimizer, model, {
+            lr: trainConfig.lr,
+            momentum: trainConfig.momentum ?? 0.9,
+            weightDecay: trainConfig.weightDecay ?? 0,
+          });
         }
         model.eval();
         send({ type: 'ready', numClasses: model.numClasses });
-      } catch (e) { fail(-1, e); }
+      } catch (e) {
+        fail(-1, e);
+      }
       break;
     case 'forward': {
       const input = adopt(m.input);
@@ -48,17 +58,27 @@ port.on('message', async (m: WorkerRequest) => {
         const out = inferenceMode(() => model!.forward(input));
         send({ type: 'result', req: m.req, output: ops.share(out.handle) });
         out.dispose();
-      } catch (e) { fail(m.req, e); } finally { input.dispose(); }
+      } catch (e) {
+        fail(m.req, e);
+      } finally {
+        input.dispose();
+      }
       break;
     }
     case 'trainStep': {
-      const input = adopt(m.input), target = adopt(m.target);
+      const input = adopt(m.input),
+        target = adopt(m.target);
       try {
         if (!optimizer) throw Object.assign(new Error('ModelWorker.trainStep: create the worker with a `train` configuration'), { code: 'E_ARG' });
         model!.train();
         const r = trainStep(model!, optimizer, { images: input, labels: target }, { labelSmoothing: trainConfig?.labelSmoothing ?? 0 });
         send({ type: 'trained', req: m.req, ...r });
-      } catch (e) { fail(m.req, e); } finally { input.dispose(); target.dispose(); }
+      } catch (e) {
+        fail(m.req, e);
+      } finally {
+        input.dispose();
+        target.dispose();
+      }
       break;
     }
     case 'stateDict': {

@@ -21,8 +21,12 @@ const SCRIPT = new URL('../../tools/tv_reference.py', import.meta.url).pathname;
 /** Fails every test of the file that leaks a tensor. */
 export function checkLeaks(): void {
   let live = 0;
-  beforeEach(() => { live = cz.memory().tensors; });
-  afterEach(() => { expect(cz.memory().tensors, 'tensors leaked by this test').toBe(live); });
+  beforeEach(() => {
+    live = cz.memory().tensors;
+  });
+  afterEach(() => {
+    expect(cz.memory().tensors, 'tensors leaked by this test').toBe(live);
+  });
 }
 
 /**
@@ -32,7 +36,9 @@ export function checkLeaks(): void {
 export function requireTorchvision(python = PY): string {
   const r = spawnSync(python, ['-c', 'import torch, torchvision; print(torchvision.__version__)'], { encoding: 'utf8', timeout: 120_000 });
   if (r.status === 0) return r.stdout.trim();
-  const why = r.error ? `${python} could not be run (${r.error.message})` : `${python} cannot import torch and torchvision:\n${(r.stderr ?? '').trim().split('\n').slice(-3).join('\n')}`;
+  const why = r.error
+    ? `${python} could not be run (${r.error.message})`
+    : `${python} cannot import torch and torchvision:\n${(r.stderr ?? '').trim().split('\n').slice(-3).join('\n')}`;
   throw new Error(`The torchvision parity tests need ${python} with torch and torchvision 0.14 (Debian/Ubuntu: apt install python3-torchvision): ${why}`);
 }
 
@@ -63,14 +69,21 @@ export function stateSpec(m: cz.nn.Module): { key: string; shape: number[]; dtyp
 }
 
 export interface Fixture {
-  id: string; size: number; batch: number; numParams: number;
+  id: string;
+  size: number;
+  batch: number;
+  numParams: number;
   stateDict: { key: string; shape: number[]; dtype: string }[];
 }
 
 /** The tensors of a torch.save file, freed after fn. */
 export async function withFile<T>(path: string, fn: (t: Record<string, Tensor>) => T | Promise<T>): Promise<T> {
   const tensors = await cz.load(path);
-  try { return await fn(tensors); } finally { for (const t of Object.values(tensors)) t.dispose(); }
+  try {
+    return await fn(tensors);
+  } finally {
+    for (const t of Object.values(tensors)) t.dispose();
+  }
 }
 
 /** Runs tools/tv_reference.py --serve and hands out fixtures in request order. */
@@ -84,9 +97,13 @@ export class Reference {
   private start(): ChildProcessWithoutNullStreams {
     if (this.proc) return this.proc;
     const p = spawn(PY, [SCRIPT, '--serve'], { stdio: ['pipe', 'pipe', 'pipe'] });
-    p.stderr.on('data', (d) => { this.stderr += String(d); });
+    p.stderr.on('data', (d) => {
+      this.stderr += String(d);
+    });
     createInterface({ input: p.stdout }).on('line', (line) => this.waiting.shift()?.(line));
-    p.on('exit', (code) => { for (const w of this.waiting.splice(0)) w(JSON.stringify({ ok: false, error: `tv_reference.py exited (${code}): ${this.stderr.slice(-2000)}` })); });
+    p.on('exit', (code) => {
+      for (const w of this.waiting.splice(0)) w(JSON.stringify({ ok: false, error: `tv_reference.py exited (${code}): ${this.stderr.slice(-2000)}` }));
+    });
     return (this.proc = p);
   }
 
@@ -99,7 +116,11 @@ export class Reference {
         this.waiting.push((line) => {
           const reply = JSON.parse(line) as { ok: boolean; error?: string };
           if (!reply.ok) return reject(new Error(`tv_reference.py ${name}: ${reply.error}`));
-          try { resolve(JSON.parse(readFileSync(join(out, 'index.json'), 'utf8')) as Fixture); } catch (e) { reject(e); }
+          try {
+            resolve(JSON.parse(readFileSync(join(out, 'index.json'), 'utf8')) as Fixture);
+          } catch (e) {
+            reject(e);
+          }
         });
       });
       this.start().stdin.write(JSON.stringify({ ...req, out }) + '\n');
@@ -108,15 +129,24 @@ export class Reference {
     return pending;
   }
 
-  dir(name: string): string { return join(this.root, name); }
-  drop(name: string): void { rmSync(this.dir(name), { recursive: true, force: true }); }
-  close(): void { this.proc?.kill(); this.proc = null; }
+  dir(name: string): string {
+    return join(this.root, name);
+  }
+  drop(name: string): void {
+    rmSync(this.dir(name), { recursive: true, force: true });
+  }
+  close(): void {
+    this.proc?.kill();
+    this.proc = null;
+  }
 }
 
 // ---- torchvision parity
 
 export interface TvCase<M extends cz.ClassifierModel = cz.ClassifierModel> {
-  id: string; size: number; batch: number;
+  id: string;
+  size: number;
+  batch: number;
   /** Options for our builder; dropout is off so that train-mode outputs are deterministic. */
   opts?: Record<string, unknown>;
   /** The train-mode outputs against the fixture's (default: forward against trainLogits). Runs inside tidy and noGrad-free. */
@@ -136,7 +166,12 @@ export function parityTests(title: string, cases: TvCase[]): void {
       requireTorchvision();
       ref = new Reference(mkdtempSync(join(tmpdir(), 'convzoo-models-')));
     });
-    afterAll(() => { if (ref) { ref.close(); rmSync(ref.root, { recursive: true, force: true }); } });
+    afterAll(() => {
+      if (ref) {
+        ref.close();
+        rmSync(ref.root, { recursive: true, force: true });
+      }
+    });
 
     const ask = (c: TvCase) => ref.request(c.id, { id: c.id, size: c.size, batch: c.batch });
 
@@ -156,21 +191,39 @@ export function parityTests(title: string, cases: TvCase[]): void {
           expect(meta.torchvision).toBe(c.id);
 
           // torchvision's weights, saved by torch.save and read by cz.load.
-          await withFile(join(dir, 'state.pt'), (sd) => { model.loadStateDict(sd); });
+          await withFile(join(dir, 'state.pt'), (sd) => {
+            model.loadStateDict(sd);
+          });
           await withFile(join(dir, 'io.pt'), async (io) => {
             cz.tidy(() => {
               let x = io.input;
               model.eval();
-              expect(relMaxDiff(cz.noGrad(() => model.forward(x)), io.logits)).toBeLessThan(1e-4);
+              expect(
+                relMaxDiff(
+                  cz.noGrad(() => model.forward(x)),
+                  io.logits,
+                ),
+              ).toBeLessThan(1e-4);
               // forwardFeatures + forwardHead is forward.
-              expect(relMaxDiff(cz.noGrad(() => model.forwardHead(model.forwardFeatures(x))), io.logits)).toBeLessThan(1e-6);
+              expect(
+                relMaxDiff(
+                  cz.noGrad(() => model.forwardHead(model.forwardFeatures(x))),
+                  io.logits,
+                ),
+              ).toBeLessThan(1e-6);
 
               // One train-mode forward: batch statistics in the outputs, running statistics updated. In
               // float64 on both sides (batch statistics of deep random networks are ill-conditioned in float32).
               model.to('float64').train();
               x = x.to('float64');
               if (c.trainOutputs) c.trainOutputs(model, x, io);
-              else expect(relMaxDiff(cz.noGrad(() => model.forward(x)), io.trainLogits)).toBeLessThan(1e-4);
+              else
+                expect(
+                  relMaxDiff(
+                    cz.noGrad(() => model.forward(x)),
+                    io.trainLogits,
+                  ),
+                ).toBeLessThan(1e-4);
               const ours = model.stateDict();
               const stats = Object.keys(io).filter((k) => k.startsWith('trainStats.'));
               expect(stats.length).toBe(Object.keys(ours).filter((k) => /running_mean|running_var|num_batches_tracked/.test(k)).length);

@@ -1,5 +1,5 @@
 // Compile-time checks of Module<In, Out> (run by test/nn_head_chain.test.ts through tsc).
-import { Tensor } from '../../src/tensor/tensor.js';
+import type { Tensor } from '../../src/tensor/tensor.js';
 import { Module, type AnyModule } from '../../src/nn/module.js';
 import { Sequential, Conv2d } from '../../src/nn/layers.js';
 
@@ -7,11 +7,15 @@ type Pair = [Tensor, Tensor];
 
 /** A DPN-style dual-path block: takes and returns (residual, dense) paths. */
 class DualPath extends Module<Pair, Pair> {
-  forward([res, dense]: Pair): Pair { return [res, dense]; }
+  forward([res, dense]: Pair): Pair {
+    return [res, dense];
+  }
 }
 /** Joins the two paths. */
 class Join extends Module<Pair, Tensor> {
-  forward([a, b]: Pair): Tensor { return a.add(b); }
+  forward([a, b]: Pair): Tensor {
+    return a.add(b);
+  }
 }
 
 declare const t: Tensor;
