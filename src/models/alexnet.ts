@@ -10,7 +10,7 @@ import { Conv2d, Linear, MaxPool2d, AdaptiveAvgPool2d, LocalResponseNorm, Dropou
 import { ClassifierHead } from '../nn/head.js';
 import * as init from '../nn/init.js';
 import { ClassifierModel } from './base.js';
-import { registerModel, IMAGENET_MEAN, IMAGENET_STD, type ModelOptions } from './registry.js';
+import { registerModel, IMAGENET_DEFAULTS, IMAGENET_MEAN, IMAGENET_STD, type ModelOptions } from './registry.js';
 import { TORCHVISION_WEIGHTS } from './torchvision_weights.js';
 
 // ---- the convolutional layers as data
@@ -152,11 +152,7 @@ registerModel(
     id: 'alexnet',
     family: 'alexnet',
     paper: PAPER_REF,
-    inputSize: [3, 224, 224],
-    mean: IMAGENET_MEAN,
-    std: IMAGENET_STD,
-    interpolation: 'bilinear',
-    numClasses: 1000,
+    ...IMAGENET_DEFAULTS,
     params: 61100840,
     gmacs: 0.714,
     torchvision: 'alexnet',

@@ -14,7 +14,7 @@ import * as F from '../nn/functional.js';
 import * as init from '../nn/init.js';
 import { check } from '../errors.js';
 import { ClassifierModel } from './base.js';
-import { registerModel, IMAGENET_MEAN, IMAGENET_STD, type ModelOptions } from './registry.js';
+import { registerModel, IMAGENET_DEFAULTS, IMAGENET_MEAN, IMAGENET_STD, type ModelOptions } from './registry.js';
 import { opt, type OptionTable } from './options.js';
 import { TORCHVISION_WEIGHTS } from './torchvision_weights.js';
 
@@ -385,11 +385,7 @@ registerModel(
     id: 'googlenet',
     family: 'googlenet',
     paper: PAPER_REF,
-    inputSize: [3, 224, 224],
-    mean: IMAGENET_MEAN,
-    std: IMAGENET_STD,
-    interpolation: 'bilinear',
-    numClasses: 1000,
+    ...IMAGENET_DEFAULTS,
     params: 6624904,
     gmacs: 1.498,
     torchvision: 'googlenet',
@@ -412,11 +408,7 @@ registerModel(
     id: 'googlenet_original',
     family: 'googlenet',
     paper: PAPER_REF,
-    inputSize: [3, 224, 224],
-    mean: IMAGENET_MEAN,
-    std: IMAGENET_STD,
-    interpolation: 'bilinear',
-    numClasses: 1000,
+    ...IMAGENET_DEFAULTS,
     params: 6998552,
     gmacs: 1.583,
     firstConv: 'conv1.conv',

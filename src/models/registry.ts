@@ -98,6 +98,15 @@ const registry = new Map<string, RegisteredModel<ModelOptions, object>>();
 export const IMAGENET_MEAN: [number, number, number] = [0.485, 0.456, 0.406];
 export const IMAGENET_STD: [number, number, number] = [0.229, 0.224, 0.225];
 
+/** The metadata most ImageNet classifiers share: 224 x 224 RGB, ImageNet mean/std, bilinear, 1000 classes. */
+export const IMAGENET_DEFAULTS = {
+  inputSize: [3, 224, 224],
+  mean: IMAGENET_MEAN,
+  std: IMAGENET_STD,
+  interpolation: 'bilinear',
+  numClasses: 1000,
+} as const satisfies Pick<ModelMeta, 'inputSize' | 'mean' | 'std' | 'interpolation' | 'numClasses'>;
+
 /**
  * Registers a model id: its metadata, its declared options (see OptionsDeclaration) and a builder
  * that receives checked options and the variant's fixed configuration.

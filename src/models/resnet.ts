@@ -14,7 +14,7 @@ import { DropPath, dropPathRates } from '../nn/drop_path.js';
 import * as init from '../nn/init.js';
 import { check } from '../errors.js';
 import { ClassifierModel } from './base.js';
-import { registerModel, IMAGENET_MEAN, IMAGENET_STD, type ModelOptions, type ModelMeta } from './registry.js';
+import { registerModel, IMAGENET_DEFAULTS, type ModelOptions, type ModelMeta } from './registry.js';
 import { opt, type OptionTable } from './options.js';
 import { TORCHVISION_WEIGHTS } from './torchvision_weights.js';
 
@@ -367,11 +367,7 @@ for (const v of IMAGENET_VARIANTS) {
       id: v.id,
       family: v.id.startsWith('resnext') ? 'resnext' : 'resnet',
       paper: v.paper,
-      inputSize: [3, 224, 224],
-      mean: IMAGENET_MEAN,
-      std: IMAGENET_STD,
-      interpolation: 'bilinear',
-      numClasses: 1000,
+      ...IMAGENET_DEFAULTS,
       params: v.params,
       gmacs: v.gmacs,
       torchvision: v.id,

@@ -9,7 +9,7 @@ import { Conv2d, BatchNorm2d, Linear, MaxPool2d, AdaptiveAvgPool2d, LocalRespons
 import { ClassifierHead } from '../nn/head.js';
 import * as init from '../nn/init.js';
 import { ClassifierModel } from './base.js';
-import { registerModel, IMAGENET_MEAN, IMAGENET_STD, type ModelOptions } from './registry.js';
+import { registerModel, IMAGENET_DEFAULTS, type ModelOptions } from './registry.js';
 import { TORCHVISION_WEIGHTS } from './torchvision_weights.js';
 
 // ---- Table 1 as data
@@ -169,11 +169,7 @@ for (const v of VARIANTS) {
       id: v.id,
       family: 'vgg',
       paper: PAPER,
-      inputSize: [3, 224, 224],
-      mean: IMAGENET_MEAN,
-      std: IMAGENET_STD,
-      interpolation: 'bilinear',
-      numClasses: 1000,
+      ...IMAGENET_DEFAULTS,
       params: v.params,
       gmacs: v.gmacs,
       torchvision: v.torchvision,

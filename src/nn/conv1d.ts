@@ -52,11 +52,7 @@ export class Conv1d extends Module {
 
   /** torch's default: kaiming_uniform(a=sqrt(5)) weights, bias uniform(+-1/sqrt(fan_in)). */
   resetParameters(): void {
-    init.kaimingUniform_(this.weight, { a: Math.sqrt(5) });
-    if (this.bias) {
-      const bound = 1 / Math.sqrt(init.calculateFanInAndFanOut(this.weight).fanIn);
-      init.uniform_(this.bias, -bound, bound);
-    }
+    init.torchDefault_(this.weight, this.bias);
   }
 
   forward(x: Tensor): Tensor {

@@ -105,3 +105,15 @@ function erf(x: number): number {
   for (let n = 60; n >= 1; n--) f = n / 2 / (ax + f);
   return sign * (1 - Math.exp(-ax * ax) / Math.sqrt(Math.PI) / (ax + f));
 }
+
+/**
+ * PyTorch's default initialisation of Linear and ConvNd: kaiming_uniform(a=sqrt(5)) weights, and a bias
+ * uniform in +-1/sqrt(fan_in).
+ */
+export function torchDefault_(weight: Tensor, bias: Tensor | null): void {
+  kaimingUniform_(weight, { a: Math.sqrt(5) });
+  if (bias) {
+    const bound = 1 / Math.sqrt(calculateFanInAndFanOut(weight).fanIn);
+    uniform_(bias, -bound, bound);
+  }
+}

@@ -51,11 +51,7 @@ export class Conv2d extends Module {
 
   /** torch's default: kaiming_uniform(a=sqrt(5)) weights, bias uniform(+-1/sqrt(fan_in)). */
   resetParameters(): void {
-    init.kaimingUniform_(this.weight, { a: Math.sqrt(5) });
-    if (this.bias) {
-      const bound = 1 / Math.sqrt(init.calculateFanInAndFanOut(this.weight).fanIn);
-      init.uniform_(this.bias, -bound, bound);
-    }
+    init.torchDefault_(this.weight, this.bias);
   }
 
   forward(x: Tensor): Tensor {
@@ -88,12 +84,9 @@ export class Linear extends Module {
     this.bias = (opts.bias ?? true) ? new Parameter(empty([outFeatures])) : null;
     this.resetParameters();
   }
+  /** torch's default: kaiming_uniform(a=sqrt(5)) weights, bias uniform(+-1/sqrt(fan_in)). */
   resetParameters(): void {
-    init.kaimingUniform_(this.weight, { a: Math.sqrt(5) });
-    if (this.bias) {
-      const b = 1 / Math.sqrt(this.inFeatures);
-      init.uniform_(this.bias, -b, b);
-    }
+    init.torchDefault_(this.weight, this.bias);
   }
   forward(x: Tensor): Tensor {
     return F.linear(x, this.weight, this.bias);
@@ -301,41 +294,21 @@ export class ReLU extends Module {
     return this.inplace ? 'inplace=true' : '';
   }
 }
-export class ReLU6 extends Module {
-  forward(x: Tensor): Tensor {
-    return F.relu6(x);
-  }
+/** A module that applies one parameter-free elementwise function (the activations below). */
+function elementwise(fn: (x: Tensor) => Tensor) {
+  return class extends Module {
+    forward(x: Tensor): Tensor {
+      return fn(x);
+    }
+  };
 }
-export class SiLU extends Module {
-  forward(x: Tensor): Tensor {
-    return F.silu(x);
-  }
-}
-export class Hardswish extends Module {
-  forward(x: Tensor): Tensor {
-    return F.hardswish(x);
-  }
-}
-export class Hardsigmoid extends Module {
-  forward(x: Tensor): Tensor {
-    return F.hardsigmoid(x);
-  }
-}
-export class Sigmoid extends Module {
-  forward(x: Tensor): Tensor {
-    return F.sigmoid(x);
-  }
-}
-export class Tanh extends Module {
-  forward(x: Tensor): Tensor {
-    return F.tanh(x);
-  }
-}
-export class Mish extends Module {
-  forward(x: Tensor): Tensor {
-    return F.mish(x);
-  }
-}
+export class ReLU6 extends elementwise(F.relu6) {}
+export class SiLU extends elementwise(F.silu) {}
+export class Hardswish extends elementwise(F.hardswish) {}
+export class Hardsigmoid extends elementwise(F.hardsigmoid) {}
+export class Sigmoid extends elementwise(F.sigmoid) {}
+export class Tanh extends elementwise(F.tanh) {}
+export class Mish extends elementwise(F.mish) {}
 export class Identity extends Module {
   forward(x: Tensor): Tensor {
     return x;
