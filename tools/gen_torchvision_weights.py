@@ -12,6 +12,7 @@ FAMILIES = {
     'googlenet': ['GoogLeNet'],
     'resnet': ['ResNet18', 'ResNet34', 'ResNet50', 'ResNet101', 'ResNet152', 'Wide_ResNet50_2', 'Wide_ResNet101_2',
                'ResNeXt50_32X4D', 'ResNeXt101_32X8D', 'ResNeXt101_64X4D'],
+    'mobilenet': ['MobileNet_V2', 'MobileNet_V3_Large', 'MobileNet_V3_Small'],
 }
 
 def model_id(name):

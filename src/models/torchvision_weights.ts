@@ -70,4 +70,15 @@ export const TORCHVISION_WEIGHTS: Record<string, WeightsEntry[]> = {
   resnext101_64x4d: [
     {tag: "IMAGENET1K_V1", url: "https://download.pytorch.org/models/resnext101_64x4d-173b62eb.pth", sha256Prefix: "173b62eb", default: true, numParams: 83455272, acc1: 83.246, acc5: 96.454, resizeSize: 232, cropSize: 224, interpolation: "bilinear", mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], recipe: "https://github.com/pytorch/vision/pull/5935"},
   ],
+  mobilenet_v2: [
+    {tag: "IMAGENET1K_V1", url: "https://download.pytorch.org/models/mobilenet_v2-b0353104.pth", sha256Prefix: "b0353104", default: false, numParams: 3504872, acc1: 71.878, acc5: 90.286, resizeSize: 256, cropSize: 224, interpolation: "bilinear", mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], recipe: "https://github.com/pytorch/vision/tree/main/references/classification#mobilenetv2"},
+    {tag: "IMAGENET1K_V2", url: "https://download.pytorch.org/models/mobilenet_v2-7ebf99e0.pth", sha256Prefix: "7ebf99e0", default: true, numParams: 3504872, acc1: 72.154, acc5: 90.822, resizeSize: 232, cropSize: 224, interpolation: "bilinear", mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], recipe: "https://github.com/pytorch/vision/issues/3995#new-recipe-with-reg-tuning"},
+  ],
+  mobilenet_v3_large: [
+    {tag: "IMAGENET1K_V1", url: "https://download.pytorch.org/models/mobilenet_v3_large-8738ca79.pth", sha256Prefix: "8738ca79", default: false, numParams: 5483032, acc1: 74.042, acc5: 91.34, resizeSize: 256, cropSize: 224, interpolation: "bilinear", mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], recipe: "https://github.com/pytorch/vision/tree/main/references/classification#mobilenetv3-large--small"},
+    {tag: "IMAGENET1K_V2", url: "https://download.pytorch.org/models/mobilenet_v3_large-5c1a4163.pth", sha256Prefix: "5c1a4163", default: true, numParams: 5483032, acc1: 75.274, acc5: 92.566, resizeSize: 232, cropSize: 224, interpolation: "bilinear", mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], recipe: "https://github.com/pytorch/vision/issues/3995#new-recipe-with-reg-tuning"},
+  ],
+  mobilenet_v3_small: [
+    {tag: "IMAGENET1K_V1", url: "https://download.pytorch.org/models/mobilenet_v3_small-047dcff4.pth", sha256Prefix: "047dcff4", default: true, numParams: 2542856, acc1: 67.668, acc5: 87.402, resizeSize: 256, cropSize: 224, interpolation: "bilinear", mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], recipe: "https://github.com/pytorch/vision/tree/main/references/classification#mobilenetv3-large--small"},
+  ],
 };
