@@ -4,6 +4,7 @@ import './alexnet.js';
 import './vgg.js';
 import './googlenet.js';
 import './mobilenet.js';
+import './senet.js';
 
 export { ClassifierModel } from './base.js';
 export {
@@ -27,3 +28,4 @@ export * as alexnet from './alexnet.js';
 export * as vgg from './vgg.js';
 export * as googlenet from './googlenet.js';
 export * as mobilenet from './mobilenet.js';
+export * as senet from './senet.js';
