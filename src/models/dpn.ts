@@ -13,6 +13,7 @@ import { ConvNormAct, NormActConv } from '../nn/conv_norm_act.js';
 import { getActivation, type ActLayer } from '../nn/activations.js';
 import { ClassifierHead } from '../nn/head.js';
 import * as init from '../nn/init.js';
+import { check } from '../errors.js';
 import { ClassifierModel } from './base.js';
 import { registerModel, IMAGENET_MEAN, IMAGENET_STD, type ModelOptions, type WeightsEntry } from './registry.js';
 import type { OptionTable } from './options.js';
@@ -114,7 +115,7 @@ export class DualPathBlock extends Module<Tensor | DualPath, DualPath> {
         const s = proj.forward(xIn);
         [resid, dense] = [s.narrow(1, 0, this.numC), s.narrow(1, this.numC, 2 * this.inc)];
       } else {
-        if (!Array.isArray(x)) throw new TypeError('DualPathBlock: a block without projection needs a (residual, dense) pair');
+        check(Array.isArray(x), 'DualPathBlock', 'a block without projection takes a (residual, dense) pair, got one tensor');
         [resid, dense] = x;
       }
       const h = runChain<Tensor>(xIn, [this.c1x1_a, this.c3x3_b, this.c1x1_c]);
