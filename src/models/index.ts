@@ -5,6 +5,7 @@ import './vgg.js';
 import './googlenet.js';
 import './mobilenet.js';
 import './senet.js';
+import './dpn.js';
 
 export { ClassifierModel } from './base.js';
 export {
@@ -29,3 +30,4 @@ export * as vgg from './vgg.js';
 export * as googlenet from './googlenet.js';
 export * as mobilenet from './mobilenet.js';
 export * as senet from './senet.js';
+export * as dpn from './dpn.js';
