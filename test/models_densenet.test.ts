@@ -185,6 +185,17 @@ describe('DenseNet structure', () => {
         ).toBe(0),
       );
       y.dispose();
+      // resetClassifier(0): the pooled features after norm5 and ReLU; the old classifier's tensors freed.
+      const live = cz.memory().tensors;
+      m.resetClassifier(0);
+      expect(cz.memory().tensors).toBe(live - 2);
+      cz.tidy(() => {
+        const f = cz.noGrad(() => m.forward(x));
+        expect(f.shape).toEqual([2, 342]);
+        expect(f.min().item()).toBeGreaterThanOrEqual(0);
+      });
+      m.resetClassifier(10);
+      expect(m.stateShapes().get('classifier.weight')).toEqual([10, 342]);
       x.dispose();
     } finally {
       disposeModel(m);

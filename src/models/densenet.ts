@@ -69,7 +69,9 @@ const inplaceRelu = (): Module => new ReLU(true);
  * One dense layer (Figure 1's H_l in its bottleneck form): concatenate the block's feature maps,
  * BN-ReLU-Conv1x1 to bnSize * k channels, BN-ReLU-Conv3x3 to k channels. The two pre-activation convs
  * are toolkit NormActConvs; their layers are this module's own fields, so the keys are torchvision's
- * (`norm1`, `relu1`, `conv1`, `norm2`, `relu2`, `conv2`).
+ * (`norm1`, `relu1`, `conv1`, `norm2`, `relu2`, `conv2`). The NormActConvs sit in private fields (not
+ * state, not walked by modules()); train()/eval() reach their layers through these fields, and the
+ * NormActConv itself reads no mode.
  */
 export class DenseLayer extends Module<Tensor[], Tensor> {
   norm1: Module;
