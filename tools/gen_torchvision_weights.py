@@ -13,6 +13,7 @@ FAMILIES = {
     'resnet': ['ResNet18', 'ResNet34', 'ResNet50', 'ResNet101', 'ResNet152', 'Wide_ResNet50_2', 'Wide_ResNet101_2',
                'ResNeXt50_32X4D', 'ResNeXt101_32X8D', 'ResNeXt101_64X4D'],
     'mobilenet': ['MobileNet_V2', 'MobileNet_V3_Large', 'MobileNet_V3_Small'],
+    'densenet': ['DenseNet121', 'DenseNet161', 'DenseNet169', 'DenseNet201'],
 }
 
 def model_id(name):

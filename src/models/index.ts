@@ -6,6 +6,7 @@ import './googlenet.js';
 import './mobilenet.js';
 import './senet.js';
 import './dpn.js';
+import './densenet.js';
 
 export { ClassifierModel } from './base.js';
 export {
@@ -31,3 +32,4 @@ export * as googlenet from './googlenet.js';
 export * as mobilenet from './mobilenet.js';
 export * as senet from './senet.js';
 export * as dpn from './dpn.js';
+export * as densenet from './densenet.js';

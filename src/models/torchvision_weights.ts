@@ -81,4 +81,16 @@ export const TORCHVISION_WEIGHTS: Record<string, WeightsEntry[]> = {
   mobilenet_v3_small: [
     {tag: "IMAGENET1K_V1", url: "https://download.pytorch.org/models/mobilenet_v3_small-047dcff4.pth", sha256Prefix: "047dcff4", default: true, numParams: 2542856, acc1: 67.668, acc5: 87.402, resizeSize: 256, cropSize: 224, interpolation: "bilinear", mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], recipe: "https://github.com/pytorch/vision/tree/main/references/classification#mobilenetv3-large--small"},
   ],
+  densenet121: [
+    {tag: "IMAGENET1K_V1", url: "https://download.pytorch.org/models/densenet121-a639ec97.pth", sha256Prefix: "a639ec97", default: true, numParams: 7978856, acc1: 74.434, acc5: 91.972, resizeSize: 256, cropSize: 224, interpolation: "bilinear", mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], recipe: "https://github.com/pytorch/vision/pull/116"},
+  ],
+  densenet161: [
+    {tag: "IMAGENET1K_V1", url: "https://download.pytorch.org/models/densenet161-8d451a50.pth", sha256Prefix: "8d451a50", default: true, numParams: 28681000, acc1: 77.138, acc5: 93.56, resizeSize: 256, cropSize: 224, interpolation: "bilinear", mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], recipe: "https://github.com/pytorch/vision/pull/116"},
+  ],
+  densenet169: [
+    {tag: "IMAGENET1K_V1", url: "https://download.pytorch.org/models/densenet169-b2777c0a.pth", sha256Prefix: "b2777c0a", default: true, numParams: 14149480, acc1: 75.6, acc5: 92.806, resizeSize: 256, cropSize: 224, interpolation: "bilinear", mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], recipe: "https://github.com/pytorch/vision/pull/116"},
+  ],
+  densenet201: [
+    {tag: "IMAGENET1K_V1", url: "https://download.pytorch.org/models/densenet201-c1103571.pth", sha256Prefix: "c1103571", default: true, numParams: 20013928, acc1: 76.896, acc5: 93.37, resizeSize: 256, cropSize: 224, interpolation: "bilinear", mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], recipe: "https://github.com/pytorch/vision/pull/116"},
+  ],
 };
