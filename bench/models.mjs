@@ -63,6 +63,14 @@ const DEFAULT_MODELS = [
   'resnext50_32x4d',
   'resnext101_32x8d',
   'resnext101_64x4d',
+  // Zoo part 2, the ids torchvision has (the timm and paper ids need PyTorch versions in torch_models.py first).
+  'densenet121',
+  'densenet161',
+  'densenet169',
+  'densenet201',
+  'mobilenet_v2',
+  'mobilenet_v3_large',
+  'mobilenet_v3_small',
 ];
 const SIDES = ['convzoo', 'pytorch', 'ort'];
 /** libgomp's wait policy that convzoo's addon runs with (src/native.ts sets PASSIVE unless the user set one). */
