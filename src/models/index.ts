@@ -3,6 +3,7 @@ import './resnet.js';
 import './alexnet.js';
 import './vgg.js';
 import './googlenet.js';
+import './igc.js';
 
 export { ClassifierModel } from './base.js';
 export {
@@ -25,3 +26,4 @@ export * as resnet from './resnet.js';
 export * as alexnet from './alexnet.js';
 export * as vgg from './vgg.js';
 export * as googlenet from './googlenet.js';
+export * as igc from './igc.js';
