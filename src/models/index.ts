@@ -7,6 +7,7 @@ import './mobilenet.js';
 import './senet.js';
 import './dpn.js';
 import './densenet.js';
+import './igc.js';
 
 export { ClassifierModel } from './base.js';
 export {
@@ -33,3 +34,4 @@ export * as mobilenet from './mobilenet.js';
 export * as senet from './senet.js';
 export * as dpn from './dpn.js';
 export * as densenet from './densenet.js';
+export * as igc from './igc.js';
