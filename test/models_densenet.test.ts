@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import * as cz from '../src/index.js';
 import { type DenseNet, type DenseLayer, remapDenseNetKey } from '../src/models/densenet.js';
 import { checkLeaks, parityTests, build, disposeModel, stateSpec, relMaxDiff } from './helpers/tv_reference.js';
-import { loadFixture, runOracle, ORACLE_TOLERANCE } from './oracle.js';
+import { oracleTests } from './oracle.js';
 
 checkLeaks();
 
@@ -17,21 +17,7 @@ parityTests(
   ['densenet121', 'densenet161', 'densenet169', 'densenet201'].map((id) => ({ id, size: 32, batch: 2 })),
 );
 
-describe('DenseNet oracle', () => {
-  test('densenet121 matches the fixture (keys in order, params, float64 logits)', () => {
-    const fx = loadFixture('densenet121');
-    const m = build('densenet121', { numClasses: fx.numClasses });
-    try {
-      const r = runOracle(fx, m);
-      expect(r.keys).toEqual(fx.keys);
-      expect(r.params).toBe(fx.params);
-      expect(r.relError).toBeLessThan(ORACLE_TOLERANCE);
-      console.log(`densenet121 oracle relError ${r.relError.toExponential(2)}`);
-    } finally {
-      disposeModel(m);
-    }
-  });
-});
+oracleTests('DenseNet oracle', ['densenet121']);
 
 describe("torchvision's legacy keys", () => {
   test('remapDenseNetKey renames norm.1 / relu.2 / conv.1 inside dense layers only', () => {

@@ -4,29 +4,12 @@
 import { describe, test, expect } from 'vitest';
 import * as cz from '../src/index.js';
 import { type DPN, type DualPathBlock, CatBnAct, DPN_MEAN, DPN_STD, type DualPath } from '../src/models/dpn.js';
-import { loadFixture, runOracle, ORACLE_TOLERANCE } from './oracle.js';
+import { oracleTests } from './oracle.js';
 import { checkLeaks, build, disposeModel } from './helpers/tv_reference.js';
 
 checkLeaks();
 
-describe('DPN: the oracle (timm at the fixtures commit, float64)', () => {
-  for (const id of ['dpn68', 'dpn68b', 'dpn92', 'dpn131']) {
-    test(id, () => {
-      const fx = loadFixture(id);
-      const m = build(id, { numClasses: fx.numClasses });
-      try {
-        const r = runOracle(fx, m);
-        expect(r.keys).toEqual(fx.keys);
-        expect(r.params).toBe(fx.params);
-        expect(r.params).toBe(cz.modelMeta(id).params);
-        console.log(`oracle ${id}@${fx.input[2]}: relError ${r.relError.toExponential(2)}, params ${r.params}`);
-        expect(r.relError).toBeLessThan(ORACLE_TOLERANCE);
-      } finally {
-        disposeModel(m);
-      }
-    }, 120_000);
-  }
-});
+oracleTests('DPN: the oracle (timm at the fixtures commit, float64)', ['dpn68', 'dpn68b', 'dpn92', 'dpn131']);
 
 describe('DPN: the ids without a fixture', () => {
   // timm's published counts (results-imagenet.csv at the oracle's commit, param_count in millions to 2

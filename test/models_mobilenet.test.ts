@@ -6,28 +6,11 @@ import { describe, test, expect } from 'vitest';
 import { join } from 'node:path';
 import * as cz from '../src/index.js';
 import { checkLeaks, parityTests, build, disposeModel, stateSpec, relMaxDiff, withFile, type Reference } from './helpers/tv_reference.js';
-import { loadFixture, runOracle, ORACLE_TOLERANCE } from './oracle.js';
+import { oracleTests } from './oracle.js';
 
 checkLeaks();
 
-describe('MobileNet oracle (FILL.md, float64)', () => {
-  for (const id of ['mobilenetv1_100', 'mobilenet_v2', 'mobilenet_v3_small']) {
-    test(`${id}: keys, parameter count and logits against ${loadFixture(id).reference.library}`, () => {
-      const fx = loadFixture(id);
-      const model = build(id, { numClasses: fx.numClasses });
-      try {
-        const r = runOracle(fx, model);
-        expect(r.keys).toEqual(fx.keys);
-        expect(r.params).toBe(fx.params);
-        expect(cz.modelMeta(id).params).toBe(fx.params);
-        console.log(`oracle ${id}: relError ${r.relError.toExponential(2)}`);
-        expect(r.relError).toBeLessThan(ORACLE_TOLERANCE);
-      } finally {
-        disposeModel(model);
-      }
-    });
-  }
-});
+oracleTests('MobileNet oracle (FILL.md, float64)', ['mobilenetv1_100', 'mobilenet_v2', 'mobilenet_v3_small']);
 
 /** torchvision's model built with `tvOptions` against ours with `options`: keys, count, eval logits. */
 async function optionParity(ref: Reference, name: string, id: string, tvOptions: Record<string, unknown>, options: Record<string, unknown>): Promise<void> {
@@ -203,6 +186,7 @@ describe('MobileNet v2 / v3 (torchvision)', () => {
 
 describe('training', () => {
   test('mobilenet_v1_0_25 (the smallest) learns a fixed Fashion-MNIST-sized batch (1 channel, 28x28, 10 classes)', () => {
+    cz.manualSeed(0); // a fixed start, so that the loss curve is the same on every run
     const model = build('mobilenet_v1_0_25', { inChans: 1, numClasses: 10 });
     const images = cz.randn([16, 1, 28, 28]);
     const labels = cz.tensor(
@@ -221,12 +205,12 @@ describe('training', () => {
       // The residual families take a step too (in-place residual adds under autograd).
       for (const id of ['mobilenet_v2', 'mobilenet_v3_small']) {
         const m = build(id, { inChans: 1, numClasses: 10, widthMult: 0.5 });
-        const o = new cz.optim.SGD(m.parameters(), { lr: 0.01, momentum: 0.9 });
+        const o = new cz.optim.Adam(m.parameters(), { lr: 1e-3 });
         try {
           m.train();
-          const l = [0, 1, 2].map(() => cz.trainStep(m, o, { images, labels }).loss);
+          const l = [0, 1, 2, 3, 4, 5].map(() => cz.trainStep(m, o, { images, labels }).loss);
           expect(l.every(Number.isFinite), id).toBe(true);
-          expect(l[2], id).toBeLessThan(l[0]);
+          expect(l[5], id).toBeLessThan(l[0]);
         } finally {
           o.dispose();
           disposeModel(m);

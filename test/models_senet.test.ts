@@ -5,29 +5,18 @@ import { describe, test, expect } from 'vitest';
 import * as cz from '../src/index.js';
 import { type SENet, SEResNetBottleneck, type SEResNeXtBottleneck, type SEBottleneck, SEResNetBlock } from '../src/models/senet.js';
 import type { ResNet, Bottleneck } from '../src/models/resnet.js';
-import { loadFixture, runOracle, ORACLE_TOLERANCE } from './oracle.js';
+import { oracleTests } from './oracle.js';
 import { checkLeaks, build, disposeModel } from './helpers/tv_reference.js';
 
 checkLeaks();
 
-describe('SENet: the oracle (timm at the fixtures commit, float64)', () => {
-  for (const id of ['legacy_seresnet18', 'legacy_seresnet50', 'legacy_seresnext26_32x4d', 'legacy_senet154', 'seresnet50']) {
-    test(id, () => {
-      const fx = loadFixture(id);
-      const m = build(id, { numClasses: fx.numClasses });
-      try {
-        const r = runOracle(fx, m);
-        expect(r.keys).toEqual(fx.keys);
-        expect(r.params).toBe(fx.params);
-        expect(r.params).toBe(cz.modelMeta(id).params);
-        console.log(`oracle ${id}@${fx.input[2]}: relError ${r.relError.toExponential(2)}, params ${r.params}`);
-        expect(r.relError).toBeLessThan(ORACLE_TOLERANCE);
-      } finally {
-        disposeModel(m);
-      }
-    }, 120_000);
-  }
-});
+oracleTests('SENet: the oracle (timm at the fixtures commit, float64)', [
+  'legacy_seresnet18',
+  'legacy_seresnet50',
+  'legacy_seresnext26_32x4d',
+  'legacy_senet154',
+  'seresnet50',
+]);
 
 describe('SENet: the ids without a fixture', () => {
   // timm's published counts (results-imagenet.csv, param_count in millions to 2 decimals).

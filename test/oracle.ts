@@ -3,6 +3,7 @@
 // in eval mode, and compare keys (order, shapes, dtypes), the parameter count and the logits with the
 // reference's (timm, torchvision, the papers' official code).
 import { readFileSync } from 'node:fs';
+import { describe, test, expect } from 'vitest';
 import path from 'node:path';
 import * as cz from '../src/index.js';
 
@@ -112,4 +113,30 @@ export function runOracle(fx: OracleFixture, model: cz.ClassifierModel): OracleR
     maxRef = Math.max(maxRef, Math.abs(want[i]));
   }
   return { keys, params, relError: logits.length === want.length ? maxDiff / maxRef : Number.POSITIVE_INFINITY };
+}
+
+/**
+ * One test per fixture id: the registered model (built for the fixture's class count) has the fixture's
+ * keys in order with shapes and dtypes, its exact parameter count (also the registry's), and float64
+ * logits within ORACLE_TOLERANCE.
+ */
+export function oracleTests(title: string, ids: string[]): void {
+  describe(title, () => {
+    for (const id of ids) {
+      test(`${id}: keys, parameter count and float64 logits against ${loadFixture(id).reference.library}`, () => {
+        const fx = loadFixture(id);
+        const model = cz.buildModel(id, { numClasses: fx.numClasses });
+        try {
+          const r = runOracle(fx, model);
+          expect(r.keys).toEqual(fx.keys);
+          expect(r.params).toBe(fx.params);
+          expect(cz.modelMeta(id).params).toBe(fx.params);
+          console.log(`oracle ${id}@${fx.input[2]}: relError ${r.relError.toExponential(2)}`);
+          expect(r.relError).toBeLessThan(ORACLE_TOLERANCE);
+        } finally {
+          model.dispose();
+        }
+      }, 120_000);
+    }
+  });
 }
