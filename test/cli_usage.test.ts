@@ -61,6 +61,10 @@ describe('convzoo usage', () => {
     const ids = JSON.parse(r.stdout).map((m: { id: string }) => m.id);
     for (const id of ['resnet18', 'resnet152', 'resnet20', 'resnet110', 'wide_resnet50_2']) expect(ids).toContain(id);
     expect(ids).not.toContain('vgg16');
+    // A family word does not match inside other ids: 'senet' lists the SENets, not densenet121.
+    const senets = cz.listModels('senet');
+    for (const id of ['legacy_senet154', 'legacy_seresnet18', 'seresnet50', 'seresnext50_32x4d']) expect(senets).toContain(id);
+    expect(senets.filter((id) => id.startsWith('densenet'))).toEqual([]);
     expect(cz.listModels('vgg1?_bn')).toEqual(['vgg11_bn', 'vgg13_bn', 'vgg16_bn', 'vgg19_bn']);
     expect(cz.listModels('RESNEXT*')).toContain('resnext50_32x4d');
   });

@@ -165,7 +165,8 @@ export function suggestIds(id: string, max = 5): string[] {
 
 /**
  * Registered ids, optionally filtered (case-insensitive): a glob ('resnet*', 'vgg1?_bn') matches whole
- * ids; a plain word matches ids containing it and families named by it ('resnet' includes resnet_cifar).
+ * ids; a plain word matches a family ('resnet' includes resnet_cifar) and ids that start with it or have it
+ * after an underscore (wide_resnet50_2), so 'senet' lists the SENets and not densenet121.
  */
 export function listModels(filter?: string): string[] {
   const ids = [...registry.keys()];
@@ -184,7 +185,7 @@ export function listModels(filter?: string): string[] {
   }
   return ids.filter((id) => {
     const family = registry.get(id)!.meta.family;
-    return id.includes(f) || family === f || family.startsWith(`${f}_`);
+    return family === f || family.startsWith(`${f}_`) || id.startsWith(f) || id.includes(`_${f}`);
   });
 }
 

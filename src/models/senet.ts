@@ -455,7 +455,7 @@ interface SEResNetVariant {
 const SE_RESNET_VARIANTS: SEResNetVariant[] = [
   {
     id: 'seresnet50',
-    family: 'seresnet',
+    family: 'senet',
     config: { block: Bottleneck, layers: [3, 4, 6, 3], groups: 1, widthPerGroup: 64, attnLayer: timmSE },
     params: 28088024,
     gmacs: 4.11,
@@ -468,7 +468,7 @@ const SE_RESNET_VARIANTS: SEResNetVariant[] = [
   },
   {
     id: 'seresnext50_32x4d',
-    family: 'seresnext',
+    family: 'senet',
     config: { block: Bottleneck, layers: [3, 4, 6, 3], groups: 32, widthPerGroup: 4, attnLayer: timmSE },
     params: 27559896,
     gmacs: 4.26,
