@@ -118,6 +118,8 @@ export interface NativeOps {
   fill_(x: Handle, value: Scalar): Handle;
   zero_(x: Handle): Handle;
   relu_(x: Handle): Handle;
+  hardswish_(x: Handle): Handle;
+  hardsigmoid_(x: Handle): Handle;
   sqrt_(x: Handle): Handle;
   erfinv_(x: Handle): Handle;
   sigmoid_(x: Handle): Handle;

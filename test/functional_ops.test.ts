@@ -233,3 +233,31 @@ describe('channel shuffle', () => {
     });
   });
 });
+
+describe('in-place activations after a norm', () => {
+  test('Hardswish(true) and Hardsigmoid(true) equal the out-of-place ops, overwrite their input, and give the same gradients', () => {
+    for (const [Act, fn] of [
+      [cz.nn.Hardswish, cz.F.hardswish],
+      [cz.nn.Hardsigmoid, cz.F.hardsigmoid],
+    ] as const) {
+      cz.tidy(() => {
+        const x = cz.randn([2, 3, 5, 5]).mul(4);
+        const want = fn(x);
+        const y = x.clone();
+        expect(new Act(true).forward(y)).toBe(y);
+        expect(y.sub(want).abs().max().item()).toBe(0);
+        // Through a batch norm under autograd, as in MobileNetV3's conv-bn-act blocks.
+        const grads = [false, true].map((inplace) => {
+          cz.manualSeed(1);
+          const block = new cz.nn.ConvNormAct(3, 4, 3, { act: () => new Act(inplace) });
+          block.train();
+          block.forward(x).square().sum().backward();
+          const g = block.convLayer.weight.grad!.clone();
+          block.dispose();
+          return g;
+        });
+        expect(grads[1].sub(grads[0]).abs().max().item()).toBeLessThan(1e-5);
+      });
+    }
+  });
+});

@@ -9,7 +9,7 @@
 import type { Tensor } from '../tensor/tensor.js';
 import { tidy } from '../tensor/scope.js';
 import { Module, runChain, type AnyModule } from '../nn/module.js';
-import { Conv2d, BatchNorm2d, Linear, Dropout, Hardswish, Sequential, type BatchNormOptions } from '../nn/layers.js';
+import { Conv2d, BatchNorm2d, Linear, Dropout, Hardswish, ReLU, Sequential, type BatchNormOptions } from '../nn/layers.js';
 import { ConvNormAct } from '../nn/conv_norm_act.js';
 import { SqueezeExcite } from '../nn/squeeze_excite.js';
 import { makeDivisible } from '../nn/make_divisible.js';
@@ -24,6 +24,9 @@ import { TORCHVISION_WEIGHTS } from './torchvision_weights.js';
 // ---- shared
 
 /** torchvision's Conv2dNormActivation: keys `<i>.0` (conv), `<i>.1` (norm); padding (k - 1) / 2 * dilation. */
+/** After a norm the activation may overwrite its input, as torchvision's inplace=True does (less memory traffic). */
+const inPlace: Partial<Record<ActName, () => Module>> = { relu: () => new ReLU(true), hardswish: () => new Hardswish(true) };
+
 function convBnAct(
   inC: number,
   outC: number,
@@ -37,7 +40,7 @@ function convBnAct(
     dilation,
     groups: o.groups ?? 1,
     norm: o.bn ?? true,
-    act: o.act,
+    act: inPlace[o.act] ?? o.act,
     names: { conv: '0', norm: '1', act: '2' },
   });
 }

@@ -294,6 +294,29 @@ export class ReLU extends Module {
     return this.inplace ? 'inplace=true' : '';
   }
 }
+/** hardswish; in place (after a norm, as torchvision's MobileNetV3) it needs no new buffer. */
+export class Hardswish extends Module {
+  constructor(readonly inplace = false) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return this.inplace ? x.hardswish_() : F.hardswish(x);
+  }
+  override extraRepr(): string {
+    return this.inplace ? 'inplace=true' : '';
+  }
+}
+export class Hardsigmoid extends Module {
+  constructor(readonly inplace = false) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return this.inplace ? x.hardsigmoid_() : F.hardsigmoid(x);
+  }
+  override extraRepr(): string {
+    return this.inplace ? 'inplace=true' : '';
+  }
+}
 /** A module that applies one parameter-free elementwise function (the activations below). */
 function elementwise(fn: (x: Tensor) => Tensor) {
   return class extends Module {
@@ -304,8 +327,6 @@ function elementwise(fn: (x: Tensor) => Tensor) {
 }
 export class ReLU6 extends elementwise(F.relu6) {}
 export class SiLU extends elementwise(F.silu) {}
-export class Hardswish extends elementwise(F.hardswish) {}
-export class Hardsigmoid extends elementwise(F.hardsigmoid) {}
 export class Sigmoid extends elementwise(F.sigmoid) {}
 export class Tanh extends elementwise(F.tanh) {}
 export class Mish extends elementwise(F.mish) {}

@@ -500,6 +500,14 @@ export class Tensor {
     ops.relu_(this.handle);
     return this;
   }
+  hardswish_(): this {
+    ops.hardswish_(this.handle);
+    return this;
+  }
+  hardsigmoid_(): this {
+    ops.hardsigmoid_(this.handle);
+    return this;
+  }
   sqrt_(): this {
     ops.sqrt_(this.handle);
     return this;
