@@ -63,7 +63,14 @@ const DEFAULT_MODELS = [
   'resnext50_32x4d',
   'resnext101_32x8d',
   'resnext101_64x4d',
-  // Zoo part 2, the ids torchvision has (the timm and paper ids need PyTorch versions in torch_models.py first).
+  // Zoo part 2: torchvision's ids, and MobileNet v1 (written in torch_models.py); the SENet, DPN and IGC
+  // ids need PyTorch versions there first.
+  'mobilenetv1_100',
+  'mobilenetv1_125',
+  'mobilenet_v1_1_0',
+  'mobilenet_v1_0_75',
+  'mobilenet_v1_0_5',
+  'mobilenet_v1_0_25',
   'densenet121',
   'densenet161',
   'densenet169',

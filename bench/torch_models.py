@@ -4,7 +4,7 @@
 #   python3 bench/torch_models.py worker '{"threads": 2}' a worker driven by JSON lines on stdin
 #
 # Every model of the zoo that torchvision has is torchvision's own builder with random initialisation.
-# The four paper networks torchvision lacks (alexnet_original, vgg_a_lrn, vgg_c, googlenet_original)
+# The paper networks torchvision lacks (alexnet_original, vgg_a_lrn, vgg_c, googlenet_original, MobileNet v1)
 # are written here with torchvision's building blocks, layer for layer as convzoo's src/models/*.ts
 # (same parameter counts: the driver compares them), so that they get a PyTorch and an ONNX column too.
 import json
@@ -132,7 +132,34 @@ class GoogLeNetPaper(nn.Module):
         return self.fc(self.dropout(torch.flatten(self.avgpool(self.trunk(self.stem(x))), 1)))
 
 
+def mobilenet_v1(width, rounding, act):
+    """MobileNet v1 (Howard et al. 2017, Table 1) as convzoo's src/models/mobilenet.ts builds it: timm's
+    layout (conv_stem, depthwise-separable blocks, global pool, linear classifier), ReLU6 for timm's ids and
+    ReLU with floor(c * alpha) widths for the paper's."""
+    def ch(c):
+        if rounding == 'timm':
+            v = max(8, int(c * width + 4) // 8 * 8)
+            return v + 8 if v < 0.9 * c * width else v
+        return max(8, int(c * width))
+    Act = nn.ReLU6 if act == 'relu6' else nn.ReLU
+    cin = ch(32)
+    layers = [nn.Conv2d(3, cin, 3, 2, 1, bias=False), nn.BatchNorm2d(cin), Act(inplace=True)]
+    for out, n, stride in [(64, 1, 1), (128, 2, 2), (256, 2, 2), (512, 6, 2), (1024, 2, 2)]:
+        for i in range(n):
+            cout = ch(out)
+            layers += [nn.Conv2d(cin, cin, 3, stride if i == 0 else 1, 1, groups=cin, bias=False), nn.BatchNorm2d(cin), Act(inplace=True),
+                       nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout), Act(inplace=True)]
+            cin = cout
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, 1000))
+
+
 PAPER_MODELS = {
+    'mobilenetv1_100': lambda: mobilenet_v1(1.0, 'timm', 'relu6'),
+    'mobilenetv1_125': lambda: mobilenet_v1(1.25, 'timm', 'relu6'),
+    'mobilenet_v1_1_0': lambda: mobilenet_v1(1.0, 'paper', 'relu'),
+    'mobilenet_v1_0_75': lambda: mobilenet_v1(0.75, 'paper', 'relu'),
+    'mobilenet_v1_0_5': lambda: mobilenet_v1(0.5, 'paper', 'relu'),
+    'mobilenet_v1_0_25': lambda: mobilenet_v1(0.25, 'paper', 'relu'),
     'alexnet_original': alexnet_original,
     'vgg_a_lrn': lambda: vgg_paper(VGG_PAPER['vgg_a_lrn']),
     'vgg_c': lambda: vgg_paper(VGG_PAPER['vgg_c']),

@@ -120,6 +120,7 @@ export interface NativeOps {
   relu_(x: Handle): Handle;
   hardswish_(x: Handle): Handle;
   hardsigmoid_(x: Handle): Handle;
+  relu6_(x: Handle): Handle;
   sqrt_(x: Handle): Handle;
   erfinv_(x: Handle): Handle;
   sigmoid_(x: Handle): Handle;

@@ -235,7 +235,7 @@ describe('channel shuffle', () => {
 });
 
 describe('in-place activations after a norm', () => {
-  test('Hardswish(true) and Hardsigmoid(true) equal the out-of-place ops, overwrite their input, and give the same gradients', () => {
+  test('ReLU6(true), Hardswish(true) and Hardsigmoid(true) equal the out-of-place ops, overwrite their input, and give the same gradients', () => {
     for (const [Act, fn] of [
       [cz.nn.Hardswish, cz.F.hardswish],
       [cz.nn.Hardsigmoid, cz.F.hardsigmoid],

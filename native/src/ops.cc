@@ -158,6 +158,7 @@ const OpEntry kOps[] = {
     // In-place activations after a norm (MobileNetV3, as torchvision's inplace=True): no extra activation buffer.
     OP(hardswish_) { auto t = a.t(0); at::hardswish_(t); return a.info[0]; } END,
     OP(hardsigmoid_) { auto t = a.t(0); at::hardsigmoid_(t); return a.info[0]; } END,
+    OP(relu6_) { auto t = a.t(0); at::hardtanh_(t, 0, 6); return a.info[0]; } END,
     OP(fill_) { a.t(0).fill_(a.scalar(1)); return a.info[0]; } END,
     UNARY_(zero_), UNARY_(relu_), UNARY_(sqrt_), UNARY_(erfinv_), UNARY_(sigmoid_), UNARY_(neg_), UNARY_(exp_),
     OP(clamp_) { a.t(0).clamp_(a.has(1) ? c10::optional<at::Scalar>(a.scalar(1)) : c10::nullopt, a.has(2) ? c10::optional<at::Scalar>(a.scalar(2)) : c10::nullopt); return a.info[0]; } END,

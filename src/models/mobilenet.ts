@@ -9,7 +9,7 @@
 import type { Tensor } from '../tensor/tensor.js';
 import { tidy } from '../tensor/scope.js';
 import { Module, runChain, type AnyModule } from '../nn/module.js';
-import { Conv2d, BatchNorm2d, Linear, Dropout, Hardswish, ReLU, Sequential, type BatchNormOptions } from '../nn/layers.js';
+import { Conv2d, BatchNorm2d, Linear, Dropout, Hardswish, ReLU, ReLU6, Sequential, type BatchNormOptions } from '../nn/layers.js';
 import { ConvNormAct } from '../nn/conv_norm_act.js';
 import { SqueezeExcite } from '../nn/squeeze_excite.js';
 import { makeDivisible } from '../nn/make_divisible.js';
@@ -25,7 +25,7 @@ import { TORCHVISION_WEIGHTS } from './torchvision_weights.js';
 
 /** torchvision's Conv2dNormActivation: keys `<i>.0` (conv), `<i>.1` (norm); padding (k - 1) / 2 * dilation. */
 /** After a norm the activation may overwrite its input, as torchvision's inplace=True does (less memory traffic). */
-const inPlace: Partial<Record<ActName, () => Module>> = { relu: () => new ReLU(true), hardswish: () => new Hardswish(true) };
+const inPlace: Partial<Record<ActName, () => Module>> = { relu: () => new ReLU(true), relu6: () => new ReLU6(true), hardswish: () => new Hardswish(true) };
 
 function convBnAct(
   inC: number,
@@ -131,10 +131,10 @@ export class DepthwiseSeparableConv extends Module {
     super();
     this.conv_dw = new Conv2d(inC, inC, 3, { stride, padding: 1, groups: inC, bias: false });
     this.bn1 = new BatchNorm2d(inC);
-    this.act1 = getActivation(act);
+    this.act1 = getActivation(inPlace[act] ?? act);
     this.conv_pw = new Conv2d(inC, outC, 1, { bias: false });
     this.bn2 = new BatchNorm2d(outC);
-    this.act2 = getActivation(act);
+    this.act2 = getActivation(inPlace[act] ?? act);
   }
   forward(x: Tensor): Tensor {
     return tidy(() => runChain(x, [this.conv_dw, this.bn1, this.act1, this.conv_pw, this.bn2, this.act2]));
@@ -158,7 +158,7 @@ export class MobileNetV1 extends ClassifierModel {
     let inC = ch(V1_STEM);
     this.conv_stem = new Conv2d(opts.inChans ?? 3, inC, 3, { stride: 2, padding: 1, bias: false });
     this.bn1 = new BatchNorm2d(inC);
-    this.act1 = getActivation(cfg.act);
+    this.act1 = getActivation(inPlace[cfg.act] ?? cfg.act);
     this.blocks = new Sequential(
       ...MOBILENET_V1_STAGES.map((s) => {
         const out = ch(s.out);

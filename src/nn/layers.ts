@@ -294,6 +294,18 @@ export class ReLU extends Module {
     return this.inplace ? 'inplace=true' : '';
   }
 }
+/** min(max(x, 0), 6); in place after a norm, as torchvision's and timm's MobileNets use it. */
+export class ReLU6 extends Module {
+  constructor(readonly inplace = false) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return this.inplace ? x.relu6_() : F.relu6(x);
+  }
+  override extraRepr(): string {
+    return this.inplace ? 'inplace=true' : '';
+  }
+}
 /** hardswish; in place (after a norm, as torchvision's MobileNetV3) it needs no new buffer. */
 export class Hardswish extends Module {
   constructor(readonly inplace = false) {
@@ -325,7 +337,6 @@ function elementwise(fn: (x: Tensor) => Tensor) {
     }
   };
 }
-export class ReLU6 extends elementwise(F.relu6) {}
 export class SiLU extends elementwise(F.silu) {}
 export class Sigmoid extends elementwise(F.sigmoid) {}
 export class Tanh extends elementwise(F.tanh) {}

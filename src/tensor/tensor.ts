@@ -508,6 +508,10 @@ export class Tensor {
     ops.hardsigmoid_(this.handle);
     return this;
   }
+  relu6_(): this {
+    ops.relu6_(this.handle);
+    return this;
+  }
   sqrt_(): this {
     ops.sqrt_(this.handle);
     return this;
