@@ -3,6 +3,7 @@
 // dual-path blocks; a few training steps of the smallest model.
 import { describe, test, expect } from 'vitest';
 import * as cz from '../src/index.js';
+import { lossesOnFixedBatch } from './helpers/fixed_batch.js';
 import { type DPN, type DualPathBlock, CatBnAct, DPN_MEAN, DPN_STD, type DualPath } from '../src/models/dpn.js';
 import { oracleTests } from './oracle.js';
 import { checkLeaks, build, disposeModel } from './helpers/tv_reference.js';
@@ -113,20 +114,7 @@ describe('DPN: the model surface', () => {
     cz.manualSeed(0);
     const m = build<DPN>('dpn68', { inChans: 1, numClasses: 10 });
     try {
-      const images = cz.randn([16, 1, 28, 28]);
-      const labels = cz.tensor(
-        Array.from({ length: 16 }, (_, i) => i % 10),
-        [16],
-        { dtype: 'int64' },
-      );
-      const opt = new cz.optim.SGD(m.parameters(), { lr: 0.05, momentum: 0.9 });
-      m.train();
-      const losses: number[] = [];
-      for (let i = 0; i < 8; i++) losses.push(cz.trainStep(m, opt, { images, labels }).loss);
-      images.dispose();
-      labels.dispose();
-      opt.zeroGrad();
-      opt.dispose();
+      const losses = lossesOnFixedBatch(m, { batch: 16, steps: 8 });
       console.log(`losses ${losses.map((l) => l.toFixed(3)).join(' ')}`);
       expect(losses.every(Number.isFinite)).toBe(true);
       expect(losses[7]).toBeLessThan(0.5 * losses[0]);

@@ -3,6 +3,7 @@
 // the paper; aliases; a few training steps of the smallest model.
 import { describe, test, expect } from 'vitest';
 import * as cz from '../src/index.js';
+import { lossesOnFixedBatch } from './helpers/fixed_batch.js';
 import { type SENet, SEResNetBottleneck, type SEResNeXtBottleneck, type SEBottleneck, SEResNetBlock } from '../src/models/senet.js';
 import type { ResNet, Bottleneck } from '../src/models/resnet.js';
 import { oracleTests } from './oracle.js';
@@ -120,20 +121,7 @@ describe('SENet: the model surface', () => {
       expect(m.layer0.conv1.inChannels).toBe(1);
       expect(m.layer1[0]).toBeInstanceOf(SEResNetBlock);
       expect(m.dropRate).toBe(0.2);
-      const images = cz.randn([16, 1, 28, 28]);
-      const labels = cz.tensor(
-        Array.from({ length: 16 }, (_, i) => i % 10),
-        [16],
-        { dtype: 'int64' },
-      );
-      const opt = new cz.optim.SGD(m.parameters(), { lr: 0.05, momentum: 0.9 });
-      m.train();
-      const losses: number[] = [];
-      for (let i = 0; i < 8; i++) losses.push(cz.trainStep(m, opt, { images, labels }).loss);
-      images.dispose();
-      labels.dispose();
-      opt.zeroGrad();
-      opt.dispose();
+      const losses = lossesOnFixedBatch(m, { batch: 16, steps: 8 });
       console.log(`losses ${losses.map((l) => l.toFixed(3)).join(' ')}`);
       expect(losses.every(Number.isFinite)).toBe(true);
       expect(losses[7]).toBeLessThan(0.5 * losses[0]);

@@ -4,30 +4,17 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
-import { gunzipSync } from 'node:zlib';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { loadCheckpoint } from '../src/train/checkpoint.js';
 import { memory } from '../src/index.js';
 
+import { sliceFashionMnist } from './reference.js';
+
 const CLI = path.resolve('dist/cli/main.js');
-const FM = '/usr/share/datasets/fashion-mnist';
 let data = '';
 const tmp = (p: string) => mkdtempSync(path.join(os.tmpdir(), `cz-train-${p}-`));
-
-/** Writes the first `n` images and labels of a Fashion-MNIST split as IDX files. */
-function sliceIdx(split: 'train' | 't10k', n: number, dir: string) {
-  const img = gunzipSync(readFileSync(`${FM}/${split}-images-idx3-ubyte.gz`));
-  const lab = gunzipSync(readFileSync(`${FM}/${split}-labels-idx1-ubyte.gz`));
-  const ih = Buffer.from(img.subarray(0, 16));
-  ih.writeUInt32BE(n, 4);
-  const lh = Buffer.from(lab.subarray(0, 8));
-  lh.writeUInt32BE(n, 4);
-  const prefix = split === 'train' ? 'train' : 't10k';
-  writeFileSync(path.join(dir, `${prefix}-images-idx3-ubyte`), Buffer.concat([ih, img.subarray(16, 16 + n * 784)]));
-  writeFileSync(path.join(dir, `${prefix}-labels-idx1-ubyte`), Buffer.concat([lh, lab.subarray(8, 8 + n)]));
-}
 
 const base = (out: string, extra: string[] = []) => [
   'train',
@@ -64,8 +51,8 @@ const sameEpoch = (a: Record<string, number>, b: Record<string, number>) => {
 
 beforeAll(() => {
   data = tmp('data');
-  sliceIdx('train', 384, data);
-  sliceIdx('t10k', 128, data);
+  sliceFashionMnist('train', 384, data);
+  sliceFashionMnist('t10k', 128, data);
 });
 
 describe('convzoo train', () => {

@@ -6,7 +6,6 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, mkdirSync, readFileSync, writeFileSync, readdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { gunzipSync } from 'node:zlib';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
@@ -18,23 +17,13 @@ import { buildModel } from '../src/models/builder.js';
 import { loadWithMetadata, save } from '../src/io/index.js';
 import { memory, zeros } from '../src/index.js';
 
+import { sliceFashionMnist } from './reference.js';
+
 const CLI = path.resolve('dist/cli/main.js');
-const FM = '/usr/share/datasets/fashion-mnist';
 const tmp = (p: string) => mkdtempSync(path.join(os.tmpdir(), `cz-hostile-${p}-`));
 let data = '';
 let run1 = ''; // one finished epoch of resnet20 on `data`
 let run1Stdout = '';
-
-function sliceIdx(split: 'train' | 't10k', n: number, dir: string) {
-  const img = gunzipSync(readFileSync(`${FM}/${split}-images-idx3-ubyte.gz`));
-  const lab = gunzipSync(readFileSync(`${FM}/${split}-labels-idx1-ubyte.gz`));
-  const ih = Buffer.from(img.subarray(0, 16));
-  ih.writeUInt32BE(n, 4);
-  const lh = Buffer.from(lab.subarray(0, 8));
-  lh.writeUInt32BE(n, 4);
-  writeFileSync(path.join(dir, `${split}-images-idx3-ubyte`), Buffer.concat([ih, img.subarray(16, 16 + n * 784)]));
-  writeFileSync(path.join(dir, `${split}-labels-idx1-ubyte`), Buffer.concat([lh, lab.subarray(8, 8 + n)]));
-}
 
 const trainArgs = (out: string, extra: string[] = []) => [
   'train',
@@ -110,8 +99,8 @@ async function imageFolder(root: string, classes: string[], perClass: number) {
 
 beforeAll(() => {
   data = tmp('data');
-  sliceIdx('train', 128, data);
-  sliceIdx('t10k', 64, data);
+  sliceFashionMnist('train', 128, data);
+  sliceFashionMnist('t10k', 64, data);
   run1 = tmp('run1');
   const r = cli(trainArgs(run1));
   expect(r.status, r.stderr).toBe(0);
