@@ -5,7 +5,7 @@ import { ConvzooError, check } from '../errors.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { noGrad } from '../tensor/creation.js';
 import { openWeights, type WeightsFile } from '../io/index.js';
-import { CHECKPOINT_FORMAT } from '../train/checkpoint.js';
+import { CHECKPOINT_FORMAT, MODEL_PREFIX } from '../train/checkpoint.js';
 import { runDataConfig, pretrainedDataConfig } from '../vision/data_config.js';
 import type { ClassifierModel } from './base.js';
 import { getModelEntry, type ModelOptions, type WeightsEntry, type ModelMeta } from './registry.js';
@@ -94,9 +94,7 @@ export async function createModel(id: string, opts: CreateModelOptions = {}): Pr
     let archOpts: Record<string, unknown>;
     if (ckpt) {
       if (ckpt.modelId !== meta.id) throw new ConvzooError(`createModel: ${file} is a checkpoint of ${ckpt.modelId}, not ${meta.id}`, 'E_ARG', 'createModel');
-      await wf.close();
-      wf = await openWeights(file, { key: 'model' });
-      const conv = wf.entries.find((e) => e.name === `${meta.firstConv}.weight`);
+      const conv = wf.entries.find((e) => e.name === `${MODEL_PREFIX}${meta.firstConv}.weight`);
       // A run started from pretrained weights was built with the options those weights need (GoogLeNet: no aux heads).
       archOpts = {
         ...(ckpt.weights ? meta.pretrainedOptions : {}),
@@ -110,7 +108,8 @@ export async function createModel(id: string, opts: CreateModelOptions = {}): Pr
     }
     const model = buildModel(meta.id, archOpts);
     try {
-      const { entries, fileKey, rename } = remapped(wf.entries, meta);
+      // A checkpoint's model tensors are its `model.*` entries (the rest is optimizer state and RNG).
+      const { entries, fileKey, rename } = remapped(wf.entries, meta, ckpt ? MODEL_PREFIX : '');
       const plan = planLoad(model, entries, meta, file);
       const sd = rename(await wf.read(plan.read.map(fileKey)));
       try {
@@ -194,13 +193,17 @@ function checkpointInfo(metadata: Record<string, string>, file: string): Checkpo
   };
 }
 
-/** The file's entries under the model's key names (meta.remapWeightsKey), and the way back. */
-function remapped(entries: { name: string; shape: number[] }[], meta: ModelMeta) {
+/**
+ * The file's entries under the model's key names (those under `prefix`, without it, renamed by
+ * meta.remapWeightsKey), and the way back to the file's names.
+ */
+function remapped(entries: { name: string; shape: number[] }[], meta: ModelMeta, prefix = '') {
   const remap = meta.remapWeightsKey ?? ((k: string) => k);
   const toFile = new Map<string, string>();
   const out: { name: string; shape: number[] }[] = [];
   for (const e of entries) {
-    const name = remap(e.name);
+    if (!e.name.startsWith(prefix)) continue;
+    const name = remap(e.name.slice(prefix.length));
     if (name === null) continue;
     if (toFile.has(name))
       throw new ConvzooError(`${meta.id}: weights keys ${toFile.get(name)} and ${e.name} both map to ${name}`, 'E_STATE_DICT', 'createModel');

@@ -17,6 +17,8 @@ import type { Module } from '../nn/module.js';
 import type { Optimizer } from '../optim/optimizer.js';
 
 export const CHECKPOINT_FORMAT = 'convzoo-checkpoint-1';
+/** The model's state dict is stored under this prefix (`model.conv1.weight`). */
+export const MODEL_PREFIX = 'model.';
 
 export interface CheckpointInfo {
   epoch: number;
@@ -65,7 +67,7 @@ export async function saveCheckpoint(path: string, info: CheckpointInfo, model: 
   const owned: Tensor[] = [];
   try {
     for (const [k, t] of Object.entries(model.stateDict())) {
-      record[`model.${k}`] = t;
+      record[`${MODEL_PREFIX}${k}`] = t;
       owned.push(t);
     }
     let groups: unknown[] = [];
@@ -148,7 +150,7 @@ export async function loadCheckpoint(path: string): Promise<Checkpoint> {
   const optState: Record<string, Tensor> = {};
   let rngState: Tensor | undefined;
   for (const [k, t] of Object.entries(tensors)) {
-    if (k.startsWith('model.')) put(model, k.slice(6), t);
+    if (k.startsWith(MODEL_PREFIX)) put(model, k.slice(MODEL_PREFIX.length), t);
     else if (k.startsWith('optimizer.')) put(optState, k.slice(10), t);
     else if (k === 'rng_state') rngState = t;
     else t.dispose();
