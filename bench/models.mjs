@@ -11,8 +11,9 @@
 //   here, as convzoo's caching allocator is for convzoo; see bench/engine.mjs);
 // - onnxruntime-node: torchvision's ONNX export of the same model (torch.onnx.export, opset 17, dynamic
 //   batch), made once into bench/.cache/onnx/ by bench/torch_models.py, CPU provider, all graph optimisations.
-// The four paper networks torchvision lacks (alexnet_original, vgg_a_lrn, vgg_c, googlenet_original) are
-// written layer for layer in bench/torch_models.py for the PyTorch and ONNX columns (marked *).
+// The networks torchvision lacks (the paper variants alexnet_original, vgg_a_lrn, vgg_c, googlenet_original,
+// MobileNet v1, and timm's/the authors' SENet, DPN and IGC V1) are written layer for layer in
+// bench/torch_models.py for the PyTorch and ONNX columns (marked *; same parameter and MAC counts).
 // All sides use the same number of threads (intra-op; ORT inter-op 1), and convzoo and PyTorch the same
 // libgomp wait policy (convzoo's PASSIVE; --torch-spin leaves PyTorch spinning, libgomp's default, which
 // on a shared machine stalls an op for a scheduler tick whenever a neighbour holds the other core).
@@ -63,8 +64,7 @@ const DEFAULT_MODELS = [
   'resnext50_32x4d',
   'resnext101_32x8d',
   'resnext101_64x4d',
-  // Zoo part 2: torchvision's ids, and MobileNet v1 (written in torch_models.py); the SENet, DPN and IGC
-  // ids need PyTorch versions there first.
+  // Zoo part 2: torchvision's ids; MobileNet v1, SENet, DPN and IGC V1 are written in torch_models.py.
   'mobilenetv1_100',
   'mobilenetv1_125',
   'mobilenet_v1_1_0',
@@ -78,6 +78,26 @@ const DEFAULT_MODELS = [
   'mobilenet_v2',
   'mobilenet_v3_large',
   'mobilenet_v3_small',
+  'legacy_seresnet18',
+  'legacy_seresnet34',
+  'legacy_seresnet50',
+  'legacy_seresnet101',
+  'legacy_seresnet152',
+  'legacy_seresnext26_32x4d',
+  'legacy_seresnext50_32x4d',
+  'legacy_seresnext101_32x4d',
+  'legacy_senet154',
+  'seresnet50',
+  'seresnext50_32x4d',
+  'dpn68',
+  'dpn68b',
+  'dpn92',
+  'dpn98',
+  'dpn107',
+  'dpn131',
+  'igc_l4m32',
+  'igc_l16m16',
+  'igc_l100m2',
 ];
 const SIDES = ['convzoo', 'pytorch', 'ort'];
 /** libgomp's wait policy that convzoo's addon runs with (src/native.ts sets PASSIVE unless the user set one). */

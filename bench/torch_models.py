@@ -4,9 +4,10 @@
 #   python3 bench/torch_models.py worker '{"threads": 2}' a worker driven by JSON lines on stdin
 #
 # Every model of the zoo that torchvision has is torchvision's own builder with random initialisation.
-# The paper networks torchvision lacks (alexnet_original, vgg_a_lrn, vgg_c, googlenet_original, MobileNet v1)
-# are written here with torchvision's building blocks, layer for layer as convzoo's src/models/*.ts
-# (same parameter counts: the driver compares them), so that they get a PyTorch and an ONNX column too.
+# The networks torchvision lacks (the paper variants alexnet_original, vgg_a_lrn, vgg_c, googlenet_original and
+# MobileNet v1; timm's and the authors' SENet, DPN and IGC V1) are written here with torchvision's building
+# blocks, layer for layer as convzoo's src/models/*.ts (same parameter counts, which the driver compares, and
+# the same multiply-adds), so that they get a PyTorch and an ONNX column too.
 import json
 import os
 import sys
@@ -153,6 +154,274 @@ def mobilenet_v1(width, rounding, act):
     return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, 1000))
 
 
+
+# ---- zoo part 2: SENet (timm's legacy release and its ResNet with SE), DPN, IGC V1
+
+class SEModule(nn.Module):
+    """Squeeze-and-excitation: global mean, 1x1 conv down, ReLU, 1x1 conv up, sigmoid gate (both forms)."""
+    def __init__(self, channels, rd):
+        super().__init__()
+        self.fc1 = nn.Conv2d(channels, rd, 1)
+        self.fc2 = nn.Conv2d(rd, channels, 1)
+
+    def forward(self, x):
+        s = self.fc2(F.relu(self.fc1(x.mean((2, 3), keepdim=True)), inplace=True))
+        return x * torch.sigmoid(s)
+
+
+class LegacySEBlock(nn.Module):
+    """SE-ResNet-18/34's block of the Caffe release: 3x3 (stride), 3x3, ReLU after both, SE, add, ReLU."""
+    expansion = 1
+
+    def __init__(self, inplanes, planes, stride, downsample, groups):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, groups=groups, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.se_module = SEModule(planes, planes // 16)
+        self.downsample = downsample
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)), inplace=True)
+        out = F.relu(self.bn2(self.conv2(out)), inplace=True)
+        out = self.se_module(out)
+        out += x if self.downsample is None else self.downsample(x)
+        return F.relu(out, inplace=True)
+
+
+class LegacySEBottleneck(nn.Module):
+    """The release's bottlenecks: (mid, width, stride on conv1?) per kind, SE on the branch, add, ReLU."""
+    expansion = 4
+
+    def __init__(self, inplanes, planes, stride, downsample, groups, kind):
+        super().__init__()
+        mid, width, stride1 = {
+            'resnet': (planes, planes, True),
+            'resnext': (planes * 4 // 64 * groups, planes * 4 // 64 * groups, False),
+            'senet': (planes * 2, planes * 4, False),
+        }[kind]
+        out = planes * 4
+        self.conv1 = nn.Conv2d(inplanes, mid, 1, stride if stride1 else 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(mid)
+        self.conv2 = nn.Conv2d(mid, width, 3, 1 if stride1 else stride, 1, groups=groups, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3 = nn.Conv2d(width, out, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(out)
+        self.se_module = SEModule(out, out // 16)
+        self.downsample = downsample
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)), inplace=True)
+        out = F.relu(self.bn2(self.conv2(out)), inplace=True)
+        out = self.se_module(self.bn3(self.conv3(out)))
+        out += x if self.downsample is None else self.downsample(x)
+        return F.relu(out, inplace=True)
+
+
+class LegacySENet(nn.Module):
+    """timm's legacy SENet (Hu et al. 2018, the authors' Caffe release): as convzoo's src/models/senet.ts."""
+    def __init__(self, kind, layers, groups=1, senet154=False):
+        super().__init__()
+        if senet154:
+            inplanes = 128
+            stem = [nn.Conv2d(3, 64, 3, 2, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True),
+                    nn.Conv2d(64, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True),
+                    nn.Conv2d(64, 128, 3, 1, 1, bias=False), nn.BatchNorm2d(128), nn.ReLU(inplace=True)]
+        else:
+            inplanes = 64
+            stem = [nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True)]
+        self.layer0 = nn.Sequential(*stem, nn.MaxPool2d(3, 2, ceil_mode=True))
+        block = (lambda *a: LegacySEBlock(*a)) if kind == 'basic' else (lambda *a: LegacySEBottleneck(*a, kind))
+        expansion = 1 if kind == 'basic' else 4
+        k, p = (3, 1) if senet154 else (1, 0)
+        stages = []
+        for i, (planes, n) in enumerate(zip([64, 128, 256, 512], layers)):
+            stride, out = (1 if i == 0 else 2), planes * expansion
+            kk, pp = (1, 0) if i == 0 else (k, p)
+            down = (nn.Sequential(nn.Conv2d(inplanes, out, kk, stride, pp, bias=False), nn.BatchNorm2d(out))
+                    if stride != 1 or inplanes != out else None)
+            blocks = [block(inplanes, planes, stride, down, groups)]
+            inplanes = out
+            blocks += [block(inplanes, planes, 1, None, groups) for _ in range(n - 1)]
+            stages.append(nn.Sequential(*blocks))
+        self.layers = nn.Sequential(*stages)
+        self.dropout = nn.Dropout(0.2)
+        self.last_linear = nn.Linear(inplanes, 1000)
+
+    def forward(self, x):
+        x = self.layers(self.layer0(x))
+        return self.last_linear(self.dropout(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)))
+
+
+class TimmSEBottleneck(torchvision.models.resnet.Bottleneck):
+    """torchvision's Bottleneck with timm's SEModule after bn3 (timm's seresnet50, seresnext50_32x4d)."""
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        c = self.conv3.out_channels
+        self.se = SEModule(c, max(8, int(c / 16 + 4) // 8 * 8))
+
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.se(self.bn3(self.conv3(out)))
+        out += x if self.downsample is None else self.downsample(x)
+        return self.relu(out)
+
+
+def timm_seresnet(groups, width_per_group):
+    return torchvision.models.resnet.ResNet(TimmSEBottleneck, [3, 4, 6, 3], groups=groups, width_per_group=width_per_group)
+
+
+DPN_EPS = 1e-3
+
+
+def bn_act_conv(cin, cout, k, stride=1, groups=1):
+    """timm's BnActConv2d: pre-activation BN (eps 1e-3), ReLU, conv."""
+    return nn.Sequential(nn.BatchNorm2d(cin, eps=DPN_EPS), nn.ReLU(inplace=True),
+                         nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False))
+
+
+class CatBnAct(nn.Module):
+    def __init__(self, channels):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(channels, eps=DPN_EPS)
+
+    def forward(self, x):
+        return F.relu(self.bn(torch.cat(x, 1) if isinstance(x, tuple) else x), inplace=True)
+
+
+class DualPathBlock(nn.Module):
+    """timm's DualPathBlock: a shared pre-activation bottleneck split into a residual sum and a dense concat."""
+    def __init__(self, cin, r, num_c, inc, groups, block_type, b):
+        super().__init__()
+        self.num_c, self.b = num_c, b
+        self.proj = None
+        if block_type != 'normal':
+            self.proj = bn_act_conv(cin, num_c + 2 * inc, 1, stride=2 if block_type == 'down' else 1)
+        self.c1x1_a = bn_act_conv(cin, r, 1)
+        self.c3x3_b = bn_act_conv(r, r, 3, stride=2 if block_type == 'down' else 1, groups=groups)
+        if b:
+            self.c1x1_c = CatBnAct(r)
+            self.c1x1_c1 = nn.Conv2d(r, num_c, 1, bias=False)
+            self.c1x1_c2 = nn.Conv2d(r, inc, 1, bias=False)
+        else:
+            self.c1x1_c = bn_act_conv(r, num_c + inc, 1)
+
+    def forward(self, x):
+        x_in = torch.cat(x, 1) if isinstance(x, tuple) else x
+        if self.proj is None:
+            s1, s2 = x
+        else:
+            s = self.proj(x_in)
+            s1, s2 = s[:, :self.num_c], s[:, self.num_c:]
+        h = self.c1x1_c(self.c3x3_b(self.c1x1_a(x_in)))
+        if self.b:
+            out1, out2 = self.c1x1_c1(h), self.c1x1_c2(h)
+        else:
+            out1, out2 = h[:, :self.num_c], h[:, self.num_c:]
+        return s1 + out1, torch.cat([s2, out2], 1)
+
+
+class DPN(nn.Module):
+    """timm's dpn.py (Chen et al. 2017) as convzoo's src/models/dpn.ts."""
+    def __init__(self, small, init_features, k_r, groups, k_sec, inc_sec, b=False):
+        super().__init__()
+        bw_factor = 1 if small else 4
+        k = 3 if small else 7
+        blocks = [nn.Conv2d(3, init_features, k, 2, k // 2, bias=False), nn.BatchNorm2d(init_features, eps=DPN_EPS),
+                  nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1)]
+        cin = init_features
+        for stage in range(4):
+            bw = 64 * 2 ** stage * bw_factor
+            inc = inc_sec[stage]
+            r = k_r * bw // (64 * bw_factor)
+            for i in range(1, k_sec[stage] + 1):
+                kind = 'normal' if i > 1 else ('proj' if stage == 0 else 'down')
+                blocks.append(DualPathBlock(cin, r, bw, inc, groups, kind, b))
+                cin = bw + 3 * inc if i == 1 else cin + inc
+        blocks.append(CatBnAct(cin))
+        self.features = nn.Sequential(*blocks)
+        self.classifier = nn.Conv2d(cin, 1000, 1)
+
+    def forward(self, x):
+        return torch.flatten(self.classifier(F.adaptive_avg_pool2d(self.features(x), 1)), 1)
+
+
+def channel_shuffle(x, groups):
+    """The Reorder of IGC's graphs, out[j*B+i] = in[i*(C/B)+j]: torchvision's channel shuffle."""
+    n, c, h, w = x.shape
+    return x.view(n, groups, c // groups, h, w).transpose(1, 2).contiguous().view(n, c, h, w)
+
+
+class IgcUnit(nn.Module):
+    """Primary 3x3 group conv (L groups), reorder, secondary 1x1 group conv (M groups), reorder back, BN."""
+    def __init__(self, cin, cout, stride, L, M):
+        super().__init__()
+        self.L, self.M = L, M
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, groups=L, bias=False)
+        self.conv2 = nn.Conv2d(cout, cout, 1, groups=M, bias=False)
+        self.bn = nn.BatchNorm2d(cout, eps=2e-5)
+
+    def forward(self, x):
+        return self.bn(channel_shuffle(self.conv2(channel_shuffle(self.conv1(x), self.L)), self.M))
+
+
+class IgcBlock(nn.Module):
+    def __init__(self, cin, cout, stride, L):
+        super().__init__()
+        self.unit1 = IgcUnit(cin, cout, stride, L, cout // L)
+        self.unit2 = IgcUnit(cout, cout, 1, L, cout // L)
+        self.proj = None
+        if stride != 1 or cin != cout:
+            self.proj = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, groups=L, bias=False), nn.BatchNorm2d(cout, eps=2e-5))
+
+    def forward(self, x):
+        out = self.unit2(F.relu(self.unit1(x), inplace=True))
+        out += x if self.proj is None else self.proj(x)
+        return F.relu(out, inplace=True)
+
+
+class IGC(nn.Module):
+    """The released IGC V1 ImageNet graphs (Zhang et al. 2017) as convzoo's src/models/igc.ts."""
+    def __init__(self, stem, widths, primary):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, stem, 7, 2, 3, bias=False), nn.BatchNorm2d(stem, eps=2e-5),
+                                  nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1))
+        blocks, cin = [], stem
+        for i, (w, L) in enumerate(zip(widths, primary)):
+            blocks += [IgcBlock(cin, w, 1 if i == 0 else 2, L), IgcBlock(w, w, 1, L)]
+            cin = w
+        self.blocks = nn.Sequential(*blocks)
+        self.fc_score = nn.Linear(cin, 1000)
+
+    def forward(self, x):
+        return self.fc_score(torch.flatten(F.adaptive_avg_pool2d(self.blocks(self.stem(x)), 1), 1))
+
+
+ZOO2_MODELS = {
+    'legacy_seresnet18': lambda: LegacySENet('basic', [2, 2, 2, 2]),
+    'legacy_seresnet34': lambda: LegacySENet('basic', [3, 4, 6, 3]),
+    'legacy_seresnet50': lambda: LegacySENet('resnet', [3, 4, 6, 3]),
+    'legacy_seresnet101': lambda: LegacySENet('resnet', [3, 4, 23, 3]),
+    'legacy_seresnet152': lambda: LegacySENet('resnet', [3, 8, 36, 3]),
+    'legacy_seresnext26_32x4d': lambda: LegacySENet('resnext', [2, 2, 2, 2], 32),
+    'legacy_seresnext50_32x4d': lambda: LegacySENet('resnext', [3, 4, 6, 3], 32),
+    'legacy_seresnext101_32x4d': lambda: LegacySENet('resnext', [3, 4, 23, 3], 32),
+    'legacy_senet154': lambda: LegacySENet('senet', [3, 8, 36, 3], 64, senet154=True),
+    'seresnet50': lambda: timm_seresnet(1, 64),
+    'seresnext50_32x4d': lambda: timm_seresnet(32, 4),
+    'dpn68': lambda: DPN(True, 10, 128, 32, [3, 4, 12, 3], [16, 32, 32, 64]),
+    'dpn68b': lambda: DPN(True, 10, 128, 32, [3, 4, 12, 3], [16, 32, 32, 64], b=True),
+    'dpn92': lambda: DPN(False, 64, 96, 32, [3, 4, 20, 3], [16, 32, 24, 128]),
+    'dpn98': lambda: DPN(False, 96, 160, 40, [3, 6, 20, 3], [16, 32, 32, 128]),
+    'dpn107': lambda: DPN(False, 128, 200, 50, [4, 8, 20, 3], [20, 64, 64, 128]),
+    'dpn131': lambda: DPN(False, 128, 160, 40, [4, 8, 28, 3], [16, 32, 32, 128]),
+    'igc_l4m32': lambda: IGC(128, [128, 256, 512, 1024], [4, 4, 4, 4]),
+    'igc_l16m16': lambda: IGC(256, [256, 512, 1024, 2048], [16, 16, 16, 16]),
+    'igc_l100m2': lambda: IGC(100, [200, 400, 800, 1600], [100, 200, 400, 800]),
+}
+
 PAPER_MODELS = {
     'mobilenetv1_100': lambda: mobilenet_v1(1.0, 'timm', 'relu6'),
     'mobilenetv1_125': lambda: mobilenet_v1(1.25, 'timm', 'relu6'),
@@ -164,6 +433,7 @@ PAPER_MODELS = {
     'vgg_a_lrn': lambda: vgg_paper(VGG_PAPER['vgg_a_lrn']),
     'vgg_c': lambda: vgg_paper(VGG_PAPER['vgg_c']),
     'googlenet_original': GoogLeNetPaper,
+    **ZOO2_MODELS,
 }
 
 # convzoo's paper-column names that are torchvision's models key for key.

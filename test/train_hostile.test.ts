@@ -11,9 +11,9 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { ConvzooError } from '../src/errors.js';
 import { train } from '../src/train/trainer.js';
-import { readCheckpointInfo, isCheckpointFile, loadCheckpoint } from '../src/train/checkpoint.js';
+import { readCheckpointMeta, isCheckpointFile, loadCheckpoint } from '../src/train/checkpoint.js';
 import { trainReporter, TERMINAL_RESTORE } from '../src/cli/report.js';
-import { buildModel } from '../src/models/builder.js';
+import { createModel } from '../src/models/builder.js';
 import { loadWithMetadata, save } from '../src/io/index.js';
 import { memory, zeros } from '../src/index.js';
 
@@ -470,9 +470,10 @@ describe('metric names, summaries and the checkpoint reader', () => {
     expect(r.stdout).toMatch(/after 1 epoch in/);
   });
 
-  it('readCheckpointInfo gives the model without the optimizer; isCheckpointFile tells checkpoints apart', async () => {
+  it('readCheckpointMeta describes a checkpoint from its header; createModel loads its model; isCheckpointFile tells checkpoints apart', async () => {
     const before = memory().tensors;
-    const info = await readCheckpointInfo(path.join(run1, 'best.ckpt'));
+    const best = path.join(run1, 'best.ckpt');
+    const info = await readCheckpointMeta(best);
     expect(info.modelId).toBe('resnet20');
     expect(info.classes).toHaveLength(10);
     expect(info.inChans).toBe(1);
@@ -480,11 +481,15 @@ describe('metric names, summaries and the checkpoint reader', () => {
     expect(info.options).not.toHaveProperty('out');
     expect(info.options).not.toHaveProperty('weights');
     expect(info.modelOptions).toEqual({});
-    expect(Object.keys(info.state).some((k) => k.startsWith('model.') || k.startsWith('optimizer.'))).toBe(false);
-    const model = buildModel(info.modelId, { ...info.modelOptions, numClasses: info.classes.length, inChans: info.inChans });
-    model.loadStateDict(info.state); // strict: every key present, none extra
-    for (const t of Object.values(info.state)) t.dispose();
-    model.dispose?.();
+    expect(memory().tensors).toBe(before); // the header only
+    const model = await createModel(info.modelId, { weights: best });
+    const full = await loadCheckpoint(best);
+    for (const [k, t] of Object.entries(model.stateDict())) {
+      expect(t.toArray(), k).toEqual(full.model[k].toArray());
+      t.dispose();
+    }
+    full.dispose();
+    model.dispose();
 
     const last = await loadCheckpoint(path.join(run1, 'last.ckpt'));
     expect(Object.keys(last.optimizer!.state).length).toBeGreaterThan(0);
@@ -498,7 +503,8 @@ describe('metric names, summaries and the checkpoint reader', () => {
     expect(await isCheckpointFile(plain)).toBe(false);
     expect(await isCheckpointFile(path.join(run1, 'metrics.jsonl'))).toBe(false);
     expect(await isCheckpointFile(path.join(run1, 'missing.ckpt'))).toBe(false);
-    await expect(readCheckpointInfo(plain)).rejects.toMatchObject({ code: 'E_FORMAT' });
+    await expect(readCheckpointMeta(plain)).rejects.toMatchObject({ code: 'E_FORMAT' });
+    await expect(readCheckpointMeta(path.join(run1, 'missing.ckpt'))).rejects.toMatchObject({ code: 'E_NOT_FOUND' });
     expect(memory().tensors).toBe(before);
   });
 });

@@ -5,7 +5,7 @@ import { ConvzooError, check } from '../errors.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { noGrad } from '../tensor/creation.js';
 import { openWeights, type WeightsFile } from '../io/index.js';
-import { CHECKPOINT_FORMAT, MODEL_PREFIX } from '../train/checkpoint.js';
+import { MODEL_PREFIX, checkpointMeta, type CheckpointMeta } from '../train/checkpoint.js';
 import { runDataConfig, pretrainedDataConfig } from '../vision/data_config.js';
 import type { ClassifierModel } from './base.js';
 import { getModelEntry, type ModelOptions, type WeightsEntry, type ModelMeta } from './registry.js';
@@ -97,7 +97,7 @@ export async function createModel(id: string, opts: CreateModelOptions = {}): Pr
       const conv = wf.entries.find((e) => e.name === `${MODEL_PREFIX}${meta.firstConv}.weight`);
       // A run started from pretrained weights was built with the options those weights need (GoogLeNet: no aux heads).
       archOpts = {
-        ...(ckpt.weights ? meta.pretrainedOptions : {}),
+        ...(ckpt.startWeights ? meta.pretrainedOptions : {}),
         ...ckpt.modelOptions,
         numClasses: ckpt.classes.length,
         inChans: conv?.shape[1] ?? 3,
@@ -126,7 +126,7 @@ export async function createModel(id: string, opts: CreateModelOptions = {}): Pr
       if (model.numClasses === ckpt.classes.length) model.classes = [...ckpt.classes];
       // The preprocessing of the run's evaluation data, decided where the trainer decides it.
       const channels = model.stateShapes().get(`${meta.firstConv}.weight`)?.[1] ?? 3;
-      model._evalTransform = runDataConfig({ channels, inputSize: ckpt.inputSize, pretrained: pretrainedDataConfig(meta, ckpt.weights) });
+      model._evalTransform = runDataConfig({ channels, inputSize: ckpt.inputSize, pretrained: pretrainedDataConfig(meta, ckpt.startWeights) });
     } else {
       model._weightsTag = entry?.tag ?? file;
     }
@@ -140,7 +140,7 @@ export async function createModel(id: string, opts: CreateModelOptions = {}): Pr
 export async function loadModel(checkpoint: string, opts: Omit<CreateModelOptions, 'weights'> = {}): Promise<ClassifierModel> {
   check(typeof checkpoint === 'string' && checkpoint !== '', 'loadModel', 'expected the path of a convzoo checkpoint');
   const wf = await openWeights(checkpoint);
-  let ckpt: CheckpointSummary | null;
+  let ckpt: CheckpointMeta | null;
   try {
     ckpt = checkpointInfo(wf.metadata, checkpoint);
   } finally {
@@ -157,40 +157,10 @@ export async function loadModel(checkpoint: string, opts: Omit<CreateModelOption
 
 const isUrl = (s: string) => /^https?:\/\//i.test(s);
 
-/** What createModel needs of a convzoo checkpoint's metadata (see train/checkpoint.ts). */
-interface CheckpointSummary {
-  modelId: string;
-  classes: string[];
-  modelOptions: Record<string, unknown>;
-  inputSize?: number;
-  weights?: string;
-}
-
-function checkpointInfo(metadata: Record<string, string>, file: string): CheckpointSummary | null {
-  if (metadata.format !== CHECKPOINT_FORMAT) return null;
-  const bad = (why: string): never => {
-    throw new ConvzooError(`${file}: corrupt convzoo checkpoint: ${why}`, 'E_FORMAT', 'createModel');
-  };
-  let info: { modelId?: unknown; classes?: unknown; options?: { modelOptions?: unknown; inputSize?: unknown; weights?: unknown } };
-  try {
-    info = JSON.parse(metadata.info ?? '');
-  } catch (e) {
-    return bad(`metadata 'info' is not JSON (${(e as Error).message})`);
-  }
-  if (typeof info?.modelId !== 'string') bad('no model id');
-  const classes = info.classes;
-  if (!Array.isArray(classes) || !classes.length || !classes.every((c) => typeof c === 'string')) bad('no class names');
-  const o = info.options ?? {};
-  const modelOptions =
-    o.modelOptions && typeof o.modelOptions === 'object' && !Array.isArray(o.modelOptions) ? (o.modelOptions as Record<string, unknown>) : {};
-  const inputSize = Number.isInteger(o.inputSize) && (o.inputSize as number) > 0 ? (o.inputSize as number) : undefined;
-  return {
-    modelId: getModelEntry(info.modelId as string).meta.id,
-    classes: classes as string[],
-    modelOptions,
-    inputSize,
-    weights: typeof o.weights === 'string' ? o.weights : undefined,
-  };
+/** The checkpoint's description (null for a plain weights file), its model id resolved (an alias to its id). */
+function checkpointInfo(metadata: Record<string, string>, file: string): CheckpointMeta | null {
+  const ckpt = checkpointMeta(metadata, file);
+  return ckpt && { ...ckpt, modelId: getModelEntry(ckpt.modelId).meta.id };
 }
 
 /**

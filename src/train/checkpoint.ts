@@ -40,8 +40,8 @@ export interface Checkpoint extends CheckpointInfo {
   dispose(): void;
 }
 
-/** What building a model from a checkpoint needs (see readCheckpointInfo). */
-export interface CheckpointModelInfo {
+/** A checkpoint's description, read from its header alone (see readCheckpointMeta). */
+export interface CheckpointMeta {
   modelId: string;
   classes: string[];
   /** The epoch the checkpoint was written after, and the best test accuracy so far. */
@@ -55,8 +55,11 @@ export interface CheckpointModelInfo {
   inChans: number;
   /** Extra architecture options of the run (e.g. dropRate); {} when none. */
   modelOptions: Record<string, unknown>;
-  /** The model's weights, keys without the 'model.' prefix. The caller owns them: load, then dispose. */
-  state: Record<string, Tensor>;
+  /**
+   * The weights the run started from ('DEFAULT', a tag, ...), if any: they decide the architecture options
+   * and preprocessing the run used. Only a name here; nothing is fetched because of it.
+   */
+  startWeights?: string;
 }
 
 /** Keys of a checkpoint's options that name places to write or things to fetch: never acted on when read. */
@@ -199,30 +202,24 @@ function checkpointInChans(info: CheckpointInfo): number {
 }
 
 /**
- * A checkpoint's model, without the optimizer: the id, class names, the run's options (input size,
- * architecture options) and the weights (keys without the 'model.' prefix), for building the model
- * elsewhere (createModel with a checkpoint as weights, eval, predict). Nothing in the checkpoint is
- * fetched or written: the run's `out`, `resume` and `weights` are left out of `options`.
+ * The description of a convzoo checkpoint from its safetensors header `metadata`: null when the file
+ * is not a checkpoint (another format), an E_FORMAT error naming `file` when it is one with corrupt
+ * metadata. The run's `out`, `resume` and `weights` options are left out of `options`: a checkpoint
+ * never decides where to write or what to fetch.
  */
-export async function readCheckpointInfo(path: string): Promise<CheckpointModelInfo> {
-  if (!(await isCheckpointFile(path))) {
-    // A missing or unreadable file fails with its own message (E_NOT_FOUND, E_IO).
-    await (await FileSource.open(path)).close();
-    throw new ConvzooError(`${path}: not a convzoo training checkpoint (a safetensors file with metadata format '${CHECKPOINT_FORMAT}')`, 'E_FORMAT');
-  }
-  const { tensors, metadata } = await loadWithMetadata(path, { key: 'model' });
+export function checkpointMeta(metadata: Record<string, string>, file: string): CheckpointMeta | null {
+  if (metadata.format !== CHECKPOINT_FORMAT) return null;
   let info: CheckpointInfo;
   try {
     info = parseInfo(metadata);
   } catch (e) {
-    for (const t of Object.values(tensors)) t.dispose();
-    throw new ConvzooError(`${path}: corrupt checkpoint metadata: ${(e as Error).message}`, 'E_FORMAT');
+    throw new ConvzooError(`${file}: corrupt checkpoint metadata: ${(e as Error).message}`, 'E_FORMAT');
   }
-  const state: Record<string, Tensor> = {};
-  for (const [k, t] of Object.entries(tensors)) put(state, k, t);
+  if (!info.classes.length) throw new ConvzooError(`${file}: corrupt checkpoint metadata: info.classes is empty`, 'E_FORMAT');
   const options = { ...info.options };
   for (const k of UNTRUSTED_OPTION_KEYS) delete options[k];
   const inputSize = Number.isInteger(options.inputSize) && (options.inputSize as number) > 0 ? (options.inputSize as number) : undefined;
+  const weights = info.options.weights;
   return {
     modelId: info.modelId,
     classes: info.classes,
@@ -232,8 +229,24 @@ export async function readCheckpointInfo(path: string): Promise<CheckpointModelI
     inputSize,
     inChans: checkpointInChans(info),
     modelOptions: { ...(options.modelOptions as Record<string, unknown> | undefined) },
-    state,
+    startWeights: typeof weights === 'string' ? weights : undefined,
   };
+}
+
+/**
+ * Reads a checkpoint's description from its header only (no tensor is read): for building the model
+ * elsewhere (createModel with the checkpoint as weights, eval, predict) and for deciding on its data.
+ */
+export async function readCheckpointMeta(path: string): Promise<CheckpointMeta> {
+  const src = await FileSource.open(path); // a missing or unreadable file fails with its own message (E_NOT_FOUND, E_IO)
+  try {
+    const meta = src.size >= 9 && looksLikeSafetensors(await src.read(0, 9)) ? checkpointMeta((await readSafetensorsHeader(src)).metadata, path) : null;
+    if (!meta)
+      throw new ConvzooError(`${path}: not a convzoo training checkpoint (a safetensors file with metadata format '${CHECKPOINT_FORMAT}')`, 'E_FORMAT');
+    return meta;
+  } finally {
+    await src.close().catch(() => {});
+  }
 }
 
 /** Restores the global RNG from a checkpoint (for an exact resume). */

@@ -4,12 +4,12 @@
 import { writeFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { ConvzooError, checkInt } from '../errors.js';
-import { buildModel, createModel } from '../models/builder.js';
+import { createModel } from '../models/builder.js';
 import { modelMeta } from '../models/registry.js';
 import { makeData, classDifference } from './datasets.js';
 import { pretrainedDataConfig } from '../vision/data_config.js';
 import { evaluate, type EvalResult } from './evaluate.js';
-import { loadCheckpoint } from './checkpoint.js';
+import { readCheckpointMeta } from './checkpoint.js';
 import { validateTrainOptions } from './options.js';
 import { plotConfusion } from './plots.js';
 
@@ -33,78 +33,71 @@ export async function evaluateCommand(o: EvalCommandOptions): Promise<EvalResult
   validateTrainOptions({ data: o.data, batchSize: o.batchSize, inputSize: o.inputSize, numWorkers: o.numWorkers, model: o.model, weights: o.weights }, 'eval');
   if (o.tenCrop !== undefined) checkInt(o.tenCrop, 'eval', 'tenCrop', 1);
   let inputSize = o.inputSize;
-  let ckpt = o.checkpoint ? await loadCheckpoint(o.checkpoint) : null;
-  let result;
-  try {
-    const modelId = o.model ?? ckpt!.modelId;
-    let dataName = o.data ?? 'fashion-mnist';
-    let split: { valSplit?: number; seed?: number } = {};
-    if (ckpt) {
-      // The run's own options, checked like command-line input (a checkpoint is a file from anywhere).
-      const stored = {
-        data: ckpt.options.data,
-        inputSize: ckpt.options.inputSize,
-        valSplit: ckpt.options.valSplit,
-        seed: ckpt.options.seed,
-        modelOptions: ckpt.options.modelOptions,
-      };
-      validateTrainOptions(stored, `eval: the checkpoint ${o.checkpoint} holds an invalid option`);
-      if (inputSize === undefined) inputSize = stored.inputSize as number | undefined;
-      if (o.data === undefined) dataName = (stored.data as string | undefined) ?? 'fashion-mnist';
-      // A folder split by the run: the same held-out images (same fraction and seed).
-      split = { valSplit: stored.valSplit as number | undefined, seed: stored.seed as number | undefined };
+  // The checkpoint's header decides the data; its weights are read once the data is known to fit.
+  const ckpt = o.checkpoint ? await readCheckpointMeta(o.checkpoint) : null;
+  const modelId = o.model ?? ckpt!.modelId;
+  let dataName = o.data ?? 'fashion-mnist';
+  let split: { valSplit?: number; seed?: number } = {};
+  if (ckpt) {
+    // The run's own options, checked like command-line input (a checkpoint is a file from anywhere).
+    const stored = {
+      data: ckpt.options.data,
+      inputSize: ckpt.options.inputSize,
+      valSplit: ckpt.options.valSplit,
+      seed: ckpt.options.seed,
+      modelOptions: ckpt.options.modelOptions,
+    };
+    validateTrainOptions(stored, `eval: the checkpoint ${o.checkpoint} holds an invalid option`);
+    if (inputSize === undefined) inputSize = stored.inputSize as number | undefined;
+    if (o.data === undefined) dataName = (stored.data as string | undefined) ?? 'fashion-mnist';
+    // A folder split by the run: the same held-out images (same fraction and seed).
+    split = { valSplit: stored.valSplit as number | undefined, seed: stored.seed as number | undefined };
+  }
+  // Ten-crop takes crops from images one step larger than the network's input.
+  const loadSize = o.tenCrop && inputSize === undefined ? Math.round(o.tenCrop / 0.875) : inputSize;
+  // Evaluated as the weights ask (resnet50's IMAGENET1K_V2: resize 232, crop 224), or as the run trained.
+  const pretrained = pretrainedDataConfig(modelMeta(modelId), ckpt ? ckpt.startWeights : o.weights);
+  const data = await makeData({
+    data: dataName,
+    batchSize: o.batchSize ?? 256,
+    inputSize: loadSize,
+    augment: 'none',
+    numWorkers: o.numWorkers,
+    pretrained,
+    onWarning: o.onWarning,
+    ...split,
+  }).catch((e: unknown) => {
+    if (ckpt && o.data === undefined && e instanceof ConvzooError && e.code === 'E_DATA') {
+      throw new ConvzooError(`eval: the checkpoint's data: ${e.message} (give --data to evaluate on other data with the same classes)`, 'E_DATA');
     }
-    // Ten-crop takes crops from images one step larger than the network's input.
-    const loadSize = o.tenCrop && inputSize === undefined ? Math.round(o.tenCrop / 0.875) : inputSize;
-    // Evaluated as the weights ask (resnet50's IMAGENET1K_V2: resize 232, crop 224), or as the run trained.
-    const pretrained = pretrainedDataConfig(modelMeta(modelId), ckpt ? (ckpt.options.weights as string | undefined) : o.weights);
-    const data = await makeData({
-      data: dataName,
-      batchSize: o.batchSize ?? 256,
-      inputSize: loadSize,
-      augment: 'none',
-      numWorkers: o.numWorkers,
-      pretrained,
-      onWarning: o.onWarning,
-      ...split,
-    }).catch((e: unknown) => {
-      if (ckpt && o.data === undefined && e instanceof ConvzooError && e.code === 'E_DATA') {
-        throw new ConvzooError(`eval: the checkpoint's data: ${e.message} (give --data to evaluate on other data with the same classes)`, 'E_DATA');
-      }
-      throw e;
-    });
+    throw e;
+  });
+  try {
+    if (ckpt && ckpt.classes.join('\0') !== data.classes.join('\0')) {
+      throw new ConvzooError(
+        `eval: the data ${dataName} does not have the classes the checkpoint ${o.checkpoint} was trained on: ` +
+          `${classDifference(ckpt.classes, data.classes)} (checkpoint vs data)`,
+        'E_DATA',
+      );
+    }
+    const model = ckpt
+      ? await createModel(modelId, { weights: o.checkpoint, inChans: data.channels })
+      : await createModel(modelId, { weights: o.weights, inChans: data.channels, numClasses: data.classes.length });
     try {
-      let model;
-      if (ckpt) {
-        if (ckpt.classes.join('\0') !== data.classes.join('\0')) {
-          throw new ConvzooError(
-            `eval: the data ${dataName} does not have the classes the checkpoint ${o.checkpoint} was trained on: ` +
-              `${classDifference(ckpt.classes, data.classes)} (checkpoint vs data)`,
-            'E_DATA',
-          );
-        }
-        const pretrained = ckpt.options.weights ? (modelMeta(modelId).pretrainedOptions ?? {}) : {};
-        model = buildModel(modelId, { ...pretrained, ...(ckpt.options.modelOptions as object), numClasses: ckpt.classes.length, inChans: data.channels });
-        model.loadStateDict(ckpt.model);
-        ckpt.dispose();
-        ckpt = null;
-      } else {
-        model = await createModel(modelId, { weights: o.weights, inChans: data.channels, numClasses: data.classes.length });
-      }
       const r = await evaluate(model, data.test, { numClasses: data.classes.length, tenCrop: o.tenCrop });
       if (r.count === 0)
         throw new ConvzooError(`eval: none of the ${data.testSize} test images of ${dataName} could be decoded; no accuracy to report`, 'E_DATA');
-      result = { model: modelId, data: dataName, classes: data.classes, ...r };
+      const result = { model: modelId, data: dataName, classes: data.classes, ...r };
       if (o.out) {
         mkdirSync(o.out, { recursive: true });
         writeFileSync(path.join(o.out, 'eval.json'), JSON.stringify(result, null, 2) + '\n');
         await plotConfusion(r.confusion, data.classes, o.out);
       }
+      return result;
     } finally {
-      await data.close();
+      model.dispose();
     }
   } finally {
-    ckpt?.dispose();
+    await data.close();
   }
-  return result;
 }
