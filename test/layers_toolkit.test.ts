@@ -236,7 +236,7 @@ describe('blocks: options and naming', () => {
         'ConvNormAct(',
         '  (conv): Conv2d(4, 8, kernelSize=[3,3], stride=[1,1], padding=[1,1], bias=false)',
         '  (bn): BatchNorm2d(8, eps=0.001, momentum=0.01)',
-        '  (act): ReLU()',
+        '  (act): ReLU(inplace=true)', // on the norm's output, as torchvision's ReLU(inplace=True)
         ')',
       ].join('\n'),
     );
@@ -259,6 +259,29 @@ describe('blocks: options and naming', () => {
     ]);
     cz.tidy(() => expect(m.forward(cz.randn([2, 6, 5, 5])).shape).toEqual([2, 4, 5, 5]));
     m.dispose();
+  });
+  test('the activation works in place only on a norm output: never on the block input', () => {
+    // NormActConv without a norm applies its activation to the input itself: that must stay intact.
+    for (const [norm, inplace] of [
+      [true, true],
+      [false, false],
+      [(c: number) => new nn.GroupNorm(2, c), true],
+      [() => new nn.Identity(), false], // a factory's norm might return its input
+    ] as const) {
+      const m = new nn.NormActConv(4, 4, 1, { norm, act: 'relu6' });
+      expect((m.actLayer as nn.ReLU6).inplace, String(norm)).toBe(inplace);
+      cz.tidy(() => {
+        const x = cz.randn([1, 4, 3, 3]);
+        const before = x.toArray();
+        m.forward(x);
+        expect(x.toArray()).toEqual(before);
+      });
+      m.dispose();
+    }
+    expect(nn.getActivation('hardswish', { inplace: true })).toBeInstanceOf(nn.Hardswish);
+    expect((nn.getActivation('hard_swish', { inplace: true }) as nn.Hardswish).inplace).toBe(true);
+    expect((nn.getActivation('relu') as nn.ReLU).inplace).toBe(false);
+    expect(nn.getActivation('silu', { inplace: true })).toBeInstanceOf(nn.SiLU); // no in-place op: the plain module
   });
   test('names that cannot be keys, or would overwrite a field, are E_ARG errors', () => {
     for (const bad of ['', '_conv', 'a.b', 'training', 'forward', 'convLayer']) {

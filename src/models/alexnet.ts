@@ -97,7 +97,7 @@ export class AlexNet extends ClassifierModel {
     const layers: Module[] = [];
     let inC = opts.inChans ?? 3;
     for (const c of cfg.convs) {
-      layers.push(new Conv2d(inC, c.out, c.kernel, { stride: c.stride ?? 1, padding: c.padding ?? 0, groups: c.groups ?? 1 }), new ReLU());
+      layers.push(new Conv2d(inC, c.out, c.kernel, { stride: c.stride ?? 1, padding: c.padding ?? 0, groups: c.groups ?? 1 }), new ReLU(true));
       if (c.lrn) layers.push(new LocalResponseNorm(LRN_SIZE, LRN));
       if (c.pool) layers.push(new MaxPool2d(3, { stride: 2 }));
       inC = c.out;
@@ -110,8 +110,8 @@ export class AlexNet extends ClassifierModel {
       p = this.dropRate,
       flat = this.numFeatures * 6 * 6;
     this.classifier = cfg.dropoutFirst
-      ? new Sequential(new Dropout(p), new Linear(flat, h), new ReLU(), new Dropout(p), new Linear(h, h), new ReLU())
-      : new Sequential(new Linear(flat, h), new ReLU(), new Dropout(p), new Linear(h, h), new ReLU(), new Dropout(p));
+      ? new Sequential(new Dropout(p), new Linear(flat, h), new ReLU(true), new Dropout(p), new Linear(h, h), new ReLU(true))
+      : new Sequential(new Linear(flat, h), new ReLU(true), new Dropout(p), new Linear(h, h), new ReLU(true), new Dropout(p));
     this._head = new ClassifierHead({ sequential: this.classifier }, this.numFeatures, opts.numClasses ?? 1000, { pool: this.avgpool, hiddenFeatures: h });
   }
 

@@ -60,9 +60,6 @@ const cifarBC = (depth: number, growthRate: number): DenseNetConfig => ({
   stem: 'cifar',
 });
 
-/** torchvision's ReLU(inplace=True): every activation here follows a norm, whose output nothing else reads. */
-const inplaceRelu = (): Module => new ReLU(true);
-
 // ---- blocks
 
 /**
@@ -88,8 +85,8 @@ export class DenseLayer extends Module<Tensor[], Tensor> {
     super();
     this.dropRate = dropRate;
     const width = bnSize * growthRate;
-    this._bottleneck = new NormActConv(inChannels, width, 1, { act: inplaceRelu, names: { norm: 'norm1', act: 'relu1', conv: 'conv1' } });
-    this._conv = new NormActConv(width, growthRate, 3, { padding: 1, act: inplaceRelu, names: { norm: 'norm2', act: 'relu2', conv: 'conv2' } });
+    this._bottleneck = new NormActConv(inChannels, width, 1, { names: { norm: 'norm1', act: 'relu1', conv: 'conv1' } });
+    this._conv = new NormActConv(width, growthRate, 3, { padding: 1, names: { norm: 'norm2', act: 'relu2', conv: 'conv2' } });
     [this.norm1, this.relu1, this.conv1] = [this._bottleneck.normLayer!, this._bottleneck.actLayer!, this._bottleneck.convLayer];
     [this.norm2, this.relu2, this.conv2] = [this._conv.normLayer!, this._conv.actLayer!, this._conv.convLayer];
   }
@@ -128,7 +125,7 @@ export class DenseBlock extends Module {
 export class Transition extends NormActConv {
   pool: AvgPool2d;
   constructor(inChannels: number, outChannels: number) {
-    super(inChannels, outChannels, 1, { act: inplaceRelu, names: { norm: 'norm', act: 'relu', conv: 'conv' } });
+    super(inChannels, outChannels, 1, { names: { norm: 'norm', act: 'relu', conv: 'conv' } });
     this.pool = new AvgPool2d(2, { stride: 2 });
   }
   override forward(x: Tensor): Tensor {
@@ -150,7 +147,7 @@ export class DenseNetFeatures extends Module {
     if (cfg.stem === 'imagenet') {
       add('conv0', new Conv2d(inChans, c0, 7, { stride: 2, padding: 3, bias: false }));
       add('norm0', new BatchNorm2d(c0));
-      add('relu0', inplaceRelu());
+      add('relu0', new ReLU(true)); // after norm0, whose output nothing else reads
       add('pool0', new MaxPool2d(3, { stride: 2, padding: 1 }));
     } else {
       add('conv0', new Conv2d(inChans, c0, 3, { padding: 1, bias: false }));

@@ -55,7 +55,7 @@ export class CatBnAct extends Module<Tensor | DualPath, Tensor> {
   constructor(channels: number, act: ActLayer = 'relu') {
     super();
     this.bn = new BatchNorm2d(channels, { eps: EPS });
-    this._act = getActivation(act);
+    this._act = getActivation(act, { inplace: true }); // on the BN's output, which nothing else reads
   }
   forward(x: Tensor | DualPath): Tensor {
     return tidy(() => this._act.forward(this.bn.forward(Array.isArray(x) ? cat(x, 1) : x)));

@@ -9,7 +9,7 @@
 import type { Tensor } from '../tensor/tensor.js';
 import { tidy } from '../tensor/scope.js';
 import { Module, runChain, type AnyModule } from '../nn/module.js';
-import { Conv2d, BatchNorm2d, Linear, Dropout, Hardswish, ReLU, ReLU6, Sequential, type BatchNormOptions } from '../nn/layers.js';
+import { Conv2d, BatchNorm2d, Linear, Dropout, Hardswish, Sequential, type BatchNormOptions } from '../nn/layers.js';
 import { ConvNormAct } from '../nn/conv_norm_act.js';
 import { SqueezeExcite } from '../nn/squeeze_excite.js';
 import { makeDivisible } from '../nn/make_divisible.js';
@@ -24,8 +24,6 @@ import { TORCHVISION_WEIGHTS } from './torchvision_weights.js';
 // ---- shared
 
 /** torchvision's Conv2dNormActivation: keys `<i>.0` (conv), `<i>.1` (norm); padding (k - 1) / 2 * dilation. */
-/** After a norm the activation may overwrite its input, as torchvision's inplace=True does (less memory traffic). */
-const inPlace: Partial<Record<ActName, () => Module>> = { relu: () => new ReLU(true), relu6: () => new ReLU6(true), hardswish: () => new Hardswish(true) };
 
 function convBnAct(
   inC: number,
@@ -40,7 +38,7 @@ function convBnAct(
     dilation,
     groups: o.groups ?? 1,
     norm: o.bn ?? true,
-    act: inPlace[o.act] ?? o.act,
+    act: o.act,
     names: { conv: '0', norm: '1', act: '2' },
   });
 }
@@ -131,10 +129,10 @@ export class DepthwiseSeparableConv extends Module {
     super();
     this.conv_dw = new Conv2d(inC, inC, 3, { stride, padding: 1, groups: inC, bias: false });
     this.bn1 = new BatchNorm2d(inC);
-    this.act1 = getActivation(inPlace[act] ?? act);
+    this.act1 = getActivation(act, { inplace: true }); // after bn1 (and act2 after bn2): their outputs nothing else reads
     this.conv_pw = new Conv2d(inC, outC, 1, { bias: false });
     this.bn2 = new BatchNorm2d(outC);
-    this.act2 = getActivation(inPlace[act] ?? act);
+    this.act2 = getActivation(act, { inplace: true });
   }
   forward(x: Tensor): Tensor {
     return tidy(() => runChain(x, [this.conv_dw, this.bn1, this.act1, this.conv_pw, this.bn2, this.act2]));
@@ -158,7 +156,7 @@ export class MobileNetV1 extends ClassifierModel {
     let inC = ch(V1_STEM);
     this.conv_stem = new Conv2d(opts.inChans ?? 3, inC, 3, { stride: 2, padding: 1, bias: false });
     this.bn1 = new BatchNorm2d(inC);
-    this.act1 = getActivation(inPlace[cfg.act] ?? cfg.act);
+    this.act1 = getActivation(cfg.act, { inplace: true });
     this.blocks = new Sequential(
       ...MOBILENET_V1_STAGES.map((s) => {
         const out = ch(s.out);
@@ -400,7 +398,7 @@ export class MobileNetV3 extends ClassifierModel {
     this.features = new Sequential(...layers);
     this.numFeatures = lastConv;
     const hidden = adjust(Math.floor(lastChannel / rd));
-    this.classifier = new Sequential(new Linear(lastConv, hidden), new Hardswish(), new Dropout(this.dropRate));
+    this.classifier = new Sequential(new Linear(lastConv, hidden), new Hardswish(true), new Dropout(this.dropRate));
     this._head = new ClassifierHead({ sequential: this.classifier }, lastConv, opts.numClasses ?? 1000, {
       hiddenFeatures: hidden,
       initLayer: initTorchvisionLinear,

@@ -52,7 +52,7 @@ export function makeVggLayers(cfg: readonly VggLayer[], opts: { batchNorm?: bool
     const [out, kernel] = typeof v === 'number' ? [v, 3] : [v.out, v.kernel];
     layers.push(new Conv2d(inC, out, kernel, { padding: kernel === 3 ? 1 : 0 }));
     if (opts.batchNorm) layers.push(new BatchNorm2d(out));
-    layers.push(new ReLU());
+    layers.push(new ReLU(true));
     inC = out;
   }
   return new Sequential(...layers);
@@ -91,10 +91,10 @@ export class VGG extends ClassifierModel {
     // FC-4096, FC-4096 with dropout; the head appends the final FC (`classifier.6`).
     this.classifier = new Sequential(
       new Linear(this.numFeatures * 7 * 7, 4096),
-      new ReLU(),
+      new ReLU(true),
       new Dropout(p),
       new Linear(4096, 4096),
-      new ReLU(),
+      new ReLU(true),
       new Dropout(p),
     );
     this._head = new ClassifierHead({ sequential: this.classifier }, this.numFeatures, opts.numClasses ?? 1000, {

@@ -8,7 +8,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import { tidy } from '../tensor/scope.js';
 import { ConvzooError } from '../errors.js';
 import { Module } from './module.js';
-import { BatchNorm2d, type BatchNormOptions, type Conv2d } from './layers.js';
+import { BatchNorm2d, GroupNorm, LayerNorm, type BatchNormOptions, type Conv2d } from './layers.js';
 import { createConv2d, type SameAwareConv2dOptions } from './conv2d_same.js';
 import { getActivation, isIdentityAct, type ActLayer } from './activations.js';
 import type { Pair } from './functional.js';
@@ -30,6 +30,15 @@ export function createNorm(norm: NormLayer, numChannels: number): Module | null 
     return m;
   }
   return new BatchNorm2d(numChannels, norm);
+}
+
+/**
+ * Whether a norm's output is a new tensor that only the next layer reads, so that the activation after
+ * it may work in place (as torchvision's and timm's ReLU(inplace=True) after BN). Not assumed of a
+ * norm from a factory, which might return its input.
+ */
+export function makesFreshOutput(norm: Module | null): boolean {
+  return norm instanceof BatchNorm2d || norm instanceof GroupNorm || norm instanceof LayerNorm;
 }
 
 /** Field names (state-dict keys) of a block's sub-modules. */
@@ -91,7 +100,7 @@ export class ConvNormAct extends Module {
     const normLayer = createNorm(norm, outChannels);
     this._conv = registerAs(this, names.conv, createConv2d(inChannels, outChannels, kernelSize, { ...conv, bias: bias ?? !normLayer }));
     this._norm = normLayer && registerAs(this, names.norm, normLayer);
-    this._act = isIdentityAct(act) ? null : registerAs(this, names.act, getActivation(act));
+    this._act = isIdentityAct(act) ? null : registerAs(this, names.act, getActivation(act, { inplace: makesFreshOutput(normLayer) }));
   }
   get convLayer(): Conv2d {
     return this._conv;
@@ -133,7 +142,7 @@ export class NormActConv extends Module {
     const normLayer = createNorm(norm, inChannels);
     // Registration order is state-dict order: norm before conv, as in the pre-activation families.
     this._norm = normLayer && registerAs(this, names.norm, normLayer);
-    this._act = isIdentityAct(act) ? null : registerAs(this, names.act, getActivation(act));
+    this._act = isIdentityAct(act) ? null : registerAs(this, names.act, getActivation(act, { inplace: makesFreshOutput(normLayer) }));
     this._conv = registerAs(this, names.conv, createConv2d(inChannels, outChannels, kernelSize, { ...conv, bias }));
   }
   get convLayer(): Conv2d {
