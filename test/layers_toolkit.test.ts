@@ -269,7 +269,7 @@ describe('blocks: options and naming', () => {
       [() => new nn.Identity(), false], // a factory's norm might return its input
     ] as const) {
       const m = new nn.NormActConv(4, 4, 1, { norm, act: 'relu6' });
-      expect((m.actLayer as nn.ReLU6).inplace, String(norm)).toBe(inplace);
+      expect((m.actLayer as cz.nn.ReLU6).inplace, String(norm)).toBe(inplace);
       cz.tidy(() => {
         const x = cz.randn([1, 4, 3, 3]);
         const before = x.toArray();
@@ -279,8 +279,8 @@ describe('blocks: options and naming', () => {
       m.dispose();
     }
     expect(nn.getActivation('hardswish', { inplace: true })).toBeInstanceOf(nn.Hardswish);
-    expect((nn.getActivation('hard_swish', { inplace: true }) as nn.Hardswish).inplace).toBe(true);
-    expect((nn.getActivation('relu') as nn.ReLU).inplace).toBe(false);
+    expect((nn.getActivation('hard_swish', { inplace: true }) as cz.nn.Hardswish).inplace).toBe(true);
+    expect((nn.getActivation('relu') as cz.nn.ReLU).inplace).toBe(false);
     expect(nn.getActivation('silu', { inplace: true })).toBeInstanceOf(nn.SiLU); // no in-place op: the plain module
   });
   test('names that cannot be keys, or would overwrite a field, are E_ARG errors', () => {
