@@ -359,9 +359,8 @@ for (const v of V1_VARIANTS) {
             'prefix is dropped). '
           : '') +
         'The official preprocessing: short side 256 (OpenCV bilinear), centre crop 224, BGR pixels on 0-255 with no mean ' +
-        'or std (here mean 0, std 1/255 on 0-1 input; reverse the input channels of first_conv.0.weight of a released ' +
-        'checkpoint to feed RGB). The network pools with AvgPool2d(7), the global average for inputs of 193 to 224; ' +
-        'convzoo pools globally.',
+        `or std (here mean 0, std 1/255 on 0-1 input${official ? '; reverse the input channels of first_conv.0.weight of a released checkpoint to feed RGB' : ''}). ` +
+        'The network pools with AvgPool2d(7), the global average for inputs of 193 to 224; convzoo pools globally.',
     },
     { options: SHUFFLENET_OPTIONS, fixed: v.config },
     (opts: ShuffleNetOptions, config) => new ShuffleNetV1(config, opts),
