@@ -14,6 +14,7 @@ FAMILIES = {
                'ResNeXt50_32X4D', 'ResNeXt101_32X8D', 'ResNeXt101_64X4D'],
     'mobilenet': ['MobileNet_V2', 'MobileNet_V3_Large', 'MobileNet_V3_Small'],
     'densenet': ['DenseNet121', 'DenseNet161', 'DenseNet169', 'DenseNet201'],
+    'shufflenet': ['ShuffleNet_V2_X0_5', 'ShuffleNet_V2_X1_0', 'ShuffleNet_V2_X1_5', 'ShuffleNet_V2_X2_0'],
 }
 
 def model_id(name):

@@ -93,4 +93,16 @@ export const TORCHVISION_WEIGHTS: Record<string, WeightsEntry[]> = {
   densenet201: [
     {tag: "IMAGENET1K_V1", url: "https://download.pytorch.org/models/densenet201-c1103571.pth", sha256Prefix: "c1103571", default: true, numParams: 20013928, acc1: 76.896, acc5: 93.37, resizeSize: 256, cropSize: 224, interpolation: "bilinear", mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], recipe: "https://github.com/pytorch/vision/pull/116"},
   ],
+  shufflenet_v2_x0_5: [
+    {tag: "IMAGENET1K_V1", url: "https://download.pytorch.org/models/shufflenetv2_x0.5-f707e7126e.pth", sha256Prefix: "f707e7126e", default: true, numParams: 1366792, acc1: 60.552, acc5: 81.746, resizeSize: 256, cropSize: 224, interpolation: "bilinear", mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], recipe: "https://github.com/ericsun99/Shufflenet-v2-Pytorch"},
+  ],
+  shufflenet_v2_x1_0: [
+    {tag: "IMAGENET1K_V1", url: "https://download.pytorch.org/models/shufflenetv2_x1-5666bf0f80.pth", sha256Prefix: "5666bf0f80", default: true, numParams: 2278604, acc1: 69.362, acc5: 88.316, resizeSize: 256, cropSize: 224, interpolation: "bilinear", mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], recipe: "https://github.com/ericsun99/Shufflenet-v2-Pytorch"},
+  ],
+  shufflenet_v2_x1_5: [
+    {tag: "IMAGENET1K_V1", url: "https://download.pytorch.org/models/shufflenetv2_x1_5-3c479a10.pth", sha256Prefix: "3c479a10", default: true, numParams: 3503624, acc1: 72.996, acc5: 91.086, resizeSize: 232, cropSize: 224, interpolation: "bilinear", mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], recipe: "https://github.com/pytorch/vision/pull/5906"},
+  ],
+  shufflenet_v2_x2_0: [
+    {tag: "IMAGENET1K_V1", url: "https://download.pytorch.org/models/shufflenetv2_x2_0-8be3c8ee.pth", sha256Prefix: "8be3c8ee", default: true, numParams: 7393996, acc1: 76.23, acc5: 93.006, resizeSize: 232, cropSize: 224, interpolation: "bilinear", mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], recipe: "https://github.com/pytorch/vision/pull/5906"},
+  ],
 };
