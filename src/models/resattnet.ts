@@ -451,7 +451,7 @@ for (const v of CIFAR_VARIANTS) {
     weights: [],
     notes:
       `${v.notes} Section 4.1's CIFAR network; no code was released, so this is a transcription with the official ` +
-      'module templates (the prototxts\' layers and names): a 3x3 stem of 16 channels; stages at widths 64, 128, 256, ' +
+      "module templates (the prototxts' layers and names): a 3x3 stem of 16 channels; stages at widths 64, 128, 256, " +
       'each a residual unit (pre_res_s), m Attention Modules (3, 2, 1 mask pools) and one more unit (post_res_s); ' +
       `BN-ReLU and a global average pool. ${v.params.toLocaleString('en-US')} parameters (the paper: ${v.paperParams}). ` +
       'Any input of at least 8 pixels works (28x28 Fashion-MNIST included). Per-channel mean/std normalisation as the ' +
