@@ -9,6 +9,7 @@ import './dpn.js';
 import './densenet.js';
 import './igc.js';
 import './shufflenet.js';
+import './resattnet.js';
 
 export { ClassifierModel } from './base.js';
 export {
@@ -37,3 +38,4 @@ export * as dpn from './dpn.js';
 export * as densenet from './densenet.js';
 export * as igc from './igc.js';
 export * as shufflenet from './shufflenet.js';
+export * as resattnet from './resattnet.js';
