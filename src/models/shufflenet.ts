@@ -111,12 +111,9 @@ export class ShuffleV1Block extends Module {
 export type ShuffleNetOptions = ModelOptions;
 export const SHUFFLENET_OPTIONS: OptionTable<ShuffleNetOptions> = {};
 
-/** The official classifier: a Linear without bias, N(0, 0.01). */
+/** The official classifier's initialisation: N(0, 0.01) (it has no bias). */
 function initV1Classifier(m: AnyModule): void {
-  if (!(m instanceof Linear)) return;
-  m.bias?.dispose();
-  m.bias = null;
-  init.normal_(m.weight, 0, 0.01);
+  if (m instanceof Linear) init.normal_(m.weight, 0, 0.01);
 }
 
 export class ShuffleNetV1 extends ClassifierModel {
@@ -149,6 +146,7 @@ export class ShuffleNetV1 extends ClassifierModel {
     this.classifier = new Sequential();
     this._head = new ClassifierHead({ sequential: this.classifier }, inC, opts.numClasses ?? 1000, {
       dropRate: this.dropRate,
+      bias: false,
       initLayer: initV1Classifier,
     });
     this.initWeights();

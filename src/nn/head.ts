@@ -26,6 +26,8 @@ export interface ClassifierHeadOptions {
   dropRate?: number;
   /** The final layer is a 1x1 convolution on the (unflattened) pooled map, as SqueezeNet's and timm's use_conv. */
   useConv?: boolean;
+  /** Whether the final layer has a bias (default true; ShuffleNet v1's official classifier has none). */
+  bias?: boolean;
   /** Features into the final layer when a Sequential's hidden layers come first (VGG's 4096); default: the pooled width. */
   hiddenFeatures?: number;
   /** Initialises each new final layer (VGG's N(0, 0.01)); default: the layer's own (PyTorch's) initialisation. */
@@ -64,6 +66,7 @@ export class ClassifierHead {
   readonly pool: GlobalPool | AnyModule;
   readonly dropRate: number;
   readonly useConv: boolean;
+  readonly bias: boolean;
   private readonly slot: ClassifierSlot;
   private readonly initLayer?: (layer: AnyModule) => void;
 
@@ -74,6 +77,7 @@ export class ClassifierHead {
     this.dropRate = opts.dropRate ?? 0;
     checkNumber(this.dropRate, 'ClassifierHead', 'dropRate', 0, 1);
     this.useConv = opts.useConv ?? false;
+    this.bias = opts.bias ?? true;
     check(!(this.useConv && opts.hiddenFeatures !== undefined), 'ClassifierHead', 'a 1x1 conv head has no hidden layers');
     this.inFeatures = opts.hiddenFeatures ?? pooledFeatures(numFeatures, this.pool);
     this.slot = slot;
@@ -98,7 +102,8 @@ export class ClassifierHead {
 
   private makeLayer(numClasses: number): AnyModule {
     if (numClasses === 0) return new Identity();
-    const layer = this.useConv ? new Conv2d(this.inFeatures, numClasses, 1) : new Linear(this.inFeatures, numClasses);
+    const bias = this.bias;
+    const layer = this.useConv ? new Conv2d(this.inFeatures, numClasses, 1, { bias }) : new Linear(this.inFeatures, numClasses, { bias });
     this.initLayer?.(layer);
     return layer;
   }
