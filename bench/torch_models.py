@@ -5,7 +5,7 @@
 #
 # Every model of the zoo that torchvision has is torchvision's own builder with random initialisation.
 # The networks torchvision lacks (the paper variants alexnet_original, vgg_a_lrn, vgg_c, googlenet_original and
-# MobileNet v1; timm's and the authors' SENet, DPN and IGC V1) are written here with torchvision's building
+# MobileNet v1; timm's and the authors' SENet, DPN and IGC V1; Megvii's ShuffleNet v1) are written here with torchvision's building
 # blocks, layer for layer as convzoo's src/models/*.ts (same parameter counts, which the driver compares, and
 # the same multiply-adds), so that they get a PyTorch and an ONNX column too.
 import json
@@ -422,6 +422,52 @@ ZOO2_MODELS = {
     'igc_l100m2': lambda: IGC(100, [200, 400, 800, 1600], [100, 200, 400, 800]),
 }
 
+
+# ---- zoo part 3: ShuffleNet v1 (Megvii's official network)
+
+class ShuffleV1Block(nn.Module):
+    """blocks.py's unit: 1x1 group conv-BN-ReLU, 3x3 depthwise conv-BN, Megvii's shuffle, 1x1 group conv-BN."""
+    def __init__(self, cin, cout, groups, first_group, stride):
+        super().__init__()
+        mid, out = cout // 4, (cout - cin if stride == 2 else cout)
+        self.groups, self.stride = groups, stride
+        self.branch_main_1 = nn.Sequential(
+            nn.Conv2d(cin, mid, 1, groups=1 if first_group else groups, bias=False), nn.BatchNorm2d(mid), nn.ReLU(inplace=True),
+            nn.Conv2d(mid, mid, 3, stride, 1, groups=mid, bias=False), nn.BatchNorm2d(mid))
+        self.branch_main_2 = nn.Sequential(nn.Conv2d(mid, out, 1, groups=groups, bias=False), nn.BatchNorm2d(out))
+        self.branch_proj = nn.AvgPool2d(3, 2, 1) if stride == 2 else None
+
+    def forward(self, x):
+        y = self.branch_main_1(x)
+        if self.groups > 1:  # the inverse of torchvision's permutation
+            n, c, h, w = y.shape
+            y = y.reshape(n, c // self.groups, self.groups, h, w).permute(0, 2, 1, 3, 4).reshape(n, c, h, w)
+        y = self.branch_main_2(y)
+        if self.branch_proj is None:
+            return F.relu(x + y)
+        return torch.cat([self.branch_proj(x), F.relu(y)], 1)
+
+
+SHUFFLENET_V1 = {  # groups, stem, stage widths (convzoo's SHUFFLENET_V1_CONFIGS)
+    'g1': (1, 24, [144, 288, 576]), 'g2': (2, 24, [200, 400, 800]), 'g3': (3, 24, [240, 480, 960]),
+    'g4': (4, 24, [272, 544, 1088]), 'g8': (8, 24, [384, 768, 1536]), 'g3_0_5x': (3, 12, [120, 240, 480]),
+    'g3_1_5x': (3, 24, [360, 720, 1440]), 'g3_2_0x': (3, 48, [480, 960, 1920]),
+}
+
+
+def shufflenet_v1(name):
+    groups, stem, widths = SHUFFLENET_V1[name]
+    layers, cin = [], stem
+    for s, (cout, n) in enumerate(zip(widths, [4, 8, 4])):
+        for i in range(n):
+            layers.append(ShuffleV1Block(cin, cout, groups, s == 0 and i == 0, 2 if i == 0 else 1))
+            cin = cout
+    return nn.Sequential(nn.Conv2d(3, stem, 3, 2, 1, bias=False), nn.BatchNorm2d(stem), nn.ReLU(inplace=True),
+                         nn.MaxPool2d(3, 2, 1), *layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, 1000, bias=False))
+
+
+ZOO3_MODELS = {f'shufflenet_v1_{k}': (lambda k=k: shufflenet_v1(k)) for k in SHUFFLENET_V1}
+
 PAPER_MODELS = {
     'mobilenetv1_100': lambda: mobilenet_v1(1.0, 'timm', 'relu6'),
     'mobilenetv1_125': lambda: mobilenet_v1(1.25, 'timm', 'relu6'),
@@ -434,6 +480,7 @@ PAPER_MODELS = {
     'vgg_c': lambda: vgg_paper(VGG_PAPER['vgg_c']),
     'googlenet_original': GoogLeNetPaper,
     **ZOO2_MODELS,
+    **ZOO3_MODELS,
 }
 
 # convzoo's paper-column names that are torchvision's models key for key.
