@@ -8,6 +8,7 @@ import './senet.js';
 import './dpn.js';
 import './densenet.js';
 import './igc.js';
+import './nfnet.js';
 
 export { ClassifierModel } from './base.js';
 export {
@@ -35,3 +36,4 @@ export * as senet from './senet.js';
 export * as dpn from './dpn.js';
 export * as densenet from './densenet.js';
 export * as igc from './igc.js';
+export * as nfnet from './nfnet.js';
