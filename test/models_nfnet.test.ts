@@ -45,7 +45,7 @@ describe('NFNet: parameters (timm) and MACs at the test size (the paper, timm)',
     ['nfnet_l0', 35.07, 35074488, 288, 7.13],
     ['eca_nfnet_l0', 24.14, 24143924, 288, 7.12],
   ] as [string, number, number, number, number][])(
-    '%s: %fM parameters as timm publishes; MACs at %i within 2% of %f G',
+    '%s: %fM parameters as timm publishes; MACs at %i px within 2%% of %f G',
     (id, millions, exact, size, gmacs) => {
       const m = build(id);
       try {
