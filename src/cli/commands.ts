@@ -84,6 +84,12 @@ const trainOptions: OptionSpec[] = [
     defaultText: String(D.labelSmoothing),
     parse: num('--label-smoothing', 0, 1, { hiOpen: true }),
   },
+  {
+    flags: '--agc <x>',
+    description: 'adaptive gradient clipping with this clip factor (NFNets: 0.01), the classifier excluded',
+    defaultText: 'off',
+    parse: num('--agc', 0, Infinity, { loOpen: true }),
+  },
   { flags: '--augment <kind>', description: 'training augmentation (alexnet: PCA lighting; vgg: scale jittering)', choices: AUGMENTS },
   {
     flags: '--input-size <n>',

@@ -10,6 +10,7 @@ import './densenet.js';
 import './igc.js';
 import './shufflenet.js';
 import './resattnet.js';
+import './nfnet.js';
 
 export { ClassifierModel } from './base.js';
 export {
@@ -39,3 +40,4 @@ export * as densenet from './densenet.js';
 export * as igc from './igc.js';
 export * as shufflenet from './shufflenet.js';
 export * as resattnet from './resattnet.js';
+export * as nfnet from './nfnet.js';

@@ -33,7 +33,7 @@ export interface StdConv2dOptions {
   groups?: number;
   /** StdConv2d: default false; ScaledStdConv2d: default true (timm's defaults). */
   bias?: boolean;
-  /** Added to the variance; default 1e-6 (timm's NFNets pass 1e-8). */
+  /** Added to the variance; default 1e-6 (timm's; its NFNets pass 1e-5, NfCfg.std_conv_eps). */
   eps?: number;
 }
 

@@ -40,6 +40,7 @@ export const TRAIN_OPTION_RULES: Record<string, Rule & { flag: string }> = {
   labelSmoothing: { kind: 'num', min: 0, max: 1, maxExclusive: true, flag: '--label-smoothing' },
   valSplit: { kind: 'num', min: 0, max: 1, minExclusive: true, maxExclusive: true, flag: '--val-split' },
   auxWeight: { kind: 'num', min: 0, flag: '--aux-weight' },
+  agc: { kind: 'num', min: 0, minExclusive: true, flag: '--agc' },
   optimizer: { kind: 'choice', choices: OPTIMIZERS, flag: '--optimizer' },
   schedule: { kind: 'choice', choices: SCHEDULES, flag: '--schedule' },
   augment: { kind: 'choice', choices: AUGMENTS, flag: '--augment' },

@@ -21,6 +21,7 @@ import { trainStep } from './step.js';
 import { saveCheckpoint, loadCheckpoint, restoreRng, type Checkpoint, type CheckpointInfo } from './checkpoint.js';
 import { plotCurves, plotConfusion } from './plots.js';
 import type { Optimizer } from '../optim/optimizer.js';
+import { AGC } from '../optim/agc.js';
 
 export interface TrainOptions extends DataOptions {
   model: string;
@@ -42,6 +43,8 @@ export interface TrainOptions extends DataOptions {
   threads?: number;
   /** Loss weight of auxiliary classifiers (GoogLeNet: 0.3). */
   auxWeight?: number;
+  /** Adaptive gradient clipping with this clip factor (NFNets: 0.01), of every parameter but the classifier's (optim.AGC). */
+  agc?: number;
   /** Extra architecture options (e.g. dropRate). */
   modelOptions?: Record<string, unknown>;
 }
@@ -229,6 +232,7 @@ async function run(opts: ResolvedOptions, out: string, resumeFrom: Checkpoint | 
   }
   const stepsPerEpoch = data.train.length;
   const optimizer = makeOptimizer(opts.optimizer, model, opts);
+  if (opts.agc !== undefined) AGC.forModel(model, { clipFactor: opts.agc }).attach(optimizer);
   const scheduler = makeScheduler(opts.schedule, optimizer, { epochs: opts.epochs, stepsPerEpoch, warmupEpochs: opts.warmupEpochs });
 
   let startEpoch = 1;
