@@ -14,6 +14,8 @@ FAMILIES = {
                'ResNeXt50_32X4D', 'ResNeXt101_32X8D', 'ResNeXt101_64X4D'],
     'mobilenet': ['MobileNet_V2', 'MobileNet_V3_Large', 'MobileNet_V3_Small'],
     'densenet': ['DenseNet121', 'DenseNet161', 'DenseNet169', 'DenseNet201'],
+    'efficientnet': ['EfficientNet_B%d' % i for i in range(8)],
+    'mnasnet': ['MNASNet0_5', 'MNASNet0_75', 'MNASNet1_0', 'MNASNet1_3'],
 }
 
 def model_id(name):

@@ -8,6 +8,8 @@ import './senet.js';
 import './dpn.js';
 import './densenet.js';
 import './igc.js';
+import './efficientnet.js';
+import './mnasnet.js';
 
 export { ClassifierModel } from './base.js';
 export {
@@ -35,3 +37,5 @@ export * as senet from './senet.js';
 export * as dpn from './dpn.js';
 export * as densenet from './densenet.js';
 export * as igc from './igc.js';
+export * as efficientnet from './efficientnet.js';
+export * as mnasnet from './mnasnet.js';
