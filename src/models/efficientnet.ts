@@ -326,7 +326,7 @@ interface Variant {
   v: EfficientNetVariant;
   /** torchvision's num_params (timm's tf_ ports have the same network and count). */
   params: number;
-  /** torchvision's published GFLOPS, at its weights' crop (B2 at 288, not the paper's 260). */
+  /** torchvision's published GFLOPS (0.39 ... 37.75) to three places as its later metadata has them, at its weights' crop (B2 at 288, not the paper's 260). */
   tvGmacs: number;
   tvCrop: number;
   /** Multiply-adds of the same network at the paper's resolution (convzoo's count, cz.summary). */
@@ -338,14 +338,14 @@ interface Variant {
 }
 
 const VARIANTS: Variant[] = [
-  { v: 'b0', params: 5288548, tvGmacs: 0.39, tvCrop: 224, gmacs: 0.386, paperGmacs: 0.39, timm: { cropPct: 0.875, acc1: 78.68, acc5: 94.372 } },
-  { v: 'b1', params: 7794184, tvGmacs: 0.69, tvCrop: 240, gmacs: 0.687, paperGmacs: 0.7, timm: { cropPct: 0.882, acc1: 81.388, acc5: 95.756 } },
-  { v: 'b2', params: 9109994, tvGmacs: 1.09, tvCrop: 288, gmacs: 0.997, paperGmacs: 1.0, timm: { cropPct: 0.89, acc1: 82.412, acc5: 96.238 } },
-  { v: 'b3', params: 12233232, tvGmacs: 1.83, tvCrop: 300, gmacs: 1.827, paperGmacs: 1.8, timm: { cropPct: 0.904, acc1: 84.054, acc5: 96.926 } },
-  { v: 'b4', params: 19341616, tvGmacs: 4.39, tvCrop: 380, gmacs: 4.394, paperGmacs: 4.2, timm: { cropPct: 0.922, acc1: 85.156, acc5: 97.482 } },
-  { v: 'b5', params: 30389784, tvGmacs: 10.27, tvCrop: 456, gmacs: 10.266, paperGmacs: 9.9, timm: { cropPct: 0.934, acc1: 86.096, acc5: 97.744 } },
-  { v: 'b6', params: 43040704, tvGmacs: 19.07, tvCrop: 528, gmacs: 19.068, paperGmacs: 19, timm: { cropPct: 0.942, acc1: 86.476, acc5: 97.864 } },
-  { v: 'b7', params: 66347960, tvGmacs: 37.75, tvCrop: 600, gmacs: 37.746, paperGmacs: 37, timm: { cropPct: 0.949, acc1: 86.85, acc5: 98.08 } },
+  { v: 'b0', params: 5288548, tvGmacs: 0.386, tvCrop: 224, gmacs: 0.386, paperGmacs: 0.39, timm: { cropPct: 0.875, acc1: 78.68, acc5: 94.372 } },
+  { v: 'b1', params: 7794184, tvGmacs: 0.687, tvCrop: 240, gmacs: 0.687, paperGmacs: 0.7, timm: { cropPct: 0.882, acc1: 81.388, acc5: 95.756 } },
+  { v: 'b2', params: 9109994, tvGmacs: 1.088, tvCrop: 288, gmacs: 0.994, paperGmacs: 1.0, timm: { cropPct: 0.89, acc1: 82.412, acc5: 96.238 } },
+  { v: 'b3', params: 12233232, tvGmacs: 1.827, tvCrop: 300, gmacs: 1.827, paperGmacs: 1.8, timm: { cropPct: 0.904, acc1: 84.054, acc5: 96.926 } },
+  { v: 'b4', params: 19341616, tvGmacs: 4.394, tvCrop: 380, gmacs: 4.394, paperGmacs: 4.2, timm: { cropPct: 0.922, acc1: 85.156, acc5: 97.482 } },
+  { v: 'b5', params: 30389784, tvGmacs: 10.266, tvCrop: 456, gmacs: 10.266, paperGmacs: 9.9, timm: { cropPct: 0.934, acc1: 86.096, acc5: 97.744 } },
+  { v: 'b6', params: 43040704, tvGmacs: 19.068, tvCrop: 528, gmacs: 19.068, paperGmacs: 19, timm: { cropPct: 0.942, acc1: 86.476, acc5: 97.864 } },
+  { v: 'b7', params: 66347960, tvGmacs: 37.746, tvCrop: 600, gmacs: 37.746, paperGmacs: 37, timm: { cropPct: 0.949, acc1: 86.85, acc5: 98.08 } },
 ];
 export const EFFICIENTNET_REFERENCE: readonly Readonly<Variant>[] = VARIANTS;
 
@@ -374,7 +374,7 @@ for (const x of VARIANTS) {
       (['b5', 'b6', 'b7'].includes(x.v) ? ', BN eps 1e-3 / momentum 0.01' : '') +
       `. Input size and GMACs are torchvision's (its weights' crop ${x.tvCrop}${x.tvCrop !== sc.resolution ? `; the paper's resolution is ${sc.resolution}` : ''}).` +
       (Math.abs(x.gmacs / x.paperGmacs - 1) > 0.02
-        ? ` The paper's ${x.paperGmacs}B FLOPs is ${x.gmacs} GMACs counted at ${sc.resolution} (the paper rounds/undercounts).`
+        ? ` The paper's Table 2 gives ${x.paperGmacs}B FLOPs; this network (as torchvision's and timm's) counts ${x.gmacs} GMACs at ${sc.resolution}.`
         : ''),
   };
   registerModel(tvMeta, { options: EFFICIENTNET_OPTIONS, fixed: { variant: x.v } }, (opts: EfficientNetOptions, c) => new EfficientNet(c.variant, opts));

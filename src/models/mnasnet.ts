@@ -168,14 +168,14 @@ interface TvVariant {
   id: string;
   alpha: number;
   params: number;
-  /** torchvision's published GFLOPS. */
+  /** torchvision's published GFLOPS (0.10, 0.21, 0.31, 0.53) to three places, as its later metadata has them. */
   gmacs: number;
 }
 const TV_VARIANTS: TvVariant[] = [
-  { id: 'mnasnet0_5', alpha: 0.5, params: 2218512, gmacs: 0.1 },
-  { id: 'mnasnet0_75', alpha: 0.75, params: 3170208, gmacs: 0.21 },
-  { id: 'mnasnet1_0', alpha: 1.0, params: 4383312, gmacs: 0.31 },
-  { id: 'mnasnet1_3', alpha: 1.3, params: 6282256, gmacs: 0.53 },
+  { id: 'mnasnet0_5', alpha: 0.5, params: 2218512, gmacs: 0.104 },
+  { id: 'mnasnet0_75', alpha: 0.75, params: 3170208, gmacs: 0.215 },
+  { id: 'mnasnet1_0', alpha: 1.0, params: 4383312, gmacs: 0.314 },
+  { id: 'mnasnet1_3', alpha: 1.3, params: 6282256, gmacs: 0.526 },
 ];
 
 for (const v of TV_VARIANTS) {
@@ -205,16 +205,16 @@ interface TimmVariant {
   width: number;
   /** timm's count (results-imagenet.csv, millions to 2 places) where it publishes one; else convzoo's exact count of timm's network. */
   params: number;
-  /** Multiply-adds at 224 (the paper's 312M for A1 / 315M for B1 at 1.0; counted for the other widths). */
+  /** Multiply-adds at 224: the paper's 312M for A1 at 1.0 (Table 1); torchvision's 0.314 for B1 (the same network); counted (cz.summary) for the other widths. */
   gmacs: number;
   timm?: { tag: string; acc1: number; acc5: number };
 }
 const TIMM_VARIANTS: TimmVariant[] = [
-  { id: 'semnasnet_050', arch: 'a1', width: 0.5, params: 2082006, gmacs: 0.1 },
-  { id: 'semnasnet_075', arch: 'a1', width: 0.75, params: 2912278, gmacs: 0.2, timm: { tag: 'rmsp_in1k', acc1: 73.0, acc5: 91.124 } },
+  { id: 'semnasnet_050', arch: 'a1', width: 0.5, params: 2082006, gmacs: 0.103 },
+  { id: 'semnasnet_075', arch: 'a1', width: 0.75, params: 2912278, gmacs: 0.223, timm: { tag: 'rmsp_in1k', acc1: 73.0, acc5: 91.124 } },
   { id: 'semnasnet_100', arch: 'a1', width: 1.0, params: 3887038, gmacs: 0.312, timm: { tag: 'rmsp_in1k', acc1: 75.452, acc5: 92.608 } },
-  { id: 'semnasnet_140', arch: 'a1', width: 1.4, params: 6105992, gmacs: 0.6 },
-  { id: 'mnasnet_100', arch: 'b1', width: 1.0, params: 4383312, gmacs: 0.315, timm: { tag: 'rmsp_in1k', acc1: 74.672, acc5: 92.108 } },
+  { id: 'semnasnet_140', arch: 'a1', width: 1.4, params: 6105992, gmacs: 0.586 },
+  { id: 'mnasnet_100', arch: 'b1', width: 1.0, params: 4383312, gmacs: 0.314, timm: { tag: 'rmsp_in1k', acc1: 74.672, acc5: 92.108 } },
 ];
 export const MNASNET_TIMM_REFERENCE: readonly Readonly<TimmVariant>[] = TIMM_VARIANTS;
 
