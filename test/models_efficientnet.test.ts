@@ -179,7 +179,7 @@ describe('EfficientNet: one compound-scaling table, two builds', () => {
     // (round(4.5) = 4, then 2), as timm's decode_arch_def gives.
     const two = cz.nn.scaleStageDepth([cz.nn.decodeBlockString('ir_r1_k3_s1_e1_c8'), cz.nn.decodeBlockString('ir_r3_k5_s1_e6_c8')], 1.5);
     expect(two.map((r) => r.kernel)).toEqual([3, 3, 5, 5, 5, 5]);
-    expect([cz.nn.roundHalfEven(2.5), cz.nn.roundHalfEven(3.5), cz.nn.roundHalfEven(-0.5), cz.nn.roundChannels(1280, 1.1)]).toEqual([2, 4, -0, 1408]);
+    expect([cz.nn.roundHalfEven(2.5), cz.nn.roundHalfEven(3.5), cz.nn.roundHalfEven(4.5), cz.nn.roundChannels(1280, 1.1)]).toEqual([2, 4, 4, 1408]);
   });
 
   test("the TF ports: 'same' padding where strided, BN eps 1e-3, SE widths, timm's weights entries", () => {
