@@ -107,6 +107,10 @@ export class DepthwiseSeparableConv extends Module {
       return this.hasSkip ? runChain(y, [this.drop_path]).add_(x) : y;
     });
   }
+  /** timm's zero_init_last: the pointwise BN scale to zero (the block then starts as its skip). */
+  zeroInitLast(): void {
+    if (this.bn2.weight) init.zeros_(this.bn2.weight);
+  }
 }
 
 export interface InvertedResidualOptions extends EfficientNetBlockCommon {
