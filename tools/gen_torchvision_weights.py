@@ -15,6 +15,8 @@ FAMILIES = {
     'mobilenet': ['MobileNet_V2', 'MobileNet_V3_Large', 'MobileNet_V3_Small'],
     'densenet': ['DenseNet121', 'DenseNet161', 'DenseNet169', 'DenseNet201'],
     'shufflenet': ['ShuffleNet_V2_X0_5', 'ShuffleNet_V2_X1_0', 'ShuffleNet_V2_X1_5', 'ShuffleNet_V2_X2_0'],
+    'efficientnet': ['EfficientNet_B%d' % i for i in range(8)],
+    'mnasnet': ['MNASNet0_5', 'MNASNet0_75', 'MNASNet1_0', 'MNASNet1_3'],
 }
 
 def model_id(name):

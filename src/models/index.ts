@@ -11,6 +11,8 @@ import './igc.js';
 import './shufflenet.js';
 import './resattnet.js';
 import './nfnet.js';
+import './efficientnet.js';
+import './mnasnet.js';
 
 export { ClassifierModel } from './base.js';
 export {
@@ -41,3 +43,5 @@ export * as igc from './igc.js';
 export * as shufflenet from './shufflenet.js';
 export * as resattnet from './resattnet.js';
 export * as nfnet from './nfnet.js';
+export * as efficientnet from './efficientnet.js';
+export * as mnasnet from './mnasnet.js';

@@ -105,4 +105,41 @@ export const TORCHVISION_WEIGHTS: Record<string, WeightsEntry[]> = {
   shufflenet_v2_x2_0: [
     {tag: "IMAGENET1K_V1", url: "https://download.pytorch.org/models/shufflenetv2_x2_0-8be3c8ee.pth", sha256Prefix: "8be3c8ee", default: true, numParams: 7393996, acc1: 76.23, acc5: 93.006, resizeSize: 232, cropSize: 224, interpolation: "bilinear", mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], recipe: "https://github.com/pytorch/vision/pull/5906"},
   ],
+  efficientnet_b0: [
+    {tag: "IMAGENET1K_V1", url: "https://download.pytorch.org/models/efficientnet_b0_rwightman-3dd342df.pth", sha256Prefix: "3dd342df", default: true, numParams: 5288548, acc1: 77.692, acc5: 93.532, resizeSize: 256, cropSize: 224, interpolation: "bicubic", mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], recipe: "https://github.com/pytorch/vision/tree/main/references/classification#efficientnet-v1"},
+  ],
+  efficientnet_b1: [
+    {tag: "IMAGENET1K_V1", url: "https://download.pytorch.org/models/efficientnet_b1_rwightman-533bc792.pth", sha256Prefix: "533bc792", default: false, numParams: 7794184, acc1: 78.642, acc5: 94.186, resizeSize: 256, cropSize: 240, interpolation: "bicubic", mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], recipe: "https://github.com/pytorch/vision/tree/main/references/classification#efficientnet-v1"},
+    {tag: "IMAGENET1K_V2", url: "https://download.pytorch.org/models/efficientnet_b1-c27df63c.pth", sha256Prefix: "c27df63c", default: true, numParams: 7794184, acc1: 79.838, acc5: 94.934, resizeSize: 255, cropSize: 240, interpolation: "bilinear", mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], recipe: "https://github.com/pytorch/vision/issues/3995#new-recipe-with-lr-wd-crop-tuning"},
+  ],
+  efficientnet_b2: [
+    {tag: "IMAGENET1K_V1", url: "https://download.pytorch.org/models/efficientnet_b2_rwightman-bcdf34b7.pth", sha256Prefix: "bcdf34b7", default: true, numParams: 9109994, acc1: 80.608, acc5: 95.31, resizeSize: 288, cropSize: 288, interpolation: "bicubic", mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], recipe: "https://github.com/pytorch/vision/tree/main/references/classification#efficientnet-v1"},
+  ],
+  efficientnet_b3: [
+    {tag: "IMAGENET1K_V1", url: "https://download.pytorch.org/models/efficientnet_b3_rwightman-cf984f9c.pth", sha256Prefix: "cf984f9c", default: true, numParams: 12233232, acc1: 82.008, acc5: 96.054, resizeSize: 320, cropSize: 300, interpolation: "bicubic", mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], recipe: "https://github.com/pytorch/vision/tree/main/references/classification#efficientnet-v1"},
+  ],
+  efficientnet_b4: [
+    {tag: "IMAGENET1K_V1", url: "https://download.pytorch.org/models/efficientnet_b4_rwightman-7eb33cd5.pth", sha256Prefix: "7eb33cd5", default: true, numParams: 19341616, acc1: 83.384, acc5: 96.594, resizeSize: 384, cropSize: 380, interpolation: "bicubic", mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], recipe: "https://github.com/pytorch/vision/tree/main/references/classification#efficientnet-v1"},
+  ],
+  efficientnet_b5: [
+    {tag: "IMAGENET1K_V1", url: "https://download.pytorch.org/models/efficientnet_b5_lukemelas-b6417697.pth", sha256Prefix: "b6417697", default: true, numParams: 30389784, acc1: 83.444, acc5: 96.628, resizeSize: 456, cropSize: 456, interpolation: "bicubic", mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], recipe: "https://github.com/pytorch/vision/tree/main/references/classification#efficientnet-v1"},
+  ],
+  efficientnet_b6: [
+    {tag: "IMAGENET1K_V1", url: "https://download.pytorch.org/models/efficientnet_b6_lukemelas-c76e70fd.pth", sha256Prefix: "c76e70fd", default: true, numParams: 43040704, acc1: 84.008, acc5: 96.916, resizeSize: 528, cropSize: 528, interpolation: "bicubic", mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], recipe: "https://github.com/pytorch/vision/tree/main/references/classification#efficientnet-v1"},
+  ],
+  efficientnet_b7: [
+    {tag: "IMAGENET1K_V1", url: "https://download.pytorch.org/models/efficientnet_b7_lukemelas-dcc49843.pth", sha256Prefix: "dcc49843", default: true, numParams: 66347960, acc1: 84.122, acc5: 96.908, resizeSize: 600, cropSize: 600, interpolation: "bicubic", mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], recipe: "https://github.com/pytorch/vision/tree/main/references/classification#efficientnet-v1"},
+  ],
+  mnasnet0_5: [
+    {tag: "IMAGENET1K_V1", url: "https://download.pytorch.org/models/mnasnet0.5_top1_67.823-3ffadce67e.pth", sha256Prefix: "3ffadce67e", default: true, numParams: 2218512, acc1: 67.734, acc5: 87.49, resizeSize: 256, cropSize: 224, interpolation: "bilinear", mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], recipe: "https://github.com/1e100/mnasnet_trainer"},
+  ],
+  mnasnet0_75: [
+    {tag: "IMAGENET1K_V1", url: "https://download.pytorch.org/models/mnasnet0_75-7090bc5f.pth", sha256Prefix: "7090bc5f", default: true, numParams: 3170208, acc1: 71.18, acc5: 90.496, resizeSize: 232, cropSize: 224, interpolation: "bilinear", mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], recipe: "https://github.com/pytorch/vision/pull/6019"},
+  ],
+  mnasnet1_0: [
+    {tag: "IMAGENET1K_V1", url: "https://download.pytorch.org/models/mnasnet1.0_top1_73.512-f206786ef8.pth", sha256Prefix: "f206786ef8", default: true, numParams: 4383312, acc1: 73.456, acc5: 91.51, resizeSize: 256, cropSize: 224, interpolation: "bilinear", mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], recipe: "https://github.com/1e100/mnasnet_trainer"},
+  ],
+  mnasnet1_3: [
+    {tag: "IMAGENET1K_V1", url: "https://download.pytorch.org/models/mnasnet1_3-a4c69d6f.pth", sha256Prefix: "a4c69d6f", default: true, numParams: 6282256, acc1: 76.506, acc5: 93.522, resizeSize: 232, cropSize: 224, interpolation: "bilinear", mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], recipe: "https://github.com/pytorch/vision/pull/6019"},
+  ],
 };

@@ -15,3 +15,4 @@ export * from './drop_path.js';
 export * from './std_conv.js';
 export * from './channel_shuffle.js';
 export * from './head.js';
+export * from './efficientnet_blocks.js';
