@@ -258,6 +258,30 @@ describe('optimizer state dicts', () => {
 });
 
 describe('optimizer API', () => {
+  test('step pre-hooks run before the update, in order, until removed', () => {
+    const [p] = makeParams([[2]], [[1]]);
+    cz.tidy(() => {
+      p.grad = cz.tensor(Float32Array.from([1]), [1]); // the gradient is p's; the wrappers go with the scope
+    });
+    const opt = new optim.SGD([p], { lr: 0.5 });
+    const seen: number[] = [];
+    const first = opt.registerStepPreHook((o) => {
+      expect(o).toBe(opt);
+      seen.push(p.item()); // the parameter before this step's update
+    });
+    // A hook may change the gradient the update uses.
+    opt.registerStepPreHook(() => cz.tidy(() => void (p.grad = p.grad!.mul(2))));
+    opt.step();
+    expect(seen).toEqual([2]);
+    expect(p.item()).toBe(1); // 2 - 0.5 * (2 * 1)
+    first.remove();
+    opt.step();
+    expect(seen).toEqual([2]);
+    expect(p.item()).toBe(-1); // 1 - 0.5 * (2 * 2): the doubling hook is still there
+    expect(() => opt.registerStepPreHook(null as never)).toThrow(/function/);
+    p.grad = null;
+    disposeAll([p]);
+  });
   test('options are checked: unknown keys, ranges, nesterov, duplicates, empty lists', () => {
     const [p, q] = makeParams([[1], [2]], [[1], [1]]);
     const code = (fn: () => unknown): string | undefined => {

@@ -107,16 +107,12 @@ export class AGC {
     adaptiveClipGrad_(this.params, { clipFactor: this.clipFactor, eps: this.eps });
   }
 
-  /** Makes every later `optimizer.step()` clip first; returns the optimizer. An optimizer takes one AGC. */
+  /** Makes every later `optimizer.step()` clip first (a step pre-hook); returns the optimizer. An optimizer takes one AGC. */
   attach<O extends Optimizer<any>>(optimizer: O): O {
     const target = optimizer as O & { [ATTACHED]?: AGC };
     check(target[ATTACHED] === undefined, 'AGC.attach', 'the optimizer already clips with an AGC');
-    const step = optimizer.step.bind(optimizer);
     target[ATTACHED] = this;
-    optimizer.step = (): void => {
-      this.clip();
-      step();
-    };
+    optimizer.registerStepPreHook(() => this.clip());
     return optimizer;
   }
 

@@ -74,6 +74,7 @@ export abstract class Optimizer<H extends Hyperparameters = Hyperparameters> {
   protected readonly state = new Map<Tensor, ParamState>();
   /** @internal The optimizer's name in messages. */
   protected readonly name: string;
+  private readonly stepPreHooks = new Set<() => void>();
 
   protected constructor(name: string, params: ParamsInput<H>, defaults: H) {
     this.name = name;
@@ -114,8 +115,20 @@ export abstract class Optimizer<H extends Hyperparameters = Hyperparameters> {
     this.paramGroups.push({ ...merged, params } as ParamGroup<H>);
   }
 
+  /**
+   * Runs `hook(optimizer)` at the start of every step(), before any update (torch's
+   * register_step_pre_hook): e.g. gradient clipping (optim.AGC.attach). Returns a handle that removes it.
+   */
+  registerStepPreHook(hook: (optimizer: this) => void): { remove(): void } {
+    check(typeof hook === 'function', this.name, 'expected the step pre-hook to be a function');
+    const own = () => hook(this); // a distinct entry, so that one function can be registered twice
+    this.stepPreHooks.add(own);
+    return { remove: () => void this.stepPreHooks.delete(own) };
+  }
+
   /** Performs one update of every parameter that has a gradient (parameters without one are skipped). */
   step(): void {
+    for (const hook of this.stepPreHooks) hook();
     noGrad(() =>
       tidy(() => {
         for (const group of this.paramGroups) {
