@@ -19,7 +19,7 @@
 import type { Tensor } from '../tensor/tensor.js';
 import { tidy } from '../tensor/scope.js';
 import { scalarTensor } from '../tensor/creation.js';
-import { Module, Parameter, runChain, type AnyModule } from '../nn/module.js';
+import { Module, Parameter, runChain } from '../nn/module.js';
 import { AvgPool2d, Conv2d, Linear, Sequential } from '../nn/layers.js';
 import { Conv1d } from '../nn/conv1d.js';
 import { ScaledStdConv2d } from '../nn/std_conv.js';
@@ -27,7 +27,7 @@ import { SqueezeExcite, EcaModule } from '../nn/squeeze_excite.js';
 import { DropPath, dropPathRates } from '../nn/drop_path.js';
 import { getActivation, getActivationFn } from '../nn/activations.js';
 import { makeDivisible } from '../nn/make_divisible.js';
-import { ClassifierHead } from '../nn/head.js';
+import { HeadModule, type ClassifierHead } from '../nn/head.js';
 import * as init from '../nn/init.js';
 import { ClassifierModel } from './base.js';
 import { registerModel, IMAGENET_MEAN, IMAGENET_STD, type ModelOptions, type WeightsEntry } from './registry.js';
@@ -241,14 +241,6 @@ export class NfStem extends Module {
   }
 }
 
-/** Where the final layer lives: timm's ClassifierHead submodule, keys `head.fc.*`. */
-export class NfHead extends Module {
-  fc!: AnyModule;
-  forward(x: Tensor): Tensor {
-    return this.fc.forward(x);
-  }
-}
-
 // ---- the network
 
 export interface NfNetOptions extends ModelOptions {
@@ -265,7 +257,7 @@ export class NormFreeNet extends ClassifierModel {
   stages: Sequential;
   final_conv: ScaledStdConv2d;
   final_act: Module;
-  head: NfHead;
+  head: HeadModule;
   readonly numFeatures: number;
   readonly dropRate: number;
   readonly dropPathRate: number;
@@ -322,8 +314,8 @@ export class NormFreeNet extends ClassifierModel {
     this.numFeatures = makeDivisible(Math.trunc(cfg.channels[3] * cfg.featMult), CH_DIV);
     this.final_conv = layers.conv(prev, this.numFeatures, 1);
     this.final_act = layers.act();
-    this.head = new NfHead();
-    this._head = new ClassifierHead({ owner: this.head, field: 'fc' }, this.numFeatures, opts.numClasses ?? 1000, { dropRate: this.dropRate });
+    this.head = new HeadModule(this.numFeatures, opts.numClasses ?? 1000, { dropRate: this.dropRate });
+    this._head = this.head.classifierHead;
     this.initWeights();
   }
 

@@ -154,6 +154,10 @@ export class HeadModule extends Module {
   get numClasses(): number {
     return this._head.numClasses;
   }
+  /** The head's logic, for a ClassifierModel's `_head` (forwardHead, resetClassifier, numClasses). */
+  get classifierHead(): ClassifierHead {
+    return this._head;
+  }
   forward(x: Tensor, opts: { preLogits?: boolean } = {}): Tensor {
     return this._head.forward(x, { preLogits: opts.preLogits, training: this.training });
   }
