@@ -11,6 +11,7 @@ import { tidy } from '../tensor/scope.js';
 import { Module, runChain, type AnyModule } from '../nn/module.js';
 import { Conv2d, BatchNorm2d, Linear, Dropout, Hardswish, Sequential, type BatchNormOptions } from '../nn/layers.js';
 import { ConvNormAct } from '../nn/conv_norm_act.js';
+import { DepthwiseSeparableConv } from '../nn/efficientnet_blocks.js';
 import { SqueezeExcite } from '../nn/squeeze_excite.js';
 import { makeDivisible } from '../nn/make_divisible.js';
 import { getActivation, type ActName } from '../nn/activations.js';
@@ -117,28 +118,6 @@ export interface MobileNetV1Config {
   act: 'relu' | 'relu6';
 }
 
-/** Figure 3 right: 3x3 depthwise conv, BN, act, 1x1 conv, BN, act (timm's DepthwiseSeparableConv with pw_act, no skip). */
-export class DepthwiseSeparableConv extends Module {
-  conv_dw: Conv2d;
-  bn1: BatchNorm2d;
-  act1: Module;
-  conv_pw: Conv2d;
-  bn2: BatchNorm2d;
-  act2: Module;
-  constructor(inC: number, outC: number, stride: number, act: ActName) {
-    super();
-    this.conv_dw = new Conv2d(inC, inC, 3, { stride, padding: 1, groups: inC, bias: false });
-    this.bn1 = new BatchNorm2d(inC);
-    this.act1 = getActivation(act, { inplace: true }); // after bn1 (and act2 after bn2): their outputs nothing else reads
-    this.conv_pw = new Conv2d(inC, outC, 1, { bias: false });
-    this.bn2 = new BatchNorm2d(outC);
-    this.act2 = getActivation(act, { inplace: true });
-  }
-  forward(x: Tensor): Tensor {
-    return tidy(() => runChain(x, [this.conv_dw, this.bn1, this.act1, this.conv_pw, this.bn2, this.act2]));
-  }
-}
-
 export class MobileNetV1 extends ClassifierModel {
   conv_stem: Conv2d;
   bn1: BatchNorm2d;
@@ -162,7 +141,8 @@ export class MobileNetV1 extends ClassifierModel {
         const out = ch(s.out);
         const layers: Module[] = [];
         for (let i = 0; i < s.n; i++) {
-          layers.push(new DepthwiseSeparableConv(inC, out, i === 0 ? s.stride : 1, cfg.act));
+          // Figure 3 right: 3x3 depthwise conv, BN, act, 1x1 conv, BN, act; no skip (timm's 'dsa' block, noskip).
+          layers.push(new DepthwiseSeparableConv(inC, out, { kernel: 3, stride: i === 0 ? s.stride : 1, act: cfg.act, pwAct: true, noskip: true }));
           inC = out;
         }
         return new Sequential(...layers);
