@@ -11,7 +11,7 @@ import { tidy } from '../tensor/scope.js';
 import { Module, runChain, type AnyModule } from '../nn/module.js';
 import { Conv2d, BatchNorm2d, Linear, Dropout, Hardswish, Sequential, type BatchNormOptions } from '../nn/layers.js';
 import { ConvNormAct } from '../nn/conv_norm_act.js';
-import { DepthwiseSeparableConv } from '../nn/efficientnet_blocks.js';
+import { DepthwiseSeparableConv, initEfficientNetWeights, initEfficientNetLinear } from '../nn/efficientnet_blocks.js';
 import { SqueezeExcite } from '../nn/squeeze_excite.js';
 import { makeDivisible } from '../nn/make_divisible.js';
 import { getActivation, type ActName } from '../nn/activations.js';
@@ -59,26 +59,6 @@ function initTorchvision(model: AnyModule): void {
 function initTorchvisionLinear(m: AnyModule): void {
   if (!(m instanceof Linear)) return;
   init.normal_(m.weight, 0, 0.01);
-  if (m.bias) init.zeros_(m.bias);
-}
-
-/** timm's efficientnet-builder initialisation (_init_weight_goog): N(0, sqrt(2 / fan_out)) convs, BN to identity, U(+-1/sqrt(out)) linear layers. */
-function initTimm(model: AnyModule): void {
-  for (const m of model.modules()) {
-    if (m instanceof Conv2d) {
-      const fanOut = (m.kernelSize[0] * m.kernelSize[1] * m.outChannels) / m.groups;
-      init.normal_(m.weight, 0, Math.sqrt(2 / fanOut));
-      if (m.bias) init.zeros_(m.bias);
-    } else if (m instanceof BatchNorm2d) {
-      if (m.weight) init.ones_(m.weight);
-      if (m.bias) init.zeros_(m.bias);
-    } else if (m instanceof Linear) initTimmLinear(m);
-  }
-}
-function initTimmLinear(m: AnyModule): void {
-  if (!(m instanceof Linear)) return;
-  const r = 1 / Math.sqrt(m.outFeatures);
-  init.uniform_(m.weight, -r, r);
   if (m.bias) init.zeros_(m.bias);
 }
 
@@ -151,7 +131,7 @@ export class MobileNetV1 extends ClassifierModel {
     this.numFeatures = inC;
     this._head = new ClassifierHead({ owner: this, field: 'classifier' }, this.numFeatures, opts.numClasses ?? 1000, {
       dropRate: this.dropRate,
-      initLayer: initTimmLinear,
+      initLayer: initEfficientNetLinear,
     });
     this.initWeights();
   }
@@ -160,7 +140,7 @@ export class MobileNetV1 extends ClassifierModel {
   }
   /** Re-draws every weight with timm's scheme. */
   initWeights(): void {
-    initTimm(this);
+    initEfficientNetWeights(this); // timm's efficientnet-builder scheme (_init_weight_goog)
   }
 }
 
