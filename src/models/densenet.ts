@@ -19,7 +19,7 @@ import * as F from '../nn/functional.js';
 import * as init from '../nn/init.js';
 import { check } from '../errors.js';
 import { ClassifierModel } from './base.js';
-import { registerModel, IMAGENET_MEAN, IMAGENET_STD, type ModelOptions, type ModelMeta } from './registry.js';
+import { registerModel, IMAGENET_MEAN, IMAGENET_STD, type ModelOptions, type ModelMeta, CIFAR10_MEAN, CIFAR10_STD } from './registry.js';
 import { opt, type OptionTable } from './options.js';
 import { TORCHVISION_WEIGHTS } from './torchvision_weights.js';
 
@@ -319,8 +319,8 @@ for (const v of CIFAR_VARIANTS) {
     family: 'densenet_cifar',
     paper: PAPER,
     inputSize: [3, 32, 32],
-    mean: [0.4914, 0.4822, 0.4465],
-    std: [0.247, 0.2435, 0.2616],
+    mean: CIFAR10_MEAN,
+    std: CIFAR10_STD,
     interpolation: 'bilinear',
     numClasses: 10,
     params: v.params,

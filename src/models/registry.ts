@@ -97,6 +97,9 @@ const registry = new Map<string, RegisteredModel<ModelOptions, object>>();
 
 export const IMAGENET_MEAN: [number, number, number] = [0.485, 0.456, 0.406];
 export const IMAGENET_STD: [number, number, number] = [0.229, 0.224, 0.225];
+/** CIFAR-10's training-set mean and std, the usual normalisation of the papers' CIFAR networks. */
+export const CIFAR10_MEAN: [number, number, number] = [0.4914, 0.4822, 0.4465];
+export const CIFAR10_STD: [number, number, number] = [0.247, 0.2435, 0.2616];
 
 /** The metadata most ImageNet classifiers share: 224 x 224 RGB, ImageNet mean/std, bilinear, 1000 classes. */
 export const IMAGENET_DEFAULTS = {

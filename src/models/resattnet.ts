@@ -30,7 +30,7 @@ import { ClassifierHead } from '../nn/head.js';
 import * as F from '../nn/functional.js';
 import * as init from '../nn/init.js';
 import { ClassifierModel } from './base.js';
-import { registerModel, IMAGENET_DEFAULTS, type ModelMeta, type ModelOptions } from './registry.js';
+import { registerModel, IMAGENET_DEFAULTS, type ModelMeta, type ModelOptions, CIFAR10_MEAN, CIFAR10_STD } from './registry.js';
 import type { OptionTable } from './options.js';
 
 // ---- configuration
@@ -441,8 +441,8 @@ for (const v of CIFAR_VARIANTS) {
     family: 'resattnet_cifar',
     paper: PAPER,
     inputSize: [3, 32, 32],
-    mean: [0.4914, 0.4822, 0.4465],
-    std: [0.247, 0.2435, 0.2616],
+    mean: CIFAR10_MEAN,
+    std: CIFAR10_STD,
     interpolation: 'bilinear',
     numClasses: 10,
     params: v.params,

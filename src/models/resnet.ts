@@ -14,7 +14,7 @@ import { DropPath, dropPathRates } from '../nn/drop_path.js';
 import * as init from '../nn/init.js';
 import { check } from '../errors.js';
 import { ClassifierModel } from './base.js';
-import { registerModel, IMAGENET_DEFAULTS, type ModelOptions, type ModelMeta } from './registry.js';
+import { registerModel, IMAGENET_DEFAULTS, type ModelOptions, type ModelMeta, CIFAR10_MEAN, CIFAR10_STD } from './registry.js';
 import { opt, type OptionTable } from './options.js';
 import { TORCHVISION_WEIGHTS } from './torchvision_weights.js';
 
@@ -395,8 +395,8 @@ for (const [id, depth, params] of CIFAR_VARIANTS) {
       family: 'resnet_cifar',
       paper: RESNET_PAPER,
       inputSize: [3, 32, 32],
-      mean: [0.4914, 0.4822, 0.4465],
-      std: [0.247, 0.2435, 0.2616],
+      mean: CIFAR10_MEAN,
+      std: CIFAR10_STD,
       interpolation: 'bilinear',
       numClasses: 10,
       params,
