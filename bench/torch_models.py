@@ -6,7 +6,7 @@
 # Every model of the zoo that torchvision has is torchvision's own builder with random initialisation.
 # The networks torchvision lacks (the paper variants alexnet_original, vgg_a_lrn, vgg_c, googlenet_original and
 # MobileNet v1; timm's and the authors' SENet, DPN and IGC V1; Megvii's ShuffleNet v1; the Residual Attention
-# prototxts, in torch_zoo3_resattn.py) are written here with torchvision's building
+# prototxts, in torch_zoo3_resattn.py; timm's EfficientNet-builder ids and NFNets, in torch_zoo3_timm.py) are written here with torchvision's building
 # blocks, layer for layer as convzoo's src/models/*.ts (same parameter counts, which the driver compares, and
 # the same multiply-adds), so that they get a PyTorch and an ONNX column too.
 import json
@@ -20,6 +20,7 @@ import torch.nn.functional as F
 import torchvision
 
 import torch_zoo3_resattn  # bench/: the networks too long to sit in this file
+import torch_zoo3_timm
 
 # ---- the paper networks torchvision does not have
 
@@ -471,6 +472,7 @@ def shufflenet_v1(name):
 
 ZOO3_MODELS = {f'shufflenet_v1_{k}': (lambda k=k: shufflenet_v1(k)) for k in SHUFFLENET_V1}
 ZOO3_MODELS.update(torch_zoo3_resattn.MODELS)
+ZOO3_MODELS.update(torch_zoo3_timm.MODELS)
 
 PAPER_MODELS = {
     'mobilenetv1_100': lambda: mobilenet_v1(1.0, 'timm', 'relu6'),
