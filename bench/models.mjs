@@ -293,12 +293,16 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 /** The ONNX file of a model: torchvision's name for it (vgg_a is vgg11), else its own id. */
 const onnxName = (meta) => meta.torchvision ?? meta.id;
 
-/** Exports the models that have no ONNX file yet (torch.onnx.export, outside any timing). */
-function exportOnnx(names) {
-  const missing = [...new Set(names)].filter((n) => !existsSync(path.join(ONNX_DIR, `${n}.onnx`)));
+/**
+ * Exports the models that have no ONNX file yet (torch.onnx.export, outside any timing), each traced at
+ * its own input size (`name@size`): TF "same" padding is traced as constants of that size.
+ */
+function exportOnnx(models) {
+  const missing = [...new Map(models.map((m) => [m.name, m])).values()].filter((m) => !existsSync(path.join(ONNX_DIR, `${m.name}.onnx`)));
   if (missing.length === 0) return;
   console.error(`exporting ${missing.length} model(s) to ONNX into ${path.relative(process.cwd(), ONNX_DIR)}/ (once) ...`);
-  const r = spawnSync(PY, [TORCH_SCRIPT, 'export', ONNX_DIR, ...missing], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const args = missing.map((m) => `${m.name}@${m.size}`);
+  const r = spawnSync(PY, [TORCH_SCRIPT, 'export', ONNX_DIR, ...args], { stdio: ['ignore', 'inherit', 'inherit'] });
   if (r.status !== 0) throw new Error(`ONNX export failed (exit ${r.status})`);
 }
 
@@ -315,7 +319,13 @@ async function main() {
 
   const cz = await import(path.join(here, '../dist/index.js'));
   for (const id of o.models) cz.modelMeta(id); // unknown ids fail here, before any work
-  if (o.sides.includes('ort')) exportOnnx(o.models.map((id) => onnxName(cz.modelMeta(id))));
+  if (o.sides.includes('ort'))
+    exportOnnx(
+      o.models.map((id) => {
+        const meta = cz.modelMeta(id);
+        return { name: onnxName(meta), size: meta.inputSize[1] };
+      }),
+    );
 
   const cpu = os.cpus()[0]?.model.replace(/\s+/g, ' ').trim() ?? 'unknown cpu';
   const load0 = os.loadavg();

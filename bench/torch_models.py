@@ -1,6 +1,6 @@
 # The PyTorch side of bench/models.mjs (run with Debian's /usr/bin/python3: torch 1.13, torchvision 0.14).
 #
-#   python3 bench/torch_models.py export OUT_DIR ID...   torchvision's ONNX export of each model, once
+#   python3 bench/torch_models.py export OUT_DIR ID[@SIZE]...   torch.onnx.export of each model at SIZE (224), once
 #   python3 bench/torch_models.py worker '{"threads": 2}' a worker driven by JSON lines on stdin
 #
 # Every model of the zoo that torchvision has is torchvision's own builder with random initialisation.
@@ -508,12 +508,13 @@ def build(model_id):
 
 def export(out_dir, ids, opset=17):
     os.makedirs(out_dir, exist_ok=True)
-    for model_id in ids:
+    for arg in ids:  # ID or ID@SIZE (the input size to trace at; default 224)
+        model_id, _, size = arg.partition('@')
+        size = int(size) if size else 224
         path = os.path.join(out_dir, f'{model_id}.onnx')
         if os.path.exists(path):
             continue
         model, _ = build(model_id)
-        size = 227 if model_id == 'alexnet_original' else 224
         t0 = time.perf_counter()
         tmp = path + '.part'
         with torch.no_grad():
