@@ -3,7 +3,7 @@
 # TypeScript build. The README's two commands start with it.
 set -eu
 cd "$(dirname "$0")/.."
-PKGS="libtorch-dev libopenblas0-openmp dataset-fashion-mnist python3-torchvision python3-torch g++ make python3"
+PKGS="libtorch-dev libopenblas0-openmp dataset-fashion-mnist python3-torchvision python3-torch python3-onnx g++ make python3"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
