@@ -9,8 +9,11 @@
 // - PyTorch: Debian's /usr/bin/python3 (torch 1.13, the same libtorch) with torchvision's own builder,
 //   forward under torch.inference_mode(), glibc's mmap and trim thresholds raised (its best setting
 //   here, as convzoo's caching allocator is for convzoo; see bench/engine.mjs);
-// - onnxruntime-node: torchvision's ONNX export of the same model (torch.onnx.export, opset 17, dynamic
+// - czort: convzoo's own ONNX export of the same model (cz.exportOnnx, opset 17, dynamic batch, batch norms
+//   folded) in onnxruntime-node, made into bench/.cache/onnx-convzoo/ (again whenever dist/onnx changes);
+// - onnxruntime-node (ort): torchvision's ONNX export of the same model (torch.onnx.export, opset 17, dynamic
 //   batch), made once into bench/.cache/onnx/ by bench/torch_models.py, CPU provider, all graph optimisations.
+//   czort/ort compares the two exports in the same runtime (the target: >= 1.0).
 // The networks torchvision lacks (the paper variants alexnet_original, vgg_a_lrn, vgg_c, googlenet_original,
 // MobileNet v1, and timm's/the authors' SENet, DPN and IGC V1) are written layer for layer in
 // bench/torch_models.py for the PyTorch and ONNX columns (marked *; same parameter and MAC counts).
@@ -27,7 +30,7 @@
 import { spawnSync } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { lineWorker, median } from './worker_client.mjs';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,6 +39,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const PY = '/usr/bin/python3';
 const TORCH_SCRIPT = path.join(here, 'torch_models.py');
 const ONNX_DIR = path.join(here, '.cache', 'onnx');
+const CZ_ONNX_DIR = path.join(here, '.cache', 'onnx-convzoo');
 
 // Every ImageNet model of the zoo except vgg_a/_b/_d/_e (vgg11/13/16/19 under the paper's names) and the
 // CIFAR ResNets (32x32 inputs); --models takes those too.
@@ -141,7 +145,7 @@ const DEFAULT_MODELS = [
   'nfnet_l0',
   'eca_nfnet_l0',
 ];
-const SIDES = ['convzoo', 'pytorch', 'ort'];
+const SIDES = ['convzoo', 'czort', 'pytorch', 'ort'];
 /** libgomp's wait policy that convzoo's addon runs with (src/native.ts sets PASSIVE unless the user set one). */
 const ompWaitPolicy = () => process.env.OMP_WAIT_POLICY ?? 'PASSIVE';
 
@@ -168,7 +172,7 @@ function parseArgs(argv) {
     else if (k in o && typeof o[k] === 'number') o[k] = Number(argv[++i]);
     else
       throw new Error(
-        `unknown option ${argv[i]} (options: --models a,b --batch 1,16 --threads 2 --quick --seconds 3 --min-iters 3 --max-iters 15 --sides convzoo,pytorch,ort --torch-spin)`,
+        `unknown option ${argv[i]} (options: --models a,b --batch 1,16 --threads 2 --quick --seconds 3 --min-iters 3 --max-iters 15 --sides convzoo,czort,pytorch,ort --torch-spin)`,
       );
   }
   if (o.quick) Object.assign(o, { seconds: 1, minIters: 2, maxIters: 5 });
@@ -245,7 +249,7 @@ async function ortWorker(o) {
       if (session) await session.release();
       feeds = new Map();
       size = msg.size;
-      session = await ort.InferenceSession.create(path.join(ONNX_DIR, `${msg.onnx}.onnx`), {
+      session = await ort.InferenceSession.create(msg.file, {
         executionProviders: ['cpu'],
         intraOpNumThreads: o.threads,
         interOpNumThreads: 1,
@@ -279,7 +283,7 @@ function startWorker(side, o) {
     else env.OMP_WAIT_POLICY = ompWaitPolicy();
   } else {
     cmd = process.execPath;
-    args = [fileURLToPath(import.meta.url), '--worker', side, '--threads', String(o.threads)];
+    args = [fileURLToPath(import.meta.url), '--worker', side === 'czort' ? 'ort' : side, '--threads', String(o.threads)];
   }
   const w = lineWorker(side, cmd, args, env);
   return { hello: w.hello, ask: (msg) => w.ask(JSON.stringify(msg)), stop: () => w.stop(JSON.stringify({ cmd: 'quit' })) };
@@ -306,6 +310,26 @@ function exportOnnx(models) {
   if (r.status !== 0) throw new Error(`ONNX export failed (exit ${r.status})`);
 }
 
+/**
+ * convzoo's own export of each model (random weights, as every side has), made again when the exporter in
+ * dist/onnx is newer than the file.
+ */
+async function exportConvzooOnnx(cz, ids) {
+  const exporter = Math.max(...['export.js', 'trace.js', 'op_map.js', 'serialize.js'].map((f) => statSync(path.join(here, '../dist/onnx', f)).mtimeMs));
+  const stale = ids.filter((id) => {
+    const f = path.join(CZ_ONNX_DIR, `${id}.onnx`);
+    return !existsSync(f) || statSync(f).mtimeMs < exporter;
+  });
+  if (stale.length === 0) return;
+  mkdirSync(CZ_ONNX_DIR, { recursive: true });
+  console.error(`exporting ${stale.length} model(s) with cz.exportOnnx into ${path.relative(process.cwd(), CZ_ONNX_DIR)}/ ...`);
+  for (const id of stale) {
+    const model = cz.buildModel(id);
+    await cz.exportOnnx(model, path.join(CZ_ONNX_DIR, `${id}.onnx`), { batch: 'dynamic' });
+    model.dispose();
+  }
+}
+
 async function main() {
   const o = parseArgs(process.argv.slice(2));
   if (o.worker === 'convzoo') {
@@ -326,6 +350,8 @@ async function main() {
         return { name: onnxName(meta), size: meta.inputSize[1] };
       }),
     );
+
+  if (o.sides.includes('czort')) await exportConvzooOnnx(cz, o.models);
 
   const cpu = os.cpus()[0]?.model.replace(/\s+/g, ' ').trim() ?? 'unknown cpu';
   const load0 = os.loadavg();
@@ -352,7 +378,8 @@ async function main() {
     const size = meta.inputSize[1];
     const paper = !meta.torchvision;
     const loaded = {};
-    for (const s of o.sides) loaded[s] = await workers[s].ask({ cmd: 'load', model: id, onnx: onnxName(meta), size });
+    const files = { ort: path.join(ONNX_DIR, `${onnxName(meta)}.onnx`), czort: path.join(CZ_ONNX_DIR, `${id}.onnx`) };
+    for (const s of o.sides) loaded[s] = await workers[s].ask({ cmd: 'load', model: id, file: files[s], size });
     if (loaded.convzoo && loaded.pytorch && loaded.convzoo.params !== loaded.pytorch.params) {
       console.log(`! ${id}: parameter counts differ: convzoo ${loaded.convzoo.params}, pytorch ${loaded.pytorch.params}`);
     }
@@ -395,6 +422,7 @@ async function main() {
           `convzoo/${s} ${fmt(row[`cz/${s}`].best, 3)} (paired median ${fmt(row[`cz/${s}`].paired, 3)})` +
           `${s === 'pytorch' && row[`cz/${s}`].best < 0.95 ? ' BELOW PyTorch' : ''}`,
       );
+      if (row['czort/ort']) ratios.push(`czort/ort ${fmt(row['czort/ort'].best, 3)} (paired median ${fmt(row['czort/ort'].paired, 3)})`);
       console.log(
         `${tag} ${id}${paper ? '*' : ''}: ${o.sides.map(side).join(', ')} | ${ratios.join(', ')} | ` +
           `${rounds.length} rounds${row.remeasured ? ` (noisy: measured twice${row.noisy ? ', still noisy' : ''})` : ''}, load ${fmt(row.load, 2)}`,
@@ -418,6 +446,7 @@ async function main() {
     ...o.sides.map((s) => `${s} img/s`),
     ...others.map((s) => `convzoo/${s}`),
     ...(others.includes('pytorch') ? ['convzoo/pytorch, paired median'] : []),
+    ...(o.sides.includes('czort') && o.sides.includes('ort') ? ['czort/ort'] : []),
     'rounds',
     'load',
   ];
@@ -432,6 +461,7 @@ async function main() {
       ...o.sides.map((s) => fmt(r[s].ips, 2)),
       ...others.map((s) => `**${fmt(r[`cz/${s}`].best, 2)}**`),
       ...(others.includes('pytorch') ? [fmt(r['cz/pytorch'].paired, 2)] : []),
+      ...(o.sides.includes('czort') && o.sides.includes('ort') ? [`**${fmt(r['czort/ort'].best, 2)}**`] : []),
       `${r.rounds}${r.noisy ? ' (noisy)' : ''}`,
       fmt(r.load, 1),
     ];
@@ -439,7 +469,7 @@ async function main() {
   }
 }
 
-const OTHERS = ['pytorch', 'ort'];
+const OTHERS = ['czort', 'pytorch', 'ort'];
 
 /**
  * Per side: throughput of the fastest forward (the one least disturbed by other processes) and of the
@@ -453,6 +483,11 @@ function summarise(o, rounds, row) {
     row[s] = { ips: batch / Math.min(...ts), ipsMedian: batch / median(ts), util: median(rounds.map((r) => r[s].cpu / r[s].t)) };
   }
   row.noisy = false;
+  // The two exports in the same runtime.
+  if (row.czort && row.ort) {
+    const per = rounds.map((r) => r.ort.t / r.czort.t);
+    row['czort/ort'] = { best: row.czort.ips / row.ort.ips, paired: median(per) };
+  }
   if (!row.convzoo) return row;
   for (const s of OTHERS) {
     if (!row[s]) continue;

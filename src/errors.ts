@@ -17,7 +17,9 @@ export type ErrorCode =
   | 'E_NOT_FOUND'
   | 'E_IMAGE'
   | 'E_DATA'
-  | 'E_NATIVE';
+  | 'E_NATIVE'
+  /** The request is valid but convzoo cannot do it (an op ONNX export has no mapping for). */
+  | 'E_UNSUPPORTED';
 
 export class ConvzooError extends Error {
   readonly code: ErrorCode;

@@ -35,3 +35,14 @@ export { saveCheckpoint, loadCheckpoint, restoreRng, CHECKPOINT_FORMAT, type Che
 export { demo, type DemoResult } from './train/demo.js';
 export { plotCurves, plotConfusion } from './train/plots.js';
 export { weightsDataConfig, pretrainedDataConfig, defaultDataConfig, runDataConfig, DEFAULT_CROP_PCT, type RunDataSpec } from './vision/data_config.js';
+// ONNX: export for onnxruntime and other runtimes.
+export {
+  exportOnnx,
+  exportOnnxModel,
+  exportOnnxBytes,
+  ONNX_OPSETS,
+  type ExportOnnxOptions,
+  type ExportOnnxFileOptions,
+  type ExportOnnxResult,
+} from './onnx/export.js';
+export type { OnnxModel, OnnxGraph, OnnxNode, OnnxTensor, OnnxAttribute, OnnxValueInfo, OnnxDataType } from './onnx/ir.js';

@@ -124,6 +124,35 @@ function defined(opts: Record<string, unknown>): Record<string, unknown> {
   return o;
 }
 
+/** info's --input-size as the [C, H, W] summary takes: one number is a square, HxW keeps the model's channels. */
+function infoInputShape(meta: cz.ModelMeta, size: number[] | undefined): number[] | undefined {
+  if (!size) return undefined;
+  const chans = meta.inputSize[0];
+  const full = size.length === 3 ? size : [chans, size[0], size[1] ?? size[0]];
+  if (full[0] !== chans) throw new ConvzooError(`--input-size: ${meta.id} takes ${chans} input channels, got ${full[0]}`, 'E_ARG');
+  return full;
+}
+
+/**
+ * The model an export (or other inference command) works on: a checkpoint's, or an id with pretrained
+ * weights (a tag, file or URL), or an id with random weights (said on stderr).
+ */
+async function inferenceModel(id: string | undefined, opts: Record<string, unknown>, command: string): Promise<cz.ClassifierModel> {
+  if (opts.checkpoint) {
+    if (opts.weights) throw new ConvzooError('give --checkpoint or --weights, not both', 'E_ARG');
+    if (opts.numClasses) throw new ConvzooError("--num-classes does not go with --checkpoint (the checkpoint's classes decide)", 'E_ARG');
+    const m = await cz.loadModel(opts.checkpoint as string);
+    if (id && cz.modelMeta(id).id !== m.meta!.id) throw new ConvzooError(`${opts.checkpoint as string} holds ${m.meta!.id}, not ${id}`, 'E_ARG');
+    return m;
+  }
+  if (!id) throw new ConvzooError(`convzoo ${command}: give a model id or --checkpoint`, 'E_ARG');
+  const meta = cz.modelMeta(id);
+  const weights = opts.weights as string | undefined;
+  if (!weights) process.stderr.write(`convzoo ${command}: no --weights or --checkpoint given; ${meta.id} gets random weights\n`);
+  const numClasses = opts.numClasses as number | undefined;
+  return cz.createModel(id, { weights, ...(numClasses ? { numClasses } : {}), onProgress: progressPrinter('downloading weights') });
+}
+
 export const commands: CommandSpec[] = [
   {
     name: 'list',
@@ -158,7 +187,7 @@ export const commands: CommandSpec[] = [
     args: [{ name: '<id>', description: 'model id' }],
     options: [
       { flags: '--json', description: 'print {id, params, macs, inputSize, mean, std, paper}' },
-      { flags: '--input-size <C,H,W>', description: "input size (default: the model's)", parse: shape },
+      { flags: '--input-size <size>', description: "input size: C,H,W, HxW or one number for a square (default: the model's)", parse: shape },
       { flags: '--num-classes <n>', description: 'classifier outputs', parse: int('--num-classes', 1, 1_000_000) },
     ],
     async run([id], opts) {
@@ -166,7 +195,7 @@ export const commands: CommandSpec[] = [
       const pretrained = cz.modelMeta(id as string).pretrainedOptions ?? {};
       const model = cz.buildModel(id as string, { ...pretrained, ...(opts.numClasses ? { numClasses: opts.numClasses as number } : {}) });
       const meta = model.meta!;
-      const s = cz.summary(model, opts.inputSize as number[] | undefined);
+      const s = cz.summary(model, infoInputShape(meta, opts.inputSize as number[] | undefined));
       if (opts.json) {
         out(
           JSON.stringify({ id: meta.id, params: s.totalParams, macs: s.totalMacs, inputSize: s.inputShape, mean: meta.mean, std: meta.std, paper: meta.paper }),
@@ -299,6 +328,48 @@ export const commands: CommandSpec[] = [
       r.classes.forEach((c, i) => out(`  ${c.padEnd(14)} ${(r.perClass[i] * 100).toFixed(2)}%`));
       out('confusion (rows: truth, columns: predicted):');
       for (const row of r.confusion) out('  ' + row.map((n) => String(n).padStart(5)).join(''));
+    },
+  },
+  {
+    name: 'export',
+    description: 'write a model as ONNX (its eval-mode graph, batch norms folded, metadata inside) for onnxruntime and other runtimes',
+    args: [{ name: '[id]', description: "model id (default: the checkpoint's)" }],
+    options: [
+      { flags: '-o, --out <file>', description: 'the .onnx file to write' },
+      { flags: '-w, --weights <w>', description: "'DEFAULT', a tag, a weights file or a URL (default: random weights)" },
+      { flags: '-c, --checkpoint <file>', description: 'a convzoo training checkpoint: its model, weights, classes and preprocessing' },
+      {
+        flags: '--num-classes <n>',
+        description: 'classifier outputs (a new head when the weights have another count)',
+        parse: int('--num-classes', 1, 1_000_000),
+      },
+      { flags: '--input-size <size>', description: "H,W or one number for a square (default: the model's)", parse: shape },
+      { flags: '--opset <n>', description: 'ONNX opset, 13 to 18', default: 17, parse: int('--opset', 13, 18) },
+      { flags: '--dynamic-batch', description: 'a symbolic batch dimension (default: batch fixed by --batch)' },
+      { flags: '--batch <n>', description: 'the fixed batch size', default: 1, parse: int('--batch', 1, 4096) },
+      { flags: '--no-fold-bn', description: 'keep batch norms as separate nodes' },
+      { flags: '--external-data', description: 'weights in <file>.data beside the graph (default: only past 2 GB)' },
+      { flags: '--json', description: 'print JSON' },
+    ],
+    async run([id], opts) {
+      if (!opts.out) throw new ConvzooError('convzoo export: give the file to write with --out FILE.onnx', 'E_ARG');
+      const model = await inferenceModel(id as string | undefined, opts, 'export');
+      const size = opts.inputSize as number[] | undefined;
+      const r = await cz.exportOnnx(model, opts.out as string, {
+        inputSize: size && size.length === 3 ? size : size?.length === 2 ? size : size?.[0],
+        batch: opts.dynamicBatch ? 'dynamic' : (opts.batch as number),
+        opset: opts.opset as number,
+        foldBatchNorm: opts.foldBn as boolean,
+        externalData: opts.externalData ? true : 'auto',
+      });
+      if (opts.json) {
+        out(JSON.stringify({ id: model.meta?.id, ...r }));
+        return;
+      }
+      const mb = (r.bytes / 1e6).toFixed(1);
+      out(
+        `wrote ${r.path} (${mb} MB${r.externalDataPath ? `, weights in ${r.externalDataPath}` : ''}): ${model.meta?.id}, ${r.nodes} nodes, opset ${r.opset}, input [${r.inputShape.join(', ')}] -> [${r.outputShape.join(', ')}]`,
+      );
     },
   },
   {

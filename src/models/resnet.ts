@@ -6,7 +6,7 @@
 // Zagoruyko & Komodakis, "Wide Residual Networks" (2016): the wide_resnet variants (bottleneck x2 wide).
 import { Tensor } from '../tensor/tensor.js';
 import { tidy } from '../tensor/scope.js';
-import { zeros, cat } from '../tensor/creation.js';
+import * as F from '../nn/functional.js';
 import { Module, runChain, hasZeroInitLast } from '../nn/module.js';
 import { Conv2d, BatchNorm2d, MaxPool2d, ReLU, Sequential } from '../nn/layers.js';
 import { ClassifierHead } from '../nn/head.js';
@@ -270,9 +270,10 @@ export class PadShortcut extends Module {
   forward(x: Tensor): Tensor {
     return tidy(() => {
       const sub = this.stride > 1 ? x.slice(2, 0, undefined, this.stride).slice(3, 0, undefined, this.stride) : x;
-      const [n, c, h, w] = sub.shape;
+      const c = sub.shape[1];
       if (c === this.outChannels) return sub.contiguous();
-      return cat([sub, zeros([n, this.outChannels - c, h, w], { dtype: sub.dtype })], 1);
+      // Zero channels appended by padding the channel dimension (no batch-sized constant: exports keep a free batch).
+      return F.pad(sub, [0, 0, 0, 0, 0, this.outChannels - c]);
     });
   }
   override extraRepr(): string {

@@ -58,7 +58,7 @@ export interface OnnxNode {
 export interface OnnxValueInfo {
   name: string;
   dataType: OnnxDataType;
-  /** A number is a fixed dimension, a string a symbolic one ('batch'). */
+  /** A number is a fixed dimension, a string a symbolic one ('batch'); '' an unknown one. */
   shape: (number | string)[];
 }
 
