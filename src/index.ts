@@ -44,5 +44,9 @@ export {
   type ExportOnnxOptions,
   type ExportOnnxFileOptions,
   type ExportOnnxResult,
+  type Int8ExportOptions,
 } from './onnx/export.js';
+export { calibrationBatches, type CalibrationDataOptions } from './onnx/calibration.js';
+export { quantizeOnnxModel, calibrateRanges, type ValueRange, type QuantizeResult } from './onnx/quantize.js';
+export { readOnnx, writeOnnx, encodeOnnx, type WriteOnnxOptions, type WriteOnnxResult } from './onnx/serialize.js';
 export type { OnnxModel, OnnxGraph, OnnxNode, OnnxTensor, OnnxAttribute, OnnxValueInfo, OnnxDataType } from './onnx/ir.js';

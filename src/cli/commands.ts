@@ -349,18 +349,47 @@ export const commands: CommandSpec[] = [
       { flags: '--batch <n>', description: 'the fixed batch size', default: 1, parse: int('--batch', 1, 4096) },
       { flags: '--no-fold-bn', description: 'keep batch norms as separate nodes' },
       { flags: '--external-data', description: 'weights in <file>.data beside the graph (default: only past 2 GB)' },
+      { flags: '--int8', description: 'static int8 quantization (needs --calibrate): int8 weights per channel, uint8 activations' },
+      { flags: '--calibrate <data>', description: "calibration images for --int8: 'fashion-mnist' or an image folder (its training images)" },
+      { flags: '--calibration-images <n>', description: 'images to calibrate on', default: 512, parse: int('--calibration-images', 1, 1_000_000) },
       { flags: '--json', description: 'print JSON' },
     ],
     async run([id], opts) {
       if (!opts.out) throw new ConvzooError('convzoo export: give the file to write with --out FILE.onnx', 'E_ARG');
+      if (opts.int8 && !opts.calibrate)
+        throw new ConvzooError('convzoo export: --int8 needs calibration images: --calibrate fashion-mnist or --calibrate DIR', 'E_ARG');
+      if (opts.calibrate && !opts.int8) throw new ConvzooError('convzoo export: --calibrate goes with --int8', 'E_ARG');
       const model = await inferenceModel(id as string | undefined, opts, 'export');
       const size = opts.inputSize as number[] | undefined;
+      const inputSize = size && size.length === 3 ? size : size?.length === 2 ? size : size?.[0];
+      let int8: cz.Int8ExportOptions | undefined;
+      if (opts.int8) {
+        // Calibrated at the size and channels the graph is exported with.
+        const transform = cz.evalTransformFor(model);
+        const side = size ? size[size.length - 1] : transform.cropSize;
+        const total = opts.calibrationImages as number;
+        const bar =
+          opts.json || !process.stderr.isTTY
+            ? undefined
+            : (n: number) => process.stderr.write(`\rcalibrating: ${n} / ${total} images${n >= total ? '\n' : ''}`);
+        int8 = {
+          calibration: cz.calibrationBatches(model, {
+            data: opts.calibrate as string,
+            images: total,
+            inputSize: side,
+            channels: transform.channels,
+            onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
+          }),
+          onProgress: bar,
+        };
+      }
       const r = await cz.exportOnnx(model, opts.out as string, {
-        inputSize: size && size.length === 3 ? size : size?.length === 2 ? size : size?.[0],
+        inputSize,
         batch: opts.dynamicBatch ? 'dynamic' : (opts.batch as number),
         opset: opts.opset as number,
         foldBatchNorm: opts.foldBn as boolean,
         externalData: opts.externalData ? true : 'auto',
+        int8,
       });
       if (opts.json) {
         out(JSON.stringify({ id: model.meta?.id, ...r }));

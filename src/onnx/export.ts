@@ -10,6 +10,7 @@ import type { OnnxModel, OnnxNode, OnnxTensor } from './ir.js';
 import { OP_MAPPINGS } from './op_map.js';
 import { traceOps } from './trace.js';
 import { writeOnnx, encodeOnnx } from './serialize.js';
+import { calibrateRanges, quantizeOnnxModel } from './quantize.js';
 
 const { version: CONVZOO_VERSION } = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -17,7 +18,7 @@ const { version: CONVZOO_VERSION } = createRequire(import.meta.url)('../../packa
 export const ONNX_OPSETS = { min: 13, max: 18, default: 17 } as const;
 
 export interface ExportOnnxOptions {
-  /** Input size: n (n x n), [H, W] or [C, H, W] (default: the model's metadata, else 224). */
+  /** Input size: n (n x n), [H, W] or [C, H, W] (default: the crop the weights are evaluated at). */
   inputSize?: number | readonly number[];
   /** A fixed batch size (default 1), or 'dynamic' for a symbolic batch dimension. */
   batch?: number | 'dynamic';
@@ -29,7 +30,22 @@ export interface ExportOnnxOptions {
   metadata?: Record<string, string>;
 }
 
+export interface Int8ExportOptions {
+  /**
+   * Calibration images: batches of [N, C, H, W] float32 tensors preprocessed as the model expects (a few
+   * hundred images of the training data). Each batch is disposed by the caller.
+   */
+  calibration: Iterable<Tensor> | AsyncIterable<Tensor>;
+  /** Called after each calibration batch with the images seen so far. */
+  onProgress?: (images: number) => void;
+}
+
 export interface ExportOnnxFileOptions extends ExportOnnxOptions {
+  /**
+   * Static int8 quantization: activation ranges calibrated on these images, per-channel symmetric int8
+   * weights, QuantizeLinear/DequantizeLinear pairs that onnxruntime runs as integer convolutions.
+   */
+  int8?: Int8ExportOptions;
   /** Weights in a separate `<file>.data` (default 'auto': only when the file would pass protobuf's 2 GB limit). */
   externalData?: boolean | 'auto';
 }
@@ -65,10 +81,10 @@ function checkRange(value: unknown, fn: string, name: string, min: number, max: 
 function resolveInputSize(model: ClassifierModel, size: ExportOnnxOptions['inputSize']): [number, number, number] {
   const fn = 'exportOnnx';
   const chans = inputChannels(model);
-  const metaSize = model.meta?.inputSize;
+  // The weights' own evaluation crop (a Fashion-MNIST checkpoint's 28, efficientnet_b3's 300).
   if (size === undefined) {
-    if (metaSize) return [chans, metaSize[1], metaSize[2]];
-    return [chans, 224, 224];
+    const crop = evalTransformFor(model, chans).cropSize;
+    return [chans, crop, crop];
   }
   const list = typeof size === 'number' ? [size, size] : [...size];
   check(list.length >= 1 && list.length <= 3, fn, `expected inputSize to be n, [H, W] or [C, H, W], got ${JSON.stringify(size)}`);
@@ -184,7 +200,7 @@ export function traceToOnnx(owner: Module<unknown, unknown>, forward: (x: Tensor
   const traceBatch = spec.batch === 'dynamic' ? 2 : spec.batch;
   const shape = [traceBatch, ...inputShape];
   const x = fromBytes(traceInput(shape), shape, 'float32');
-  let outShape: number[] = [];
+  let y: Tensor | undefined;
   let traced: ReturnType<typeof traceOps>;
   try {
     traced = noGrad(() =>
@@ -192,17 +208,21 @@ export function traceToOnnx(owner: Module<unknown, unknown>, forward: (x: Tensor
         owner,
         x.handle,
         () => {
-          const y = forward(x);
-          outShape = y.shape;
+          y = forward(x);
           return y.handle;
         },
         OP_MAPPINGS,
         { opset: spec.opset, dynamicBatch: spec.batch === 'dynamic' ? traceBatch : undefined },
       ),
     );
+  } catch (e) {
+    y?.dispose();
+    throw e;
   } finally {
     x.dispose();
   }
+  const outShape = y!.shape;
+  y!.dispose();
   const { builder } = traced;
   const dim0 = (n: number): number | string => (spec.batch === 'dynamic' ? 'batch' : n);
   const onnx: OnnxModel = {
@@ -286,7 +306,16 @@ export function exportOnnxBytes(model: ClassifierModel, opts: ExportOnnxOptions 
  */
 export async function exportOnnx(model: ClassifierModel, path: string, opts: ExportOnnxFileOptions = {}): Promise<ExportOnnxResult> {
   check(typeof path === 'string' && path.length > 0, 'exportOnnx', 'expected path to be a non-empty string');
-  const onnx = exportOnnxModel(model, opts);
+  let onnx = exportOnnxModel(model, opts);
+  if (opts.int8) {
+    check(opts.int8.calibration !== null && typeof opts.int8.calibration === 'object', 'exportOnnx', 'int8.calibration must be an iterable of image batches');
+    const ranges = await calibrateRanges(model, opts.int8.calibration, {
+      batch: opts.batch ?? 1,
+      opset: onnx.opsetImports[0].version,
+      onProgress: opts.int8.onProgress,
+    });
+    onnx = quantizeOnnxModel(onnx, ranges).model;
+  }
   const written = await writeOnnx(path, onnx, { externalData: opts.externalData ?? 'auto' });
   return {
     path: written.path,

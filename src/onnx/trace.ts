@@ -71,6 +71,10 @@ export interface TraceOptions {
   opset: number;
   /** When set, the batch dimension is symbolic; this is the batch the trace runs at. */
   dynamicBatch?: number;
+  /** Called with each new graph value as it is computed (int8 calibration reads activation ranges). */
+  observe?: (name: string, h: Handle, real: NativeOps) => void;
+  /** Record constants without reading their data (a calibration pass needs names, not weights). */
+  skipConstantData?: boolean;
 }
 
 /**
@@ -91,7 +95,8 @@ export class GraphBuilder {
   private readonly derivedNames = new Map<Handle, string>();
   private readonly intConstants = new Map<string, string>();
   private readonly usedNames = new Set<string>();
-  private counter = 0;
+  /** Per base name: how many names were made from it (names then depend only on the graph's structure). */
+  private readonly baseCounts = new Map<string, number>();
 
   constructor(
     readonly real: NativeOps,
@@ -124,6 +129,7 @@ export class GraphBuilder {
     if (!this.shapes.has(name)) {
       this.shapes.set(name, this.real.shape(h));
       this.dtypes.set(name, this.real.dtype(h));
+      this.options.observe?.(name, h, this.real);
     }
   }
 
@@ -163,7 +169,11 @@ export class GraphBuilder {
   /** A fresh, unique value name. */
   freshName(base: string): string {
     let name = base;
-    while (this.usedNames.has(name)) name = `${base}_${++this.counter}`;
+    while (this.usedNames.has(name)) {
+      const n = (this.baseCounts.get(base) ?? 0) + 1;
+      this.baseCounts.set(base, n);
+      name = `${base}_${n}`;
+    }
     this.usedNames.add(name);
     return name;
   }
@@ -227,7 +237,7 @@ export class GraphBuilder {
     const dtype = this.real.dtype(h);
     const dims = this.real.shape(h);
     const base = this.paramNames.get(h) ?? this.derivedNames.get(h) ?? 'const';
-    const raw = new Uint8Array(this.real.bytes(h));
+    const raw = this.options.skipConstantData ? new Uint8Array(0) : new Uint8Array(this.real.bytes(h));
     const name = this.addInitializer(base, onnxDataType(dtype, `constant '${base}'`), dims, raw);
     this.constants.set(h, name);
     return name;
