@@ -11,7 +11,17 @@ export * as data from './data/index.js';
 export * from './io/index.js';
 export * from './models/index.js';
 export { summary, formatSummary, type ModelSummary, type LayerRow } from './summary.js';
-export { predict, predictStream, type Prediction, type PredictResult, type PredictOptions } from './predict.js';
+export {
+  predict,
+  predictStream,
+  type Prediction,
+  type PredictResult,
+  type PredictOptions,
+  type PredictModel,
+  type AsyncClassifier,
+} from './predict.js';
+// onnxruntime as a backend: an ONNX classifier on a worker thread, with the forward/predict surface.
+export { OnnxInferenceModel, ONNX_METADATA_KEYS, type OnnxInferenceOptions } from './onnx/runtime.js';
 export {
   loadImage,
   evalTransformFor,

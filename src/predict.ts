@@ -6,6 +6,7 @@ import { fromBytes, inferenceMode } from './tensor/creation.js';
 import { tidy } from './tensor/scope.js';
 import { ConvzooError, check, checkInt } from './errors.js';
 import type { ClassifierModel } from './models/base.js';
+import type { Tensor } from './tensor/tensor.js';
 import { evalTransformFor, loadImage, imagenetCategories, checkTransform, type EvalTransform } from './vision/preprocess.js';
 
 export interface Prediction {
@@ -13,6 +14,26 @@ export interface Prediction {
   index: number;
   probability: number;
 }
+/**
+ * A classifier whose forward runs elsewhere and resolves later: an OnnxInferenceModel (onnxruntime on
+ * a worker thread). predict awaits each batch's logits; between batches the event loop runs.
+ */
+export interface AsyncClassifier {
+  readonly numClasses: number;
+  /** Class names, index i for logit i. */
+  readonly classes?: string[];
+  /** The preprocessing its images need (used unless the options give a transform). */
+  readonly evalTransform: EvalTransform;
+  /** Logits [N, numClasses] of a float32 [N, C, H, W] batch; the input stays the caller's. */
+  forward(x: Tensor): Promise<Tensor>;
+}
+
+/** What predict classifies with: a libtorch ClassifierModel, or an AsyncClassifier such as OnnxInferenceModel. */
+export type PredictModel = ClassifierModel | AsyncClassifier;
+
+/** A libtorch model (its forward returns the logits at once): it has no public evalTransform. */
+const isLibtorch = (model: PredictModel): model is ClassifierModel => !('evalTransform' in model);
+
 export type PredictResult = { source: string; predictions: Prediction[] } | { source: string; error: string; code: string };
 
 export interface PredictOptions {
@@ -49,8 +70,13 @@ interface Plan {
   autoOrient: boolean;
 }
 
-function plan(model: ClassifierModel, sources: (string | Buffer)[], opts: PredictOptions): Plan {
+function plan(model: PredictModel, sources: (string | Buffer)[], opts: PredictOptions): Plan {
   const fn = 'predict';
+  check(
+    model !== null && typeof model === 'object' && typeof model.forward === 'function',
+    fn,
+    `expected a model (a ClassifierModel or an OnnxInferenceModel), got ${model === null ? 'null' : typeof model}`,
+  );
   check(opts !== null && typeof opts === 'object', fn, `expected options to be an object, got ${String(opts)}`);
   check(Array.isArray(sources), fn, `expected sources to be an array of file paths or Buffers, got ${sources === null ? 'null' : typeof sources}`);
   sources.forEach((s, i) =>
@@ -70,7 +96,7 @@ function plan(model: ClassifierModel, sources: (string | Buffer)[], opts: Predic
   if (opts.labels !== undefined) {
     check(Array.isArray(opts.labels) && opts.labels.every((l) => typeof l === 'string'), fn, 'expected labels to be an array of strings');
   }
-  const transform = opts.transform ?? evalTransformFor(model, model.meta ? undefined : 3);
+  const transform = opts.transform ?? (isLibtorch(model) ? evalTransformFor(model, model.meta ? undefined : 3) : model.evalTransform);
   checkTransform(transform, fn);
   const labels =
     opts.labels ?? model.classes ?? (model.numClasses === 1000 ? imagenetCategories() : Array.from({ length: model.numClasses }, (_, i) => `class ${i}`));
@@ -86,11 +112,32 @@ async function eachLimited(n: number, limit: number, fn: (i: number) => Promise<
   await Promise.all(Array.from({ length: Math.min(limit, n) }, worker));
 }
 
-async function* stream(model: ClassifierModel, p: Plan): AsyncGenerator<PredictResult[], void, undefined> {
+/** The top `k` probabilities and class indices of each image of `buf` ([n, C, H, W]). */
+async function topkOf(model: PredictModel, buf: Float32Array, shape: number[], k: number): Promise<{ values: Float32Array; indices: BigInt64Array }> {
+  const top = (logits: Tensor) => {
+    const t = logits.softmax(1).topk(k, { dim: 1 });
+    return { values: t.values.data() as Float32Array, indices: t.indices.data() as BigInt64Array };
+  };
+  if (isLibtorch(model)) return inferenceMode(() => tidy(() => top(model.forward(fromBytes(buf, shape, 'float32')))));
+  const x = fromBytes(buf, shape, 'float32');
+  let logits: Tensor;
+  try {
+    logits = await model.forward(x);
+  } finally {
+    x.dispose();
+  }
+  try {
+    return inferenceMode(() => tidy(() => top(logits)));
+  } finally {
+    logits.dispose();
+  }
+}
+
+async function* stream(model: PredictModel, p: Plan): AsyncGenerator<PredictResult[], void, undefined> {
   const { sources, batchSize, transform, topk, labels } = p;
   const name = (s: string | Buffer, i: number) => (typeof s === 'string' ? s : `buffer #${i}`);
   const per = transform.channels * transform.cropSize * transform.cropSize;
-  model.eval();
+  if (isLibtorch(model)) model.eval();
   for (let b = 0; b < sources.length; b += batchSize) {
     const n = Math.min(batchSize, sources.length - b);
     const results: PredictResult[] = new Array(n);
@@ -124,13 +171,7 @@ async function* stream(model: ClassifierModel, p: Plan): AsyncGenerator<PredictR
           decoded[k] = null;
           release(k);
         } // copied into the batch: let them go before the forward
-        const { values, indices } = inferenceMode(() =>
-          tidy(() => {
-            const x = fromBytes(buf, [ok.length, transform.channels, transform.cropSize, transform.cropSize], 'float32');
-            const top = model.forward(x).softmax(1).topk(topk, { dim: 1 });
-            return { values: top.values.data() as Float32Array, indices: top.indices.data() as BigInt64Array };
-          }),
-        );
+        const { values, indices } = await topkOf(model, buf, [ok.length, transform.channels, transform.cropSize, transform.cropSize], topk);
         ok.forEach((k, j) => {
           const predictions: Prediction[] = [];
           for (let t = 0; t < topk; t++) {
@@ -152,16 +193,12 @@ async function* stream(model: ClassifierModel, p: Plan): AsyncGenerator<PredictR
  * `{source, error, code}` for one that could not be read or decoded) as soon as it is done. Only
  * one batch of images is decoded at a time. Arguments are checked at once (E_ARG).
  */
-export function predictStream(
-  model: ClassifierModel,
-  sources: (string | Buffer)[],
-  opts: PredictOptions = {},
-): AsyncGenerator<PredictResult[], void, undefined> {
+export function predictStream(model: PredictModel, sources: (string | Buffer)[], opts: PredictOptions = {}): AsyncGenerator<PredictResult[], void, undefined> {
   return stream(model, plan(model, sources, opts));
 }
 
 /** Classifies `sources`; one result per source, in order (see predictStream). */
-export async function predict(model: ClassifierModel, sources: (string | Buffer)[], opts: PredictOptions = {}): Promise<PredictResult[]> {
+export async function predict(model: PredictModel, sources: (string | Buffer)[], opts: PredictOptions = {}): Promise<PredictResult[]> {
   const p = plan(model, sources, opts);
   const out: PredictResult[] = [];
   for await (const batch of stream(model, p)) out.push(...batch);

@@ -219,39 +219,57 @@ export const commands: CommandSpec[] = [
       { flags: '-c, --checkpoint <file>', description: 'a convzoo training checkpoint (last.ckpt / best.ckpt): its model, classes and preprocessing' },
       { flags: '-k, --topk <k>', description: 'labels per image', default: 5, parse: int('--topk', 1) },
       { flags: '--batch-size <n>', description: 'images per forward pass', default: 16, parse: int('--batch-size', 1, 65536) },
-      { flags: '--threads <n>', description: 'libtorch threads (default: one per core)', parse: int('--threads', 1, 1024) },
+      {
+        flags: '--backend <name>',
+        description: 'what runs the model: libtorch, or onnxruntime (the model exported to ONNX, or --weights FILE.onnx as it is)',
+        default: 'libtorch',
+        choices: ['libtorch', 'onnxruntime'],
+      },
+      { flags: '--threads <n>', description: 'libtorch (and onnxruntime) threads (default: one per core)', parse: int('--threads', 1, 1024) },
       { flags: '--no-auto-orient', description: "ignore EXIF orientation, as torchvision's loader does" },
       { flags: '--json', description: 'print JSON' },
     ],
     async run([images], opts) {
       if (opts.threads) cz.setNumThreads(opts.threads as number);
       const onProgress = progressPrinter('downloading weights');
-      let model: cz.ClassifierModel;
-      if (opts.checkpoint) {
+      const threads = opts.threads as number | undefined;
+      const onnxruntime = opts.backend === 'onnxruntime';
+      let model: cz.ClassifierModel | cz.OnnxInferenceModel;
+      if (onnxruntime && typeof opts.weights === 'string' && opts.weights.toLowerCase().endsWith('.onnx')) {
+        // An exported file runs as it is; its metadata gives the id, classes and preprocessing.
+        if (opts.checkpoint) throw new ConvzooError('give --checkpoint or --weights, not both', 'E_ARG');
+        model = await cz.OnnxInferenceModel.fromFile(opts.weights, { threads, id: opts.model as string | undefined });
+      } else if (opts.checkpoint) {
         if (opts.weights) throw new ConvzooError('give --checkpoint or --weights, not both', 'E_ARG');
         const m = await cz.loadModel(opts.checkpoint as string);
         if (opts.model && cz.modelMeta(opts.model as string).id !== m.meta!.id) {
           throw new ConvzooError(`${opts.checkpoint as string} holds ${m.meta!.id}, not ${opts.model as string}`, 'E_ARG');
         }
-        model = m;
+        model = onnxruntime ? await toOnnxRuntime(m, threads) : m;
       } else {
         const id = (opts.model as string | undefined) ?? 'resnet50';
         const meta = cz.modelMeta(id);
         const weights = (opts.weights as string | undefined) ?? (meta.weights.length ? 'DEFAULT' : undefined);
         if (!weights) process.stderr.write(`convzoo predict: ${meta.id} has no pretrained weights; predicting with random weights\n`);
-        model = await cz.createModel(id, { weights, onProgress }).catch((e: unknown) => {
+        const libtorchModel = await cz.createModel(id, { weights, onProgress }).catch((e: unknown) => {
           // Offline or behind a proxy: the weights can come from a file the user copied by other means.
           if (e instanceof ConvzooError && e.code === 'E_IO' && !opts.weights) {
             throw new ConvzooError(`${e.message}\n  (no network? download the file elsewhere and pass --weights FILE)`, e.code, e.op);
           }
           throw e;
         });
+        model = onnxruntime ? await toOnnxRuntime(libtorchModel, threads) : libtorchModel;
       }
-      const results = await cz.predict(model, images as string[], {
-        topk: opts.topk as number,
-        batchSize: opts.batchSize as number,
-        autoOrient: opts.autoOrient as boolean,
-      });
+      let results: cz.PredictResult[];
+      try {
+        results = await cz.predict(model, images as string[], {
+          topk: opts.topk as number,
+          batchSize: opts.batchSize as number,
+          autoOrient: opts.autoOrient as boolean,
+        });
+      } finally {
+        await model.dispose();
+      }
       if (opts.json) out(JSON.stringify(results));
       else
         for (const r of results) {
@@ -456,6 +474,15 @@ async function interruptible<T>(report: TrainReporter, hint: () => string, job: 
 }
 
 /** A one-line download progress display on a terminal (nothing on a pipe). */
+/** The libtorch model as an onnxruntime one (createModel's backend path, for a model already built); frees the libtorch one. */
+async function toOnnxRuntime(model: cz.ClassifierModel, threads: number | undefined): Promise<cz.OnnxInferenceModel> {
+  try {
+    return await cz.OnnxInferenceModel.fromModel(model, { threads });
+  } finally {
+    model.dispose();
+  }
+}
+
 export function progressPrinter(label: string): ((received: number, total: number | null) => void) | undefined {
   if (!process.stderr.isTTY) return undefined;
   let last = 0;

@@ -1,7 +1,7 @@
 // One path from an id to a ready model: resolve the id, construct, load weights (tag, path or URL),
 // adapt the first conv for other input channels and the head for other class counts, attach metadata.
 import { existsSync } from 'node:fs';
-import { ConvzooError, check } from '../errors.js';
+import { ConvzooError, check, checkInt } from '../errors.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { noGrad } from '../tensor/creation.js';
 import { openWeights, type WeightsFile } from '../io/index.js';
@@ -11,11 +11,25 @@ import type { ClassifierModel } from './base.js';
 import { getModelEntry, type ModelOptions, type WeightsEntry, type ModelMeta } from './registry.js';
 import { downloadCached, evictCached } from './hub.js';
 import { checkOptions } from './options.js';
+import { OnnxInferenceModel } from '../onnx/runtime.js';
 
 export interface CreateModelOptions extends ModelOptions {
   /** 'DEFAULT', a tag of the model's weights table (e.g. 'IMAGENET1K_V2'), a local file, or a URL. */
   weights?: string;
   /** Further architecture options of the family (e.g. zeroInitResidual). */
+  [option: string]: unknown;
+  onProgress?: (received: number, total: number | null) => void;
+  /** Where the model runs: 'libtorch' (the default), or 'onnxruntime' (see OnnxBackendOptions). */
+  backend?: 'libtorch';
+}
+
+/** createModel's options for a model run by onnxruntime: CreateModelOptions plus the backend's own. */
+export interface OnnxBackendOptions extends ModelOptions {
+  /** An inference-only OnnxInferenceModel: the libtorch model is built and loaded, exported to ONNX in memory, and run by onnxruntime on a worker thread. */
+  backend: 'onnxruntime';
+  /** onnxruntime's intra-op threads, an integer >= 1 (default: as convzoo's libtorch, one per core). */
+  threads?: number;
+  weights?: string;
   [option: string]: unknown;
   onProgress?: (received: number, total: number | null) => void;
 }
@@ -67,8 +81,24 @@ export function resolveWeights(meta: ModelMeta, weights: string): WeightsEntry |
  * architecture options, classes and evaluation preprocessing then come from it. Keys and shapes are
  * checked against the model before any tensor data is read, so a wrong file fails fast and small.
  */
-export async function createModel(id: string, opts: CreateModelOptions = {}): Promise<ClassifierModel> {
+export async function createModel(id: string, opts: OnnxBackendOptions): Promise<OnnxInferenceModel>;
+export async function createModel(id: string, opts?: CreateModelOptions): Promise<ClassifierModel>;
+export async function createModel(id: string, opts: CreateModelOptions | OnnxBackendOptions = {}): Promise<ClassifierModel | OnnxInferenceModel> {
   check(opts !== null && typeof opts === 'object', 'createModel', 'expected the options to be an object');
+  const { backend, ...rest } = opts;
+  if (backend === undefined || backend === 'libtorch') return createLibtorchModel(id, rest);
+  check(backend === 'onnxruntime', 'createModel', `expected backend to be 'libtorch' or 'onnxruntime', got ${JSON.stringify(backend)}`);
+  const { threads, ...modelOpts } = rest;
+  if (threads !== undefined) checkInt(threads, 'createModel', 'threads', 1); // before the build and export
+  const model = await createLibtorchModel(id, modelOpts);
+  try {
+    return await OnnxInferenceModel.fromModel(model, { threads: threads as number | undefined });
+  } finally {
+    model.dispose(); // onnxruntime holds its own copy of the weights
+  }
+}
+
+async function createLibtorchModel(id: string, opts: CreateModelOptions): Promise<ClassifierModel> {
   const { weights, onProgress, ...rest } = opts;
   const meta = getModelEntry(id).meta;
   checkModelOptions(meta.id, rest);

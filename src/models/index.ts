@@ -29,7 +29,17 @@ export {
 } from './registry.js';
 export type { ModelMeta, ModelOptions, WeightsEntry, PaperRef, Interpolation, OptionsDeclaration, RegisteredModel } from './registry.js';
 export { opt, COMMON_OPTIONS, checkOptions, type OptionSpec, type OptionTable } from './options.js';
-export { buildModel, createModel, loadModel, checkModelOptions, resolveWeights, loadPretrained, adaptInputConv, type CreateModelOptions } from './builder.js';
+export {
+  buildModel,
+  createModel,
+  loadModel,
+  checkModelOptions,
+  resolveWeights,
+  loadPretrained,
+  adaptInputConv,
+  type CreateModelOptions,
+  type OnnxBackendOptions,
+} from './builder.js';
 export { downloadCached, convzooHome, sha256File, cachePathFor, evictCached, type DownloadOptions, type CacheLocationOptions } from './hub.js';
 export * as resnet from './resnet.js';
 export * as alexnet from './alexnet.js';
