@@ -15,9 +15,10 @@ import type { ClassifierModel } from '../models/base.js';
 import { getModelEntry, type ModelMeta } from '../models/registry.js';
 import { checkTransform, evalTransformFor, type EvalTransform } from '../vision/preprocess.js';
 import { DEFAULT_CROP_PCT, defaultDataConfig, weightsDataConfig } from '../vision/data_config.js';
+import { exportOnnxBytes } from './export.js';
 import type { RuntimeReply, RuntimeRequest, RuntimeValueInfo, RuntimeWorkerInit } from './runtime_protocol.js';
 
-/** The metadata_props keys convzoo's exporter writes and this loader reads. */
+/** The metadata_props keys convzoo's exporter (export.ts) writes that this loader reads. */
 export const ONNX_METADATA_KEYS = {
   /** The convzoo model id ('resnet50'). */
   id: 'convzoo.id',
@@ -27,15 +28,15 @@ export const ONNX_METADATA_KEYS = {
   version: 'convzoo.version',
   /** Class names, a JSON array of strings (index i names logit i). */
   labels: 'convzoo.labels',
+  /** Logits per image (JSON integer), for a graph whose output leaves it symbolic. */
+  numClasses: 'convzoo.num_classes',
   /** Normalisation, JSON arrays of numbers (one per channel). */
   mean: 'convzoo.mean',
   std: 'convzoo.std',
   /** The input [C, H, W] as JSON. */
   inputSize: 'convzoo.input_size',
-  /** Evaluation preprocessing beyond the above: the shorter side's size before the center crop (JSON integer). */
-  resizeSize: 'convzoo.resize_size',
-  /** PIL's resampling filter for that resize ('bilinear', 'bicubic', ...). */
-  interpolation: 'convzoo.interpolation',
+  /** The whole evaluation preprocessing, a JSON EvalTransform; when present it decides (mean, std and input_size are then informative). */
+  transform: 'convzoo.transform',
 } as const;
 
 export interface OnnxInferenceOptions {
@@ -105,7 +106,7 @@ export class OnnxInferenceModel {
   private disposed = false;
   /** Set when the worker died: every later call rejects with it. */
   private failure: ConvzooError | null = null;
-  private exited: Promise<void>;
+  private readonly exited: Promise<void>;
 
   private constructor(worker: Worker, ready: Extract<RuntimeReply, { type: 'ready' }>, threads: number, opts: OnnxInferenceOptions) {
     this.worker = worker;
@@ -117,10 +118,10 @@ export class OnnxInferenceModel {
     const props = parseMetadata(ready.metadata);
     this.id = opts.id ?? props.id;
     this.meta = this.id === undefined ? undefined : registeredMeta(this.id);
-    const inputSize = info.chw ?? props.inputSize;
-    this.inputSize = inputSize;
-    this.inChans = info.chw?.[0] ?? props.inputSize?.[0] ?? this.meta?.inputSize[0] ?? 3;
-    const numClasses = info.numClasses ?? opts.labels?.length ?? props.labels?.length;
+    // Only the graph decides which sizes run; the metadata's input size is a default for preprocessing.
+    this.inputSize = info.chw;
+    this.inChans = info.channels ?? props.inputSize?.[0] ?? this.meta?.inputSize[0] ?? 3;
+    const numClasses = info.numClasses ?? props.numClasses ?? opts.labels?.length ?? props.labels?.length;
     if (numClasses === undefined) {
       throw new ConvzooError(
         `OnnxInferenceModel: cannot tell the class count: output '${info.outputName}' has a symbolic second dimension and no labels were given`,
@@ -136,11 +137,22 @@ export class OnnxInferenceModel {
       );
     }
     this.classes = opts.labels ? [...opts.labels] : props.labels;
-    this.evalTransform = opts.transform ? { ...opts.transform } : transformFromMetadata(props, this.meta, this.inChans, inputSize);
+    this.evalTransform = opts.transform ? { ...opts.transform } : transformFromMetadata(props, this.meta, this.inChans, info.chw ?? props.inputSize);
+    const inputSize = info.chw;
+    if (inputSize) {
+      const t = this.evalTransform;
+      check(
+        t.channels === inputSize[0] && t.cropSize === inputSize[1] && t.cropSize === inputSize[2],
+        'OnnxInferenceModel',
+        `the transform makes ${t.channels} x ${t.cropSize} x ${t.cropSize} inputs, the graph takes ${inputSize.join(' x ')}`,
+        opts.transform ? 'E_ARG' : 'E_FORMAT',
+      );
+    }
 
     worker.on('message', (m: RuntimeReply) => {
       if (m.type === 'result') this.settle(m.req)?.resolve({ data: m.data, dims: m.dims });
-      else if (m.type === 'error') this.settle(m.req)?.reject(new ConvzooError(m.message, m.code, 'OnnxInferenceModel.forward'));
+      else if (m.type === 'error')
+        this.settle(m.req)?.reject(new ConvzooError(`OnnxInferenceModel.forward: ${m.message}`, m.code, 'OnnxInferenceModel.forward'));
     });
     worker.on('error', (e) => this.fail(new ConvzooError(`OnnxInferenceModel: the onnxruntime worker failed: ${e.message}`, 'E_NATIVE')));
     this.exited = new Promise((resolve) =>
@@ -174,7 +186,7 @@ export class OnnxInferenceModel {
       });
       check(s.isFile(), fn, `${source} is not a regular file`, 'E_IO');
     } else check(source.byteLength > 0, fn, 'the model bytes are empty', 'E_FORMAT');
-    return OnnxInferenceModel.start(typeof source === 'string' ? { path: source } : { bytes: source }, opts, false);
+    return OnnxInferenceModel.start(typeof source === 'string' ? { path: source } : { bytes: source }, opts, false, fn);
   }
 
   /**
@@ -185,16 +197,15 @@ export class OnnxInferenceModel {
     const fn = 'OnnxInferenceModel.fromModel';
     check(model !== null && typeof model === 'object' && typeof model.forward === 'function', fn, 'expected a ClassifierModel');
     checkOptions(opts, fn); // before the export, which can take a while
-    const bytes = await exportForRuntime(model);
-    return OnnxInferenceModel.start(
-      { bytes },
-      { threads: opts.threads, id: model.meta?.id, labels: model.classes, transform: evalTransformFor(model, model.meta ? undefined : 3) },
-      true,
-    );
+    // The channels the first convolution takes (1 for a grayscale model), as the exporter reads them.
+    const channels = model.meta ? model.stateShapes().get(`${model.meta.firstConv}.weight`)?.[1] : 3;
+    const transform = evalTransformFor(model, channels);
+    // Traced at the crop predict feeds it (a Fashion-MNIST run's 28, not the architecture's 32), any batch.
+    const bytes = exportOnnxBytes(model, { batch: 'dynamic', inputSize: transform.cropSize });
+    return OnnxInferenceModel.start({ bytes }, { threads: opts.threads, id: model.meta?.id, labels: model.classes, transform }, true, fn);
   }
 
-  private static async start(source: RuntimeWorkerInit['source'], opts: OnnxInferenceOptions, ownBytes: boolean): Promise<OnnxInferenceModel> {
-    const fn = 'OnnxInferenceModel.fromFile';
+  private static async start(source: RuntimeWorkerInit['source'], opts: OnnxInferenceOptions, ownBytes: boolean, fn: string): Promise<OnnxInferenceModel> {
     checkOptions(opts, fn);
     const threads = opts.threads ?? defaultThreads();
     const init: RuntimeWorkerInit = { source, threads };
@@ -267,14 +278,20 @@ export class OnnxInferenceModel {
   }
 
   /**
-   * Ends the worker thread and frees the session. Forwards still pending reject with E_DISPOSED, as
-   * does every later call. Resolves when the thread has exited; calling it again is harmless.
+   * Ends the worker thread and frees the session. Forwards still pending reject with E_DISPOSED at
+   * once, as does every later call. Resolves when the thread has exited (after the run in progress,
+   * if any); calling it again is harmless.
    */
   async dispose(): Promise<void> {
     if (!this.disposed) {
       this.disposed = true;
       this.rejectAll(new ConvzooError('OnnxInferenceModel.forward: the model was disposed before the result came', 'E_DISPOSED', 'OnnxInferenceModel.forward'));
-      await this.worker.terminate();
+      if (!this.failure) {
+        // The worker ends itself after the run in progress (terminating it mid-run would abort the
+        // process); until then it keeps the event loop alive, so an awaited dispose() settles.
+        this.worker.ref();
+        this.worker.postMessage({ type: 'close' } satisfies RuntimeRequest);
+      }
     }
     await this.exited;
   }
@@ -346,7 +363,7 @@ function registeredMeta(id: string): ModelMeta | undefined {
 function describeGraph(
   inputs: RuntimeValueInfo[],
   outputs: RuntimeValueInfo[],
-): { inputName: string; outputName: string; chw?: [number, number, number]; numClasses?: number } {
+): { inputName: string; outputName: string; channels?: number; chw?: [number, number, number]; numClasses?: number } {
   const notClassifier = (why: string) =>
     new ConvzooError(`OnnxInferenceModel: not an image classifier convzoo can run: ${why}`, 'E_FORMAT', 'OnnxInferenceModel.fromFile');
   const describe = (v: RuntimeValueInfo) => `'${v.name}' (${v.type ?? 'not a tensor'} [${v.shape.join(', ')}])`;
@@ -360,7 +377,7 @@ function describeGraph(
   const [, c, h, w] = input.shape;
   const chw = typeof c === 'number' && typeof h === 'number' && typeof w === 'number' ? ([c, h, w] as [number, number, number]) : undefined;
   const numClasses = typeof output.shape[1] === 'number' ? output.shape[1] : undefined;
-  return { inputName: input.name, outputName: output.name, chw, numClasses };
+  return { inputName: input.name, outputName: output.name, channels: typeof c === 'number' ? c : undefined, chw, numClasses };
 }
 
 /** convzoo's metadata_props, parsed; a key that is present but malformed is an E_FORMAT error naming it. */
@@ -370,9 +387,18 @@ interface ParsedMetadata {
   labels?: string[];
   mean?: number[];
   std?: number[];
+  numClasses?: number;
   inputSize?: [number, number, number];
-  resizeSize?: number;
-  interpolation?: string;
+  transform?: EvalTransform;
+}
+
+function isTransform(v: unknown): boolean {
+  try {
+    checkTransform(v as EvalTransform, 'OnnxInferenceModel');
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export function parseMetadata(props: Readonly<Record<string, string>>): ParsedMetadata {
@@ -408,25 +434,30 @@ export function parseMetadata(props: Readonly<Record<string, string>>): ParsedMe
       (v) => Array.isArray(v) && v.length === 3 && v.every(positiveInt),
       'a JSON [C, H, W] of positive integers',
     ),
-    resizeSize: json<number>(K.resizeSize, positiveInt, 'a positive integer'),
-    interpolation: props[K.interpolation] || undefined,
+    numClasses: json<number>(K.numClasses, positiveInt, 'a positive integer'),
+    transform: json<EvalTransform>(
+      K.transform,
+      isTransform,
+      'a JSON object of a valid EvalTransform (resizeSize, cropSize, mean, std, interpolation, channels)',
+    ),
   };
 }
 
 /**
- * The preprocessing for a model loaded from a file: its id's weights entry (or registered defaults)
- * as the base, the input size the graph fixes, then whatever the metadata states.
+ * The preprocessing for a model loaded from a file: the exporter's whole transform when it wrote one;
+ * else its id's weights entry (or registered defaults) as the base, the input size the graph fixes,
+ * and the metadata's mean and std.
  */
 function transformFromMetadata(props: ParsedMetadata, meta: ModelMeta | undefined, channels: number, inputSize?: [number, number, number]): EvalTransform {
+  if (props.transform) return { ...props.transform, mean: [...props.transform.mean], std: [...props.transform.std] };
   const base = (meta && weightsDataConfig(meta, props.weights, channels)) || defaultDataConfig(meta, channels);
   const crop = inputSize?.[1] ?? base.cropSize;
   const t: EvalTransform = {
     ...base,
     cropSize: crop,
-    resizeSize: props.resizeSize ?? (crop === base.cropSize ? base.resizeSize : Math.round(crop / DEFAULT_CROP_PCT)),
+    resizeSize: crop === base.cropSize ? base.resizeSize : Math.round(crop / DEFAULT_CROP_PCT),
     mean: props.mean ?? base.mean,
     std: props.std ?? base.std,
-    interpolation: props.interpolation ?? base.interpolation,
     channels,
   };
   try {
@@ -435,23 +466,4 @@ function transformFromMetadata(props: ParsedMetadata, meta: ModelMeta | undefine
     throw new ConvzooError(`${(e as Error).message} (from the file's metadata)`, 'E_FORMAT', 'OnnxInferenceModel.fromFile');
   }
   return t;
-}
-
-/**
- * The one place the onnxruntime backend meets convzoo's exporter (src/onnx/export.ts, being written
- * alongside): `model` as ONNX bytes with a dynamic batch. Until the exporter is part of the build, it
- * says so instead.
- */
-async function exportForRuntime(model: ClassifierModel): Promise<Uint8Array> {
-  type Exporter = { exportOnnxBytes?: (m: ClassifierModel, o: { batch: 'dynamic' }) => Promise<Uint8Array> };
-  const exporterModule = './export.js'; // not a literal import: the module may not exist yet
-  const exporter: Exporter = await import(exporterModule).catch(() => ({}));
-  if (typeof exporter.exportOnnxBytes !== 'function') {
-    throw new ConvzooError(
-      "backend 'onnxruntime' needs convzoo's ONNX exporter (exportOnnxBytes of src/onnx/export.ts), which this build does not have",
-      'E_NOT_FOUND',
-      'OnnxInferenceModel.fromModel',
-    );
-  }
-  return exporter.exportOnnxBytes(model, { batch: 'dynamic' });
 }

@@ -18,7 +18,10 @@ export interface RuntimeValueInfo {
   shape: (number | string)[];
 }
 
-export type RuntimeRequest = { type: 'run'; req: number; data: Float32Array; dims: number[] };
+export type RuntimeRequest =
+  | { type: 'run'; req: number; data: Float32Array; dims: number[] }
+  /** Skip the queued runs, release the session after the current one, and end the thread. */
+  | { type: 'close' };
 
 export type RuntimeReply =
   | { type: 'ready'; inputs: RuntimeValueInfo[]; outputs: RuntimeValueInfo[]; metadata: Record<string, string> }

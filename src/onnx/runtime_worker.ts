@@ -102,8 +102,22 @@ async function start(): Promise<void> {
   };
 
   let queue = Promise.resolve();
+  let closing = false;
   port.on('message', (m: RuntimeRequest) => {
+    if (m.type === 'close') {
+      // Never end the thread from outside (Worker.terminate) while onnxruntime runs: its native code then
+      // meets a torn-down environment and aborts the whole process. Here the run in progress finishes first.
+      closing = true;
+      queue = queue.then(async () => {
+        await session.release().catch(() => {});
+        process.exit(0); // in a worker: ends this thread only
+      });
+      return;
+    }
+    // The two sides disagree about the protocol: fail loudly (the main thread rejects every pending call).
+    if (m.type !== 'run') throw new Error(`onnxruntime worker: unknown request ${JSON.stringify((m as { type?: unknown }).type)}`);
     queue = queue.then(async () => {
+      if (closing) return; // disposed: the caller has had its rejection
       try {
         const r = await run(m.data, m.dims);
         // Move the output's buffer to the main thread; copy first if it shares a buffer with anything else.
