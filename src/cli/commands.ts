@@ -473,7 +473,6 @@ async function interruptible<T>(report: TrainReporter, hint: () => string, job: 
   }
 }
 
-/** A one-line download progress display on a terminal (nothing on a pipe). */
 /** The libtorch model as an onnxruntime one (createModel's backend path, for a model already built); frees the libtorch one. */
 async function toOnnxRuntime(model: cz.ClassifierModel, threads: number | undefined): Promise<cz.OnnxInferenceModel> {
   try {
@@ -483,6 +482,7 @@ async function toOnnxRuntime(model: cz.ClassifierModel, threads: number | undefi
   }
 }
 
+/** A one-line download progress display on a terminal (nothing on a pipe). */
 export function progressPrinter(label: string): ((received: number, total: number | null) => void) | undefined {
   if (!process.stderr.isTTY) return undefined;
   let last = 0;
