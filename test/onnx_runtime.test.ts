@@ -107,13 +107,6 @@ afterAll(async () => {
 
 checkLeaks();
 
-/**
- * exportOnnxBytes (src/onnx/export.ts, traceToOnnx) leaves its traced output tensor to the garbage
- * collector instead of disposing it; collect it so that the leak checks count this file's tensors only.
- * TODO(lead): drop once traceToOnnx disposes `y`.
- */
-const collectExporterGarbage = (): void => (globalThis as { gc?: () => void }).gc?.();
-
 /** convzoo's libtorch logits for `x`. */
 const libtorchForward = (x: cz.Tensor): cz.Tensor => cz.inferenceMode(() => reference.forward(x));
 
@@ -501,7 +494,6 @@ describe("createModel(id, { backend: 'onnxruntime' })", () => {
       for (const t of [x, got, want]) t.dispose();
     } finally {
       await m.dispose();
-      collectExporterGarbage();
     }
   });
 
@@ -523,7 +515,6 @@ describe("createModel(id, { backend: 'onnxruntime' })", () => {
     } finally {
       torch.dispose();
       await m.dispose();
-      collectExporterGarbage();
     }
   });
 });
@@ -532,7 +523,6 @@ describe("a file written by convzoo's exporter", () => {
   it('loads with its id, preprocessing and fixed batch, and gives libtorch logits', async () => {
     const onnxFile = file('convzoo_resnet18.onnx');
     await cz.exportOnnx(reference, onnxFile); // batch 1, fixed
-    collectExporterGarbage();
     const m = await OnnxInferenceModel.fromFile(onnxFile, { threads: 2 });
     try {
       expect(m.id).toBe('resnet18');
