@@ -134,10 +134,15 @@ function infoInputShape(meta: cz.ModelMeta, size: number[] | undefined): number[
 }
 
 /**
- * The model an export (or other inference command) works on: a checkpoint's, or an id with pretrained
- * weights (a tag, file or URL), or an id with random weights (said on stderr).
+ * The model an inference command works on: a checkpoint's, or an id with weights (a tag, file or URL),
+ * or an id with random weights (said on stderr). predict defaults to resnet50 with its DEFAULT weights.
  */
-async function inferenceModel(id: string | undefined, opts: Record<string, unknown>, command: string): Promise<cz.ClassifierModel> {
+async function inferenceModel(
+  id: string | undefined,
+  opts: Record<string, unknown>,
+  command: string,
+  defaults: { id?: string; pretrained?: boolean } = {},
+): Promise<cz.ClassifierModel> {
   if (opts.checkpoint) {
     if (opts.weights) throw new ConvzooError('give --checkpoint or --weights, not both', 'E_ARG');
     if (opts.numClasses) throw new ConvzooError("--num-classes does not go with --checkpoint (the checkpoint's classes decide)", 'E_ARG');
@@ -145,12 +150,22 @@ async function inferenceModel(id: string | undefined, opts: Record<string, unkno
     if (id && cz.modelMeta(id).id !== m.meta!.id) throw new ConvzooError(`${opts.checkpoint as string} holds ${m.meta!.id}, not ${id}`, 'E_ARG');
     return m;
   }
-  if (!id) throw new ConvzooError(`convzoo ${command}: give a model id or --checkpoint`, 'E_ARG');
-  const meta = cz.modelMeta(id);
-  const weights = opts.weights as string | undefined;
-  if (!weights) process.stderr.write(`convzoo ${command}: no --weights or --checkpoint given; ${meta.id} gets random weights\n`);
+  const modelId = id ?? defaults.id;
+  if (!modelId) throw new ConvzooError(`convzoo ${command}: give a model id or --checkpoint`, 'E_ARG');
+  const meta = cz.modelMeta(modelId);
+  const weights = (opts.weights as string | undefined) ?? (defaults.pretrained && meta.weights.length ? 'DEFAULT' : undefined);
+  if (!weights)
+    process.stderr.write(
+      `convzoo ${command}: ${meta.id} gets random weights (no --weights${defaults.pretrained ? ' and no pretrained ones' : ' or --checkpoint'} given)\n`,
+    );
   const numClasses = opts.numClasses as number | undefined;
-  return cz.createModel(id, { weights, ...(numClasses ? { numClasses } : {}), onProgress: progressPrinter('downloading weights') });
+  return cz.createModel(modelId, { weights, ...(numClasses ? { numClasses } : {}), onProgress: progressPrinter('downloading weights') }).catch((e: unknown) => {
+    // Offline or behind a proxy: the weights can come from a file the user copied by other means.
+    if (e instanceof ConvzooError && e.code === 'E_IO' && !opts.weights) {
+      throw new ConvzooError(`${e.message}\n  (no network? download the file elsewhere and pass --weights FILE)`, e.code, e.op);
+    }
+    throw e;
+  });
 }
 
 export const commands: CommandSpec[] = [
@@ -231,7 +246,6 @@ export const commands: CommandSpec[] = [
     ],
     async run([images], opts) {
       if (opts.threads) cz.setNumThreads(opts.threads as number);
-      const onProgress = progressPrinter('downloading weights');
       const threads = opts.threads as number | undefined;
       const onnxruntime = opts.backend === 'onnxruntime';
       let model: cz.ClassifierModel | cz.OnnxInferenceModel;
@@ -239,26 +253,9 @@ export const commands: CommandSpec[] = [
         // An exported file runs as it is; its metadata gives the id, classes and preprocessing.
         if (opts.checkpoint) throw new ConvzooError('give --checkpoint or --weights, not both', 'E_ARG');
         model = await cz.OnnxInferenceModel.fromFile(opts.weights, { threads, id: opts.model as string | undefined });
-      } else if (opts.checkpoint) {
-        if (opts.weights) throw new ConvzooError('give --checkpoint or --weights, not both', 'E_ARG');
-        const m = await cz.loadModel(opts.checkpoint as string);
-        if (opts.model && cz.modelMeta(opts.model as string).id !== m.meta!.id) {
-          throw new ConvzooError(`${opts.checkpoint as string} holds ${m.meta!.id}, not ${opts.model as string}`, 'E_ARG');
-        }
-        model = onnxruntime ? await toOnnxRuntime(m, threads) : m;
       } else {
-        const id = (opts.model as string | undefined) ?? 'resnet50';
-        const meta = cz.modelMeta(id);
-        const weights = (opts.weights as string | undefined) ?? (meta.weights.length ? 'DEFAULT' : undefined);
-        if (!weights) process.stderr.write(`convzoo predict: ${meta.id} has no pretrained weights; predicting with random weights\n`);
-        const libtorchModel = await cz.createModel(id, { weights, onProgress }).catch((e: unknown) => {
-          // Offline or behind a proxy: the weights can come from a file the user copied by other means.
-          if (e instanceof ConvzooError && e.code === 'E_IO' && !opts.weights) {
-            throw new ConvzooError(`${e.message}\n  (no network? download the file elsewhere and pass --weights FILE)`, e.code, e.op);
-          }
-          throw e;
-        });
-        model = onnxruntime ? await toOnnxRuntime(libtorchModel, threads) : libtorchModel;
+        const m = await inferenceModel(opts.model as string | undefined, opts, 'predict', { id: 'resnet50', pretrained: true });
+        model = onnxruntime ? await toOnnxRuntime(m, threads) : m;
       }
       let results: cz.PredictResult[];
       try {

@@ -68,6 +68,11 @@ message ModelProto {
   repeated StringStringEntryProto metadata_props = 14;
 }
 
+// ModelProto seen through its metadata only: decoding skips the graph (field 7) by its length.
+message ModelMetadataView {
+  repeated StringStringEntryProto metadata_props = 14;
+}
+
 message StringStringEntryProto {
   optional string key = 1;
   optional string value = 2;
@@ -255,12 +260,22 @@ export interface ModelMsg {
   metadata_props?: StringStringEntryMsg[];
 }
 
+let schema: protobuf.Root | undefined;
 let modelType: protobuf.Type | undefined;
 
 /** onnx.ModelProto's protobufjs type (the schema is parsed on first use). */
 export function modelProtoType(): protobuf.Type {
-  modelType ??= protobuf.parse(ONNX_PROTO, { keepCase: true }).root.lookupType('onnx.ModelProto');
+  schema ??= protobuf.parse(ONNX_PROTO, { keepCase: true }).root;
+  modelType ??= schema.lookupType('onnx.ModelProto');
   return modelType;
+}
+
+/** The metadata_props of a ModelProto's bytes, without decoding its graph. Throws protobufjs's error on bad bytes. */
+export function decodeModelMetadata(bytes: Uint8Array): StringStringEntryMsg[] {
+  modelProtoType();
+  const type = schema!.lookupType('onnx.ModelMetadataView');
+  const view = type.toObject(type.decode(bytes), { defaults: false }) as { metadata_props?: StringStringEntryMsg[] };
+  return view.metadata_props ?? [];
 }
 
 /** Encodes a ModelProto. */
