@@ -6,6 +6,16 @@ import * as ort from 'onnxruntime-node';
 import * as cz from '../src/index.js';
 import { traceToOnnx } from '../src/onnx/export.js';
 import { encodeOnnx } from '../src/onnx/serialize.js';
+import { OP_MAPPINGS } from '../src/onnx/op_map.js';
+
+// Which mappings the tests below exercise: the last test checks that every one of them is.
+const exercised = new Set<string>();
+for (const [op, mapping] of Object.entries(OP_MAPPINGS)) {
+  OP_MAPPINGS[op] = (g, args, out) => {
+    exercised.add(op);
+    return mapping(g, args, out);
+  };
+}
 
 const F = cz.F;
 
@@ -239,6 +249,122 @@ describe('ONNX op mappings against libtorch', () => {
       expect(ops).toContain('BatchNormalization');
       mean.dispose();
       variance.dispose();
+    });
+  });
+
+  describe('every other mapping', () => {
+    const w2 = () => cz.randn([5, 5]);
+    test.each([
+      ['to_dtype (float64 and back)', (x: cz.Tensor) => x.to('float64').mul(2).to('float32')],
+      ['clone, contiguous, detach, to cpu', (x: cz.Tensor) => x.clone().contiguous().detach().to('cpu').add(1)],
+      ['view and reshape', (x: cz.Tensor) => x.view(x.shape[0], 5, -1).reshape(x.shape[0], -1)],
+      ['permute and transpose', (x: cz.Tensor) => x.permute(0, 2, 1, 3).transpose(2, 3).contiguous().flatten(1)],
+      ['narrow, select, slice with a step', (x: cz.Tensor) => x.narrow(1, 1, 3).select(2, 1).slice(2, 0, 5, 2).flatten(1)],
+      ['unsqueeze and squeeze', (x: cz.Tensor) => x.unsqueeze(1).squeeze(1).flatten(1)],
+      ['expand, repeat, flip', (x: cz.Tensor) => x.mean([3], { keepdim: true }).expand(x.shape[0], 5, 5, 4).repeat(1, 1, 1, 2).flip([3]).flatten(1)],
+      [
+        'stack and split',
+        (x: cz.Tensor) =>
+          cz
+            .stack(
+              cz.split(x, [2, 3], 1).map((t) => t.sum(1)),
+              1,
+            )
+            .flatten(1),
+      ],
+      [
+        'comparisons, where, masked_fill',
+        (x: cz.Tensor) =>
+          cz
+            .where(x.gt(0).logicalAnd(x.lt(1)), x, x.mul(3))
+            .maskedFill(x.le(-1).logicalOr(x.ge(2)), 0.5)
+            .maskedFill(x.eq(0).logicalNot().logicalNot(), 7)
+            .maskedFill(x.ne(x), 9),
+      ],
+      ['arithmetic', (x: cz.Tensor) => x.sub(1).div(3).pow(2).add(x, { alpha: 0.5 }).maximum(x).minimum(x.mul(2)).clamp({ min: -1, max: 2 })],
+      [
+        'unary maths',
+        (x: cz.Tensor) =>
+          x
+            .neg()
+            .abs()
+            .add(0.1)
+            .log()
+            .exp()
+            .sqrt()
+            .rsqrt()
+            .reciprocal()
+            .add(x.sign())
+            .add(x.floor())
+            .add(x.ceil())
+            .add(x.mul(3).round())
+            .add(x.sin())
+            .add(x.cos())
+            .add(x.erf())
+            .add(x.square())
+            .add(x.abs().log1p()),
+      ],
+      ['relu, sigmoid, tanh', (x: cz.Tensor) => x.relu().add(x.sigmoid()).add(x.tanh())],
+      [
+        'in place arithmetic',
+        (x: cz.Tensor) => {
+          const y = x.mul(1);
+          return y.add_(1).sub_(0.5).mul_(2).div_(3).add_(x, { alpha: 2 }).maximum_(x).neg_().exp_().sqrt_().clamp_({ min: 0, max: 3 }).sigmoid_();
+        },
+      ],
+      [
+        'in place activations',
+        (x: cz.Tensor) => {
+          const y = x.mul(4);
+          return y
+            .hardswish_()
+            .add(x.mul(4).hardsigmoid_())
+            .add(F.relu6(x.mul(4)))
+            .add(x.mul(4).relu6_());
+        },
+      ],
+      [
+        'sum, amax, amin, max and min over a dim, argmax',
+        (x: cz.Tensor) =>
+          x
+            .sum([1])
+            .add(x.amax([1]))
+            .add(x.amin(1))
+            .add(x.max(1).values)
+            .add(x.min(1).values)
+            .add(x.argmax(1).to('float32')),
+      ],
+      [
+        'matmul, mm, bmm',
+        (x: cz.Tensor) => {
+          const w = cz.ones([4, 4]).mul(0.5);
+          const flat = x.reshape(-1, 4);
+          const rows = x.reshape(-1, 5, 4);
+          return x
+            .matmul(w)
+            .add(flat.mm(w).view(...x.shape))
+            .add(rows.bmm(rows.transpose(1, 2)).sum([2]).view(x.shape[0], 5, 5, 1));
+        },
+      ],
+      ['conv1d', (x: cz.Tensor) => F.conv1d(x.flatten(2), cz.ones([3, 5, 3]).mul(0.1), null, { padding: 1, stride: 2 })],
+      ['max pool with indices', (x: cz.Tensor) => F.maxPool2dWithIndices(x, 2).output],
+      ['layer norm', (x: cz.Tensor) => F.layerNorm(x, [5, 4], { eps: 1e-5 })],
+      ['group norm', (x: cz.Tensor) => F.groupNorm(x.reshape(x.shape[0], 5, 5, 4), 5, { weight: cz.ones([5]).mul(2), bias: cz.ones([5]) })],
+      [
+        'dropout, feature dropout and hardtanh in eval',
+        (x: cz.Tensor) => F.hardtanh(F.dropout2d(F.dropout(x, { training: false }), { training: false }), { min: -0.5, max: 0.5 }),
+      ],
+      ['log softmax', (x: cz.Tensor) => F.logSoftmax(x, { dim: 2 })],
+    ] as [string, (x: cz.Tensor) => cz.Tensor][])('%s', async (_name, fn) => {
+      await expectSame({ shape: [5, 5, 4], fn });
+    });
+    test('linear on a 2-d input', async () => {
+      const w = w2();
+      await expectSame({ shape: [5], fn: (x) => F.linear(x, w, cz.ones([5])) });
+      w.dispose();
+    });
+    test('every mapping of op_map.ts has been exercised against libtorch', () => {
+      expect(Object.keys(OP_MAPPINGS).filter((op) => !exercised.has(op))).toEqual([]);
     });
   });
 

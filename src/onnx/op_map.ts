@@ -50,11 +50,18 @@ function reduce(g: GraphBuilder, opType: string, x: string, axes: number[] | und
   return g.node(opType, [x], all ? { keepdims: keep } : { axes: attr.ints(list), keepdims: keep })[0];
 }
 
-/** A shape argument with the batch dimension kept symbolic when the batch is dynamic (Reshape's 0). */
+/**
+ * A Reshape target that follows the batch when it is dynamic: the first dimension is inferred (-1) from
+ * the element count, which is right whether or not that count grows with the batch ([2B*25, 4] ->
+ * [B, 5, 5, 4] as well as [B, C] -> [B, g, C/g]); where the target already infers another dimension, a
+ * first dimension equal to the input's batch is copied (0).
+ */
 function reshapeTarget(g: GraphBuilder, x: string, shape: number[]): number[] {
   const batch = g.options.dynamicBatch;
   const s = shape.slice();
-  if (batch !== undefined && s.length > 0 && s[0] === batch && g.shapeOf(x)[0] === batch) s[0] = 0;
+  if (batch === undefined || s.length === 0) return s;
+  if (!s.includes(-1)) s[0] = -1;
+  else if (s[0] === batch && g.shapeOf(x)[0] === batch) s[0] = 0;
   return s;
 }
 
@@ -361,12 +368,9 @@ export const OP_MAPPINGS: Record<string, OpMapping> = {
     const rank = g.shapeOf(x).length;
     const start = normDim((a[1] as number | undefined) ?? 0, rank);
     const end = normDim((a[2] as number | undefined) ?? -1, rank);
-    if (end === rank - 1) {
-      if (start === 0) return g.node('Reshape', [x, g.ints([-1])])[0];
-      const flat = g.node('Flatten', [x], { axis: attr.int(start) })[0];
-      if (start === 1) return flat;
-      return g.node('Reshape', [flat, g.ints(reshapeTarget(g, x, g.real.shape(out as Handle)))])[0];
-    }
+    if (start === 0 && end === rank - 1) return g.node('Reshape', [x, g.ints([-1])])[0];
+    // ONNX's Flatten makes 2-d outputs: [N, rest] is exactly flatten(1); other spans are reshapes.
+    if (start === 1 && end === rank - 1) return g.node('Flatten', [x], { axis: attr.int(1) })[0];
     return g.node('Reshape', [x, g.ints(reshapeTarget(g, x, g.real.shape(out as Handle)))])[0];
   },
   narrow: (g, a) => {
@@ -460,6 +464,13 @@ export const OP_MAPPINGS: Record<string, OpMapping> = {
   eq: binary('Equal'),
   lt: binary('Less'),
   gt: binary('Greater'),
+  ne: (g, a) => {
+    const x = g.input(a[0]);
+    return g.node('Not', [g.node('Equal', [x, operand(g, a[1], x)])[0]])[0];
+  },
+  logical_and: binary('And'),
+  logical_or: binary('Or'),
+  logical_not: unary('Not'),
   le: binary('LessOrEqual'),
   ge: binary('GreaterOrEqual'),
   add_scaled: addScaled,
@@ -526,6 +537,13 @@ export const OP_MAPPINGS: Record<string, OpMapping> = {
     const rank = g.shapeOf(x).length;
     const values = reduce(g, 'ReduceMax', x, [a[1] as number], Boolean(a[2]));
     const indices = g.node('ArgMax', [x], { axis: attr.int(normDim(a[1] as number, rank)), keepdims: attr.int(a[2] ? 1 : 0) })[0];
+    return [values, indices];
+  },
+  min_dim: (g, a) => {
+    const x = g.input(a[0]);
+    const rank = g.shapeOf(x).length;
+    const values = reduce(g, 'ReduceMin', x, [a[1] as number], Boolean(a[2]));
+    const indices = g.node('ArgMin', [x], { axis: attr.int(normDim(a[1] as number, rank)), keepdims: attr.int(a[2] ? 1 : 0) })[0];
     return [values, indices];
   },
   argmax: (g, a) => {
