@@ -3,7 +3,7 @@
 // reaches it. Arguments are positional, as in native_ops.ts.
 import { ConvzooError } from '../errors.js';
 import type { Handle } from '../native.js';
-import { attr } from './ir.js';
+import { attr, ONNX_DATA_TYPE, type OnnxDataType } from './ir.js';
 import type { GraphBuilder, OpMapping } from './trace.js';
 
 const isScalar = (v: unknown): v is number | boolean => typeof v === 'number' || typeof v === 'boolean';
@@ -334,9 +334,9 @@ export const OP_MAPPINGS: Record<string, OpMapping> = {
   to_dtype: (g, a) => {
     const x = g.input(a[0]);
     if (g.dtypeOf(x) === a[1]) return x;
-    const to: Record<string, number> = { float32: 1, uint8: 2, int8: 3, int32: 6, int64: 7, bool: 9, float16: 10, float64: 11, bfloat16: 16 };
-    if (!(String(a[1]) in to)) unsupported('to_dtype', `no ONNX type for ${String(a[1])}`);
-    return g.node('Cast', [x], { to: attr.int(to[String(a[1])]) })[0];
+    const to = ONNX_DATA_TYPE[a[1] as OnnxDataType];
+    if (to === undefined) unsupported('to_dtype', `no ONNX type for ${String(a[1])}`);
+    return g.node('Cast', [x], { to: attr.int(to) })[0];
   },
   to_device: alias,
   clone: alias,

@@ -9,6 +9,7 @@ import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs'
 import { open, rename, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
+import { DTYPE_BYTES } from '../tensor/tensor.js';
 import { ConvzooError, check, type ErrorCode } from '../errors.js';
 import { ioError } from '../io/source.js';
 import {
@@ -46,17 +47,8 @@ export const EXTERNAL_DATA_THRESHOLD = 1024;
 /** Offsets in the external data file are multiples of this, the page size, so that readers can mmap tensors. */
 export const EXTERNAL_DATA_ALIGNMENT = 4096;
 
-const ELEMENT_BYTES: Record<OnnxDataType, number> = {
-  float32: 4,
-  float64: 8,
-  float16: 2,
-  bfloat16: 2,
-  int64: 8,
-  int32: 4,
-  int8: 1,
-  uint8: 1,
-  bool: 1,
-};
+/** Bytes per element: convzoo's dtype table (ONNX's types here are a subset of convzoo's dtypes). */
+const ELEMENT_BYTES: Record<OnnxDataType, number> = DTYPE_BYTES;
 
 const DATA_TYPE_BY_NUMBER = new Map<number, OnnxDataType>(Object.entries(ONNX_DATA_TYPE).map(([name, n]) => [n, name as OnnxDataType]));
 
