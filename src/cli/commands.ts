@@ -422,7 +422,7 @@ export const commands: CommandSpec[] = [
     options: [
       {
         flags: '-m, --model <[name=]id>',
-        description: 'a model to serve (repeat for several); name=id serves it under another name (default: the checkpoint\'s model)',
+        description: "a model to serve (repeat for several); name=id serves it under another name (default: the checkpoint's model)",
         parse: (v: string, previous: unknown) => [...((previous as string[] | undefined) ?? []), v],
       },
       { flags: '-w, --weights <w>', description: "'DEFAULT', a tag, a weights file or a URL (one --model only; default: random weights)" },
@@ -430,7 +430,12 @@ export const commands: CommandSpec[] = [
       { flags: '--backend <name>', description: 'what runs the batches', default: 'libtorch', choices: ['libtorch', 'onnxruntime'] },
       { flags: '--host <host>', description: 'address to listen on', default: cz.SERVE_DEFAULTS.host },
       { flags: '--port <n>', description: 'port (0: any free one)', default: cz.SERVE_DEFAULTS.port, parse: int('--port', 0, 65535) },
-      { flags: '--max-batch <n>', description: 'images per forward pass at most (1: no batching)', default: cz.SERVE_DEFAULTS.maxBatch, parse: int('--max-batch', 1, 4096) },
+      {
+        flags: '--max-batch <n>',
+        description: 'images per forward pass at most (1: no batching)',
+        default: cz.SERVE_DEFAULTS.maxBatch,
+        parse: int('--max-batch', 1, 4096),
+      },
       {
         flags: '--max-delay-ms <ms>',
         description: 'how long a request waits for others to join its batch',
@@ -553,7 +558,16 @@ function serveSpecs(opts: Record<string, unknown>): cz.ServedModelSpec[] {
   if (checkpoint && weights) throw new ConvzooError('give --checkpoint or --weights, not both', 'E_ARG');
   if (given.length === 0) {
     if (!checkpoint) throw new ConvzooError('convzoo serve: give --model ID (repeatable) or --checkpoint FILE', 'E_ARG');
-    return [{ name: path.basename(checkpoint).replace(/\.[^.]*$/, '').replace(/[^A-Za-z0-9_.-]/g, '_'), checkpoint, backend }];
+    return [
+      {
+        name: path
+          .basename(checkpoint)
+          .replace(/\.[^.]*$/, '')
+          .replace(/[^A-Za-z0-9_.-]/g, '_'),
+        checkpoint,
+        backend,
+      },
+    ];
   }
   if ((checkpoint || weights) && given.length > 1) throw new ConvzooError('--weights and --checkpoint go with one --model only', 'E_ARG');
   return given.map((m) => {

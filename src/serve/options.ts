@@ -87,7 +87,11 @@ export function resolveServeOptions(opts: ServeOptions): ResolvedServeOptions {
   const names = new Set<string>();
   for (const [i, m] of opts.models.entries()) {
     check(m !== null && typeof m === 'object', fn, `expected models[${i}] to be an object`);
-    check(typeof m.name === 'string' && /^[A-Za-z0-9_.-]+$/.test(m.name), fn, `expected models[${i}].name to be letters, digits, '_', '.' or '-', got ${JSON.stringify(m.name)}`);
+    check(
+      typeof m.name === 'string' && /^[A-Za-z0-9_.-]+$/.test(m.name),
+      fn,
+      `expected models[${i}].name to be letters, digits, '_', '.' or '-', got ${JSON.stringify(m.name)}`,
+    );
     check(!names.has(m.name), fn, `two models are named '${m.name}'`);
     names.add(m.name);
     const sources = [m.checkpoint, m.model].filter((s) => s !== undefined).length;
@@ -97,7 +101,11 @@ export function resolveServeOptions(opts: ServeOptions): ResolvedServeOptions {
       if (m[key] !== undefined) check(typeof m[key] === 'string' && m[key] !== '', fn, `expected models[${i}].${key} to be a non-empty string`);
     }
     if (m.backend !== undefined)
-      check(m.backend === 'libtorch' || m.backend === 'onnxruntime', fn, `expected models[${i}].backend to be 'libtorch' or 'onnxruntime', got ${JSON.stringify(m.backend)}`);
+      check(
+        m.backend === 'libtorch' || m.backend === 'onnxruntime',
+        fn,
+        `expected models[${i}].backend to be 'libtorch' or 'onnxruntime', got ${JSON.stringify(m.backend)}`,
+      );
   }
   const o = { ...SERVE_DEFAULTS, ...definedOnly(opts) };
   check(typeof o.host === 'string' && o.host !== '', fn, `expected host to be a non-empty string, got ${String(o.host)}`);

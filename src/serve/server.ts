@@ -127,6 +127,16 @@ export async function createServer(opts: ServeOptions): Promise<ConvzooServer> {
   app.addHook('onRequest', async () => {
     inFlight++;
   });
+  // While closing, answers end their connection: a keep-alive client would otherwise hold the close
+  // open until its idle timeout.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onSend', async (_request, reply, payload) => {
+    if (closing) reply.header('connection', 'close');
+    return payload;
+  });
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
     metrics.requests.inc({ route, method: request.method, status: String(reply.statusCode) });

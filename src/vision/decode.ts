@@ -84,7 +84,8 @@ function pick(src: Uint8Array | Uint16Array, pixels: number, stride: number, kee
 export async function decodeImage(source: string | Buffer, opts: DecodeOptions = {}): Promise<DecodedImage> {
   const name = sourceName(source);
   const maxPixels = opts.maxPixels;
-  if (maxPixels !== undefined) check(Number.isFinite(maxPixels) && maxPixels >= 1, 'decodeImage', `expected maxPixels to be a number >= 1, got ${String(maxPixels)}`);
+  if (maxPixels !== undefined)
+    check(Number.isFinite(maxPixels) && maxPixels >= 1, 'decodeImage', `expected maxPixels to be a number >= 1, got ${String(maxPixels)}`);
   if (typeof source === 'string') await checkRegularFile(source);
   try {
     // sharp's own limit as well, in case a decoder finds more pixels than the header claimed.
@@ -94,11 +95,7 @@ export async function decodeImage(source: string | Buffer, opts: DecodeOptions =
     const meta = await sharp(source, { ...input, limitInputPixels: false }).metadata();
     const headerPixels = (meta.width ?? 0) * (meta.height ?? 0);
     if (maxPixels !== undefined && headerPixels > maxPixels) {
-      throw new ConvzooError(
-        `${name}: ${meta.width} x ${meta.height} = ${headerPixels} pixels, more than the limit of ${maxPixels}`,
-        'E_IMAGE',
-        MAX_PIXELS_OP,
-      );
+      throw new ConvzooError(`${name}: ${meta.width} x ${meta.height} = ${headerPixels} pixels, more than the limit of ${maxPixels}`, 'E_IMAGE', MAX_PIXELS_OP);
     }
     const space = meta.space ?? 'srgb';
     const bands = meta.channels ?? 3;
