@@ -3,7 +3,7 @@
 // batch-size metric, every error status with its message, and SIGTERM on the real CLI while a request
 // is in flight. resnet20 (32 x 32 inputs) with random weights keeps it quick.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import path from 'node:path';
 import zlib from 'node:zlib';
@@ -369,6 +369,22 @@ describe('errors', () => {
 });
 
 describe('convzoo serve (the CLI)', () => {
+  it('usage errors exit 2 with one line', () => {
+    const cases: [string[], RegExp][] = [
+      [[], /convzoo serve: give --model ID \(repeatable\) or --checkpoint FILE/],
+      [['--model', 'resnet20', '--model', 'vgg11', '--weights', 'DEFAULT'], /--weights and --checkpoint go with one --model only/],
+      [['--model', 'a='], /--model: expected ID or NAME=ID, got 'a='/],
+      [['--model', 'resnet20', '--port', '70000'], /--port.*from 0 to 65535/],
+      [['--model', 'resnet20', '--max-batch', '0'], /--max-batch.*from 1/],
+      [['--model', 'no_such_net'], /no_such_net/],
+    ];
+    for (const [args, message] of cases) {
+      const r = spawnSync(process.execPath, [CLI, 'serve', ...args], { encoding: 'utf8', timeout: 60_000 });
+      expect(r.status, args.join(' ')).toBe(2);
+      expect(r.stderr, args.join(' ')).toMatch(message);
+    }
+  });
+
   it('SIGTERM while a request is in flight: the request completes, the process exits 0', async () => {
     const child = spawn(process.execPath, [CLI, 'serve', '--model', 'tiny=resnet20', '--port', '0', '--max-delay-ms', '1500', '--threads', '1', '--json'], {
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,6 +1,7 @@
 // The CLI's commands as data: name, arguments, options, and a run function that calls the library.
 import path from 'node:path';
 import { InvalidArgumentError } from 'commander';
+import sharp from 'sharp';
 import * as cz from '../index.js';
 import { ConvzooError } from '../errors.js';
 import { train, TRAIN_DEFAULTS, type TrainOptions } from '../train/trainer.js';
@@ -467,6 +468,8 @@ export const commands: CommandSpec[] = [
     ],
     async run(_args, opts) {
       const specs = serveSpecs(opts);
+      // Every image a server sees is new: sharp's operation cache would only hold memory.
+      sharp.cache(false);
       const server = await cz.serve({
         models: specs,
         host: opts.host as string,

@@ -124,8 +124,12 @@ export async function createServer(opts: ServeOptions): Promise<ConvzooServer> {
   app.addContentTypeParser(/^image\/[\w.+-]+$/, rawBody, (_req, body, done) => done(null, body));
   app.addContentTypeParser('application/octet-stream', rawBody, (_req, body, done) => done(null, body));
 
-  app.addHook('onRequest', async () => {
+  // Counted on the socket's response: 'close' comes for answers sent and for clients gone mid-request alike.
+  app.addHook('onRequest', async (_request, reply) => {
     inFlight++;
+    reply.raw.once('close', () => {
+      if (--inFlight === 0 && idle) idle();
+    });
   });
   // While closing, answers end their connection: a keep-alive client would otherwise hold the close
   // open until its idle timeout.
@@ -141,7 +145,6 @@ export async function createServer(opts: ServeOptions): Promise<ConvzooServer> {
     const route = request.routeOptions.url ?? 'unmatched';
     metrics.requests.inc({ route, method: request.method, status: String(reply.statusCode) });
     metrics.latency.observe({ route }, reply.elapsedTime / 1000);
-    if (--inFlight === 0 && idle) idle();
   });
   app.setErrorHandler((error, request, reply) => {
     const e = httpErrorOf(error);
@@ -282,8 +285,16 @@ export async function createServer(opts: ServeOptions): Promise<ConvzooServer> {
   await registerWebPageIfPresent(app);
 
   app.addHook('onClose', async () => {
-    // Requests still in flight (decoding, queued, running) finish before the models go.
-    if (inFlight > 0) await new Promise<void>((resolve) => (idle = resolve));
+    // Requests still in flight (decoding, queued, running) finish before the models go; each has its
+    // deadline, so this wait is bounded (a client still uploading is not waited for past it).
+    if (inFlight > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        idle = resolve;
+        timer = setTimeout(resolve, o.requestTimeoutMs + 1000);
+      });
+      clearTimeout(timer);
+    }
     await loaded.catch(() => {});
     for (const slot of slots.values()) await slot.batcher?.drain();
     for (const slot of slots.values()) await slot.served?.close();
