@@ -5,6 +5,8 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import sharp from 'sharp';
@@ -115,6 +117,11 @@ afterAll(async () => {
 
 describe('routes', () => {
   it('health, model metadata and readiness (KServe v2)', async () => {
+    expect((await server.app.inject('/v2')).json()).toEqual({
+      name: 'convzoo',
+      version: JSON.parse(readFileSync('package.json', 'utf8')).version,
+      extensions: [],
+    });
     expect((await server.app.inject('/v2/health/live')).json()).toEqual({ live: true });
     const ready = await server.app.inject('/v2/health/ready');
     expect([ready.statusCode, ready.json()]).toEqual([200, { ready: true }]);
@@ -246,6 +253,39 @@ describe('routes', () => {
     expect(text).toMatch(/convzoo_http_request_duration_seconds_bucket\{le="[\d.]+",route="\/v1\/models\/:name\/classify"\} \d+/);
     expect(text).toMatch(/convzoo_batch_size_count\{model="r20"\} \d+/);
     expect(text).toMatch(/convzoo_queue_depth\{model="r20"\} 0/);
+  });
+});
+
+describe('a training checkpoint', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'cz-serve-'));
+  const ckpt = path.join(dir, 'last.ckpt');
+  beforeAll(() => {
+    // One epoch on 128 Fashion-MNIST images: a real checkpoint with its classes and grayscale 28 x 28 preprocessing.
+    const r = spawnSync(process.execPath, [CLI, 'train', '--model', 'resnet20', '--epochs', '1', '--subset', '128', '--threads', '1', '--out', dir, '--json'], {
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
+    expect(r.status, r.stderr).toBe(0);
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('serves its classes and preprocessing; classify equals cz.predict on the loaded checkpoint', async () => {
+    const fm = await cz.createServer({ models: [{ name: 'fm', checkpoint: ckpt }], logger: false, maxDelayMs: 1, threads: 1 });
+    const loaded = await cz.loadModel(ckpt);
+    try {
+      await fm.loaded;
+      expect((await fm.app.inject('/v2/models/fm')).json().inputs).toEqual([{ name: 'input', datatype: 'FP32', shape: [-1, 1, 28, 28] }]);
+      const [entry] = (await fm.app.inject('/v1/models')).json().models;
+      expect(entry.labels).toEqual(loaded.classes);
+      expect(entry.labels[0]).toBe('T-shirt/top');
+      expect(entry.transform).toEqual(cz.evalTransformFor(loaded));
+      const res = await fm.app.inject({ method: 'POST', url: '/v1/models/fm/classify?topk=10', headers: { 'content-type': 'image/png' }, payload: blue });
+      const [want] = await cz.predict(loaded, [blue], { topk: 10 });
+      expect(res.json()).toEqual({ results: [{ filename: null, predictions: (want as { predictions: unknown }).predictions }] });
+    } finally {
+      await fm.close();
+      loaded.dispose();
+    }
   });
 });
 

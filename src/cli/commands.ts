@@ -10,6 +10,7 @@ import { demo, DEMO_OPTIONS } from '../train/demo.js';
 import { evaluateCommand } from '../train/eval_command.js';
 import { OPTIMIZERS, SCHEDULES } from '../train/recipe.js';
 import { AUGMENTS } from '../train/datasets.js';
+import { readCheckpointMeta } from '../train/checkpoint.js';
 
 export interface OptionSpec {
   flags: string;
@@ -467,7 +468,7 @@ export const commands: CommandSpec[] = [
       { flags: '--json', description: "fastify's request logs as JSON lines on stdout (default: warnings only)" },
     ],
     async run(_args, opts) {
-      const specs = serveSpecs(opts);
+      const specs = await serveSpecs(opts);
       // Every image a server sees is new: sharp's operation cache would only hold memory.
       sharp.cache(false);
       const server = await cz.serve({
@@ -553,7 +554,7 @@ async function interruptible<T>(report: TrainReporter, hint: () => string, job: 
 }
 
 /** serve's --model / --weights / --checkpoint / --backend as the server's model list. */
-function serveSpecs(opts: Record<string, unknown>): cz.ServedModelSpec[] {
+async function serveSpecs(opts: Record<string, unknown>): Promise<cz.ServedModelSpec[]> {
   const given = (opts.model as string[] | undefined) ?? [];
   const backend = opts.backend as 'libtorch' | 'onnxruntime';
   const checkpoint = opts.checkpoint as string | undefined;
@@ -561,16 +562,9 @@ function serveSpecs(opts: Record<string, unknown>): cz.ServedModelSpec[] {
   if (checkpoint && weights) throw new ConvzooError('give --checkpoint or --weights, not both', 'E_ARG');
   if (given.length === 0) {
     if (!checkpoint) throw new ConvzooError('convzoo serve: give --model ID (repeatable) or --checkpoint FILE', 'E_ARG');
-    return [
-      {
-        name: path
-          .basename(checkpoint)
-          .replace(/\.[^.]*$/, '')
-          .replace(/[^A-Za-z0-9_.-]/g, '_'),
-        checkpoint,
-        backend,
-      },
-    ];
+    // Served under its model's id, read from the header (the weights load later, in the server).
+    const { modelId } = await readCheckpointMeta(checkpoint);
+    return [{ name: cz.modelMeta(modelId).id, checkpoint, backend }];
   }
   if ((checkpoint || weights) && given.length > 1) throw new ConvzooError('--weights and --checkpoint go with one --model only', 'E_ARG');
   return given.map((m) => {

@@ -4,6 +4,7 @@
 // off the event loop (ModelWorker or onnxruntime's worker); images are decoded with sharp (async)
 // and preprocessed with the weights' own transform. Failures map to HTTP statuses in errors.ts.
 import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import multipart from '@fastify/multipart';
@@ -22,6 +23,8 @@ export type { ServeOptions, ServedModelSpec, PressureLimits } from './options.js
 export { SERVE_DEFAULTS } from './options.js';
 export type { ModelInfo, StageRow } from './models.js';
 export { HttpError } from './errors.js';
+
+const { version: VERSION } = createRequire(import.meta.url)('../../package.json') as { version: string };
 
 /** One entry of `GET /v1/models`. */
 export interface ServedModelSummary {
@@ -181,6 +184,7 @@ export async function createServer(opts: ServeOptions): Promise<ConvzooServer> {
   };
 
   // --- KServe v2 (Open Inference Protocol) ---
+  app.get('/v2', async () => ({ name: 'convzoo', version: VERSION, extensions: [] }));
   app.get('/v2/health/live', async () => ({ live: true }));
   app.get('/v2/health/ready', async (_req, reply) => {
     const ready = [...slots.values()].every((s) => s.served);
