@@ -11,6 +11,7 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import sharp from 'sharp';
 import * as cz from '../src/index.js';
+import { Batcher } from '../src/serve/batcher.js';
 
 const CLI = path.resolve('dist/cli/main.js');
 
@@ -113,6 +114,74 @@ beforeAll(async () => {
 afterAll(async () => {
   await server?.close();
   model?.dispose();
+});
+
+describe('Batcher', () => {
+  /** A batcher over a fake model whose logits are [image's first value, batch size], resolving when `release` is called. */
+  function fake(opts: { maxBatch: number; maxDelayMs: number; maxQueue?: number }) {
+    const runs: number[] = [];
+    const releases: (() => void)[] = [];
+    const batcher = new Batcher({
+      ...opts,
+      maxQueue: opts.maxQueue ?? 100,
+      imageSize: 2,
+      numClasses: 2,
+      run: (x, n) => {
+        runs.push(n);
+        return new Promise((resolve) => releases.push(() => resolve(Float32Array.from({ length: n * 2 }, (_, i) => (i % 2 ? n : x[(i >> 1) * 2])))));
+      },
+    });
+    const image = (...firsts: number[]) => Float32Array.from(firsts.flatMap((f) => [f, 0]));
+    return { batcher, runs, releases, image };
+  }
+  const tick = (ms = 0) => new Promise((r) => setTimeout(r, ms));
+
+  it('one batch in flight; the next forms meanwhile, up to maxBatch whole requests; rows go back to their requests', async () => {
+    const { batcher, runs, releases, image } = fake({ maxBatch: 4, maxDelayMs: 1000 });
+    const a = batcher.submit(image(1, 2, 3, 4), 4); // full: runs at once
+    await tick();
+    expect(runs).toEqual([4]);
+    const b = batcher.submit(image(5), 1);
+    const c = batcher.submit(image(6, 7), 2);
+    const d = batcher.submit(image(8, 9), 2); // would make 5: waits for the batch after
+    expect(batcher.depth).toBe(5);
+    releases[0]();
+    expect(Array.from(await a)).toEqual([1, 4, 2, 4, 3, 4, 4, 4]);
+    await tick();
+    expect(runs).toEqual([4, 3]); // b and c, as soon as the first ended (their queue already passed maxBatch)
+    releases[1]();
+    expect(Array.from(await b)).toEqual([5, 3]);
+    expect(Array.from(await c)).toEqual([6, 3, 7, 3]);
+    await tick();
+    expect(runs).toEqual([4, 3]); // d alone waits for its delay
+    const big = batcher.submit(image(1, 2, 3, 4, 5, 6), 6); // larger than maxBatch: its own batch
+    await tick();
+    expect(runs).toEqual([4, 3, 2]);
+    releases[2]();
+    expect(Array.from(await d)).toEqual([8, 2, 9, 2]);
+    await tick();
+    expect(runs).toEqual([4, 3, 2, 6]);
+    releases[3]();
+    expect((await big).length).toBe(12);
+    await batcher.drain();
+  });
+
+  it('maxDelayMs after the first input, a partial batch runs; an aborted request leaves the queue; a full queue refuses', async () => {
+    const { batcher, runs, releases, image } = fake({ maxBatch: 8, maxDelayMs: 40, maxQueue: 3 });
+    const ac = new AbortController();
+    const a = batcher.submit(image(1), 1);
+    const gone = batcher.submit(image(2), 1, ac.signal);
+    await expect(batcher.submit(image(3, 4), 2)).rejects.toMatchObject({ status: 503, retryAfter: 1 });
+    ac.abort(new Error('deadline'));
+    await expect(gone).rejects.toThrow('deadline');
+    expect(batcher.depth).toBe(1);
+    await tick(10);
+    expect(runs).toEqual([]);
+    await tick(60);
+    expect(runs).toEqual([1]);
+    releases[0]();
+    expect(Array.from(await a)).toEqual([1, 1]);
+  });
 });
 
 describe('routes', () => {
