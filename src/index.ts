@@ -60,3 +60,18 @@ export { calibrationBatches, type CalibrationDataOptions } from './onnx/calibrat
 export { quantizeOnnxModel, calibrateRanges, type ValueRange, type QuantizeResult } from './onnx/quantize.js';
 export { readOnnx, writeOnnx, encodeOnnx, type WriteOnnxOptions, type WriteOnnxResult } from './onnx/serialize.js';
 export type { OnnxModel, OnnxGraph, OnnxNode, OnnxTensor, OnnxAttribute, OnnxValueInfo, OnnxDataType } from './onnx/ir.js';
+// Serving: models behind HTTP (KServe v2 and /v1 routes) with dynamic batching.
+export {
+  createServer,
+  serve,
+  SERVE_DEFAULTS,
+  HttpError,
+  type ConvzooServer,
+  type ServeOptions,
+  type ServedModelSpec,
+  type PressureLimits,
+  type ServedModelSummary,
+  type ClassifyResult,
+  type ModelInfo,
+  type StageRow,
+} from './serve/server.js';

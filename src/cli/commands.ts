@@ -1,6 +1,7 @@
 // The CLI's commands as data: name, arguments, options, and a run function that calls the library.
 import path from 'node:path';
 import { InvalidArgumentError } from 'commander';
+import sharp from 'sharp';
 import * as cz from '../index.js';
 import { ConvzooError } from '../errors.js';
 import { train, TRAIN_DEFAULTS, type TrainOptions } from '../train/trainer.js';
@@ -9,6 +10,7 @@ import { demo, DEMO_OPTIONS } from '../train/demo.js';
 import { evaluateCommand } from '../train/eval_command.js';
 import { OPTIMIZERS, SCHEDULES } from '../train/recipe.js';
 import { AUGMENTS } from '../train/datasets.js';
+import { readCheckpointMeta } from '../train/checkpoint.js';
 
 export interface OptionSpec {
   flags: string;
@@ -417,6 +419,87 @@ export const commands: CommandSpec[] = [
     },
   },
   {
+    name: 'serve',
+    description: 'serve models over HTTP: KServe v2 (Open Inference Protocol) and /v1 classify routes, with dynamic batching',
+    options: [
+      {
+        flags: '-m, --model <[name=]id>',
+        description: "a model to serve (repeat for several); name=id serves it under another name (default: the checkpoint's model)",
+        parse: (v: string, previous: unknown) => [...((previous as string[] | undefined) ?? []), v],
+      },
+      { flags: '-w, --weights <w>', description: "'DEFAULT', a tag, a weights file or a URL (one --model only; default: random weights)" },
+      { flags: '-c, --checkpoint <file>', description: 'a convzoo training checkpoint: its model, classes and preprocessing (one model only)' },
+      { flags: '--backend <name>', description: 'what runs the batches', default: 'libtorch', choices: ['libtorch', 'onnxruntime'] },
+      { flags: '--host <host>', description: 'address to listen on', default: cz.SERVE_DEFAULTS.host },
+      { flags: '--port <n>', description: 'port (0: any free one)', default: cz.SERVE_DEFAULTS.port, parse: int('--port', 0, 65535) },
+      {
+        flags: '--max-batch <n>',
+        description: 'images per forward pass at most (1: no batching)',
+        default: cz.SERVE_DEFAULTS.maxBatch,
+        parse: int('--max-batch', 1, 4096),
+      },
+      {
+        flags: '--max-delay-ms <ms>',
+        description: 'how long a request waits for others to join its batch',
+        default: cz.SERVE_DEFAULTS.maxDelayMs,
+        parse: num('--max-delay-ms', 0, 60_000),
+      },
+      { flags: '--max-queue <n>', description: 'images waiting per model before 503', default: cz.SERVE_DEFAULTS.maxQueue, parse: int('--max-queue', 1) },
+      {
+        flags: '--request-timeout-ms <ms>',
+        description: 'per-request deadline (504 past it)',
+        default: cz.SERVE_DEFAULTS.requestTimeoutMs,
+        parse: num('--request-timeout-ms', 1),
+      },
+      {
+        flags: '--body-limit <bytes>',
+        description: 'largest request body (413 past it)',
+        default: cz.SERVE_DEFAULTS.bodyLimit,
+        parse: int('--body-limit', 1),
+      },
+      {
+        flags: '--max-pixels <n>',
+        description: 'largest image in pixels, checked before decoding (413 past it)',
+        default: cz.SERVE_DEFAULTS.maxPixels,
+        parse: num('--max-pixels', 1),
+      },
+      { flags: '-k, --topk <k>', description: 'labels per image of /classify without ?topk', default: cz.SERVE_DEFAULTS.topk, parse: int('--topk', 1) },
+      { flags: '--threads <n>', description: 'libtorch (or onnxruntime) threads per model', defaultText: 'one per core', parse: int('--threads', 1, 1024) },
+      { flags: '--json', description: "fastify's request logs as JSON lines on stdout (default: warnings only)" },
+    ],
+    async run(_args, opts) {
+      const specs = await serveSpecs(opts);
+      // Every image a server sees is new: sharp's operation cache would only hold memory.
+      sharp.cache(false);
+      const server = await cz.serve({
+        models: specs,
+        host: opts.host as string,
+        port: opts.port as number,
+        maxBatch: opts.maxBatch as number,
+        maxDelayMs: opts.maxDelayMs as number,
+        maxQueue: opts.maxQueue as number,
+        requestTimeoutMs: opts.requestTimeoutMs as number,
+        bodyLimit: opts.bodyLimit as number,
+        maxPixels: opts.maxPixels as number,
+        topk: opts.topk as number,
+        threads: opts.threads as number | undefined,
+        logger: opts.json ? true : { level: 'warn' },
+      });
+      const names = specs.map((s) => s.name).join(', ');
+      out(opts.json ? JSON.stringify({ url: server.url, models: specs.map((s) => s.name) }) : `convzoo serve: ${names} at ${server.url}`);
+      // SIGTERM / Ctrl-C: stop accepting, finish what is in flight, free the models, exit 0. A second signal exits at once.
+      await new Promise<void>((resolve, reject) => {
+        const stop = (signal: NodeJS.Signals): void => {
+          process.once(signal, () => process.exit(signal === 'SIGINT' ? 130 : 143));
+          if (!opts.json) process.stderr.write(`convzoo serve: ${signal}: finishing the requests in flight\n`);
+          server.close().then(resolve, reject);
+        };
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
+    },
+  },
+  {
     name: 'demo',
     description: 'the main job: train resnet20 on Fashion-MNIST for 3 epochs, evaluate, save checkpoint, plots and metrics.json',
     options: [
@@ -468,6 +551,31 @@ async function interruptible<T>(report: TrainReporter, hint: () => string, job: 
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+}
+
+/** serve's --model / --weights / --checkpoint / --backend as the server's model list. */
+async function serveSpecs(opts: Record<string, unknown>): Promise<cz.ServedModelSpec[]> {
+  const given = (opts.model as string[] | undefined) ?? [];
+  const backend = opts.backend as 'libtorch' | 'onnxruntime';
+  const checkpoint = opts.checkpoint as string | undefined;
+  const weights = opts.weights as string | undefined;
+  if (checkpoint && weights) throw new ConvzooError('give --checkpoint or --weights, not both', 'E_ARG');
+  if (given.length === 0) {
+    if (!checkpoint) throw new ConvzooError('convzoo serve: give --model ID (repeatable) or --checkpoint FILE', 'E_ARG');
+    // Served under its model's id, read from the header (the weights load later, in the server).
+    const { modelId } = await readCheckpointMeta(checkpoint);
+    return [{ name: cz.modelMeta(modelId).id, checkpoint, backend }];
+  }
+  if ((checkpoint || weights) && given.length > 1) throw new ConvzooError('--weights and --checkpoint go with one --model only', 'E_ARG');
+  return given.map((m) => {
+    const eq = m.indexOf('=');
+    const name = eq >= 0 ? m.slice(0, eq) : m;
+    const id = eq >= 0 ? m.slice(eq + 1) : m;
+    if (!name || !id) throw new ConvzooError(`--model: expected ID or NAME=ID, got '${m}'`, 'E_ARG');
+    const meta = cz.modelMeta(id); // an unknown id fails here, before anything loads
+    if (!checkpoint && !weights) process.stderr.write(`convzoo serve: ${meta.id} gets random weights (no --weights or --checkpoint given)\n`);
+    return { name, id, backend, ...(checkpoint ? { checkpoint } : {}), ...(weights ? { weights } : {}) };
+  });
 }
 
 /** The libtorch model as an onnxruntime one (createModel's backend path, for a model already built); frees the libtorch one. */

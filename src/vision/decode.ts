@@ -15,7 +15,7 @@
 // torchvision's loader does not do; it only permutes pixels, so unrotated images are unaffected.
 import sharp from 'sharp';
 import { stat } from 'node:fs/promises';
-import { ConvzooError } from '../errors.js';
+import { ConvzooError, check } from '../errors.js';
 
 /** Interleaved (HWC) 8-bit pixels: 3 channels (RGB) or 1 (greyscale, which PIL's RGB replicates). */
 export interface DecodedImage {
@@ -28,7 +28,16 @@ export interface DecodedImage {
 export interface DecodeOptions {
   /** Rotate / flip by the EXIF orientation (default true). torchvision's loader does not: pass false to match it on rotated photos. */
   autoOrient?: boolean;
+  /**
+   * The most pixels (width x height) an image may have, checked from its header before anything is
+   * decoded (a decompression bomb is refused cheaply): E_IMAGE with op MAX_PIXELS_OP. Default: no limit
+   * of convzoo's own (sharp's default of 268 megapixels still applies).
+   */
+  maxPixels?: number;
 }
+
+/** The `op` of the E_IMAGE error a `maxPixels` refusal throws (a server maps it to 413). */
+export const MAX_PIXELS_OP = 'decodeImage.maxPixels';
 
 /** A readable name for errors. */
 export const sourceName = (source: string | Buffer): string => (typeof source === 'string' ? source : 'image buffer');
@@ -74,10 +83,20 @@ function pick(src: Uint8Array | Uint16Array, pixels: number, stride: number, kee
 /** Decodes to PIL's convert('RGB') pixels (see the top of this file). Errors are E_IMAGE naming the source. */
 export async function decodeImage(source: string | Buffer, opts: DecodeOptions = {}): Promise<DecodedImage> {
   const name = sourceName(source);
+  const maxPixels = opts.maxPixels;
+  if (maxPixels !== undefined)
+    check(Number.isFinite(maxPixels) && maxPixels >= 1, 'decodeImage', `expected maxPixels to be a number >= 1, got ${String(maxPixels)}`);
   if (typeof source === 'string') await checkRegularFile(source);
   try {
-    const input = { failOn: 'error' as const, ignoreIcc: true, autoOrient: opts.autoOrient ?? true };
-    const meta = await sharp(source, input).metadata();
+    // sharp's own limit as well, in case a decoder finds more pixels than the header claimed.
+    const limitInputPixels = maxPixels === undefined ? undefined : Math.floor(maxPixels);
+    const input = { failOn: 'error' as const, ignoreIcc: true, autoOrient: opts.autoOrient ?? true, ...(limitInputPixels ? { limitInputPixels } : {}) };
+    // metadata() reads the header only: the size is known before any pixel is decoded.
+    const meta = await sharp(source, { ...input, limitInputPixels: false }).metadata();
+    const headerPixels = (meta.width ?? 0) * (meta.height ?? 0);
+    if (maxPixels !== undefined && headerPixels > maxPixels) {
+      throw new ConvzooError(`${name}: ${meta.width} x ${meta.height} = ${headerPixels} pixels, more than the limit of ${maxPixels}`, 'E_IMAGE', MAX_PIXELS_OP);
+    }
     const space = meta.space ?? 'srgb';
     const bands = meta.channels ?? 3;
     let img = sharp(source, input);

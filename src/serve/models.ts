@@ -1,0 +1,170 @@
+// A model as the server holds it: the libtorch model on the main thread (its metadata, preprocessing,
+// layer table and ONNX export) and an inference engine off the event loop that runs the batches: a
+// ModelWorker (libtorch on a worker thread) or an OnnxInferenceModel (onnxruntime on a worker thread).
+import { ConvzooError } from '../errors.js';
+import { createModel, loadModel, getModelEntry } from '../models/index.js'; // the index registers every family
+import type { ClassifierModel } from '../models/base.js';
+import { fromBytes } from '../tensor/creation.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { summary, type LayerRow } from '../summary.js';
+import { exportOnnxBytes } from '../onnx/export.js';
+import { OnnxInferenceModel } from '../onnx/runtime.js';
+import { ModelWorker } from '../worker/model_worker.js';
+import { evalTransformFor, imagenetCategories, type EvalTransform } from '../vision/preprocess.js';
+import type { ServedModelSpec } from './options.js';
+
+/** One row of the page's stage diagram: a top-level child of the model, its layers summed. */
+export interface StageRow {
+  name: string;
+  outputShape: number[];
+  params: number;
+  macs: number;
+}
+
+export interface ModelInfo {
+  name: string;
+  id: string;
+  paper: { title: string; year: number };
+  params: number;
+  macs: number;
+  inputSize: number[];
+  layers: LayerRow[];
+  stages: StageRow[];
+}
+
+/** What runs the batches: both take a float32 NCHW tensor (left to the caller) and resolve to logits. */
+interface Engine {
+  forward(x: Tensor): Promise<Tensor>;
+  close(): Promise<void>;
+}
+
+export class ServedModel {
+  readonly name: string;
+  readonly id: string;
+  readonly backend: 'libtorch' | 'onnxruntime';
+  readonly model: ClassifierModel;
+  readonly transform: EvalTransform;
+  readonly labels: string[];
+  private readonly engine: Engine;
+  /** The caller's model (given in the spec): not disposed by close(). */
+  private readonly borrowed: boolean;
+  private onnxBytes?: Uint8Array;
+  private cachedInfo?: ModelInfo;
+
+  private constructor(spec: ServedModelSpec, model: ClassifierModel, engine: Engine, borrowed: boolean) {
+    this.name = spec.name;
+    this.backend = spec.backend ?? 'libtorch';
+    this.model = model;
+    this.id = model.meta!.id;
+    this.engine = engine;
+    this.borrowed = borrowed;
+    this.transform = evalTransformFor(model);
+    const n = model.numClasses;
+    this.labels = model.classes ?? (n === 1000 ? imagenetCategories() : Array.from({ length: n }, (_, i) => `class ${i}`));
+  }
+
+  /** Builds the model from its spec and starts its engine (weights load in the main thread and the worker). */
+  static async load(spec: ServedModelSpec, threads?: number): Promise<ServedModel> {
+    const borrowed = spec.model !== undefined;
+    let model: ClassifierModel;
+    if (spec.model) model = spec.model;
+    else if (spec.checkpoint) model = await loadModel(spec.checkpoint);
+    else model = await createModel(spec.id!, spec.weights ? { weights: spec.weights } : {});
+    try {
+      if (spec.id && model.meta && spec.id !== model.meta.id && !spec.model) {
+        // loadModel resolves aliases: compare registered ids.
+        const wanted = getModelEntry(spec.id).meta.id;
+        if (wanted !== model.meta.id) throw new ConvzooError(`serve: ${spec.checkpoint} holds ${model.meta.id}, not ${spec.id}`, 'E_ARG');
+      }
+      if (!model.meta) throw new ConvzooError(`serve: model '${spec.name}' has no registry entry (build it with createModel)`, 'E_ARG');
+      model.eval();
+      let engine: Engine;
+      if (spec.backend === 'onnxruntime') {
+        const onnx = await OnnxInferenceModel.fromModel(model, { threads });
+        engine = { forward: (x) => onnx.forward(x), close: () => onnx.dispose() };
+      } else {
+        // A weights file or checkpoint loads again in the worker; otherwise the worker copies this model's state.
+        const source = spec.checkpoint ?? spec.weights;
+        const worker = source
+          ? await ModelWorker.create(model.meta.id, { weights: source, threads })
+          : await ModelWorker.create(model.meta.id, { numClasses: model.numClasses, threads }, model);
+        engine = { forward: (x) => worker.forward(x), close: () => worker.close() };
+      }
+      return new ServedModel(spec, model, engine, borrowed);
+    } catch (e) {
+      if (!borrowed) model.dispose();
+      throw e;
+    }
+  }
+
+  /** [C, H, W] of one input. */
+  get inputSize(): [number, number, number] {
+    const t = this.transform;
+    return [t.channels, t.cropSize, t.cropSize];
+  }
+
+  get numClasses(): number {
+    return this.model.numClasses;
+  }
+
+  /** Logits of `n` images (flat NCHW), flat [n, numClasses], computed off the event loop. */
+  async run(input: Float32Array, n: number): Promise<Float32Array> {
+    const x = fromBytes(input, [n, ...this.inputSize], 'float32');
+    let logits: Tensor;
+    try {
+      logits = await this.engine.forward(x);
+    } finally {
+      x.dispose();
+    }
+    try {
+      return new Float32Array(logits.contiguous().data() as Float32Array);
+    } finally {
+      logits.dispose();
+    }
+  }
+
+  /** The model as ONNX (dynamic batch, at the weights' crop), exported on first use and kept. */
+  onnx(): Uint8Array {
+    this.onnxBytes ??= exportOnnxBytes(this.model, { batch: 'dynamic' });
+    return this.onnxBytes;
+  }
+
+  /** The layer table of `convzoo info` at the served input size, and its top-level stages (made once). */
+  info(): ModelInfo {
+    if (this.cachedInfo) return this.cachedInfo;
+    const s = summary(this.model, this.inputSize);
+    const stages: StageRow[] = [];
+    for (const row of s.rows) {
+      const stage = row.name.split('.')[0];
+      let last = stages[stages.length - 1];
+      if (!last || last.name !== stage) {
+        last = { name: stage, outputShape: row.outputShape, params: 0, macs: 0 };
+        stages.push(last);
+      }
+      last.params += row.params;
+      last.macs += row.macs;
+      last.outputShape = row.outputShape;
+    }
+    const { title, year } = this.model.meta!.paper;
+    this.cachedInfo = {
+      name: this.name,
+      id: this.id,
+      paper: { title, year },
+      params: s.totalParams,
+      macs: s.totalMacs,
+      inputSize: s.inputShape,
+      layers: s.rows,
+      stages,
+    };
+    return this.cachedInfo;
+  }
+
+  /** Ends the engine's worker and frees the model (unless it was the caller's). */
+  async close(): Promise<void> {
+    try {
+      await this.engine.close();
+    } finally {
+      if (!this.borrowed) this.model.dispose();
+    }
+  }
+}
