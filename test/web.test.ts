@@ -19,6 +19,7 @@ import sharp from 'sharp';
 import * as cz from '../src/index.js';
 import { registerWebPage } from '../src/serve/web.js';
 import { buildWebSite, modelInfo, modelListing } from '../src/serve/web_build.js';
+import { FILTERS, preprocess } from '../web/preprocess.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const CLI = path.resolve('dist/cli/main.js');
@@ -28,7 +29,7 @@ const FASHION = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal'
 
 let checkpoint = '';
 let model: cz.ClassifierModel;
-/** A Fashion-MNIST test image at the model's crop (28 x 28), tinted so that the page's luma matters. */
+/** A Fashion-MNIST test image at the model's crop (28 x 28), tinted (black stays black) so that the page's luma matters. */
 let atCrop = '';
 /** Another one enlarged to 50 x 70: the page must resize and crop it as the library does. */
 let resized = '';
@@ -129,13 +130,14 @@ function watch(page: Page): string[] {
 }
 
 beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: scripts/setup.sh installs Debian's chromium (apt-get install chromium)`);
   // A resnet20 that has seen Fashion-MNIST (one short epoch): real labels and a real preference.
-  await cz.train({ model: 'resnet20', data: 'fashion-mnist', subset: 256, batchSize: 64, epochs: 1, threads: 2, out: path.join(dir, 'run') });
+  await cz.train({ model: 'resnet20', data: 'fashion-mnist', subset: 512, batchSize: 64, epochs: 1, threads: 2, out: path.join(dir, 'run') });
   checkpoint = path.join(dir, 'run', 'best.ckpt');
   model = await cz.loadModel(checkpoint);
   const grey = fashionImage(0);
   const rgb = Buffer.alloc(28 * 28 * 3);
-  for (let p = 0; p < 784; p++) [rgb[p * 3], rgb[p * 3 + 1], rgb[p * 3 + 2]] = [grey[p], (grey[p] * 3) >> 2, 255 - grey[p]];
+  for (let p = 0; p < 784; p++) [rgb[p * 3], rgb[p * 3 + 1], rgb[p * 3 + 2]] = [grey[p], (grey[p] * 3) >> 2, grey[p] >> 1];
   atCrop = path.join(dir, 'boot-28.png');
   await sharp(rgb, { raw: { width: 28, height: 28, channels: 3 } })
     .png()
@@ -157,10 +159,41 @@ afterAll(async () => {
   model?.dispose();
 });
 
+describe("the page's preprocessing", () => {
+  it("equals the library's bit for bit: every filter, shrinking, enlarging, padding, RGB and luma", () => {
+    let seed = 7;
+    const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % 256;
+    const img = { data: Uint8Array.from({ length: 53 * 37 * 3 }, rand), width: 53, height: 37, channels: 3 as const };
+    expect(FILTERS.sort()).toEqual(['bicubic', 'bilinear', 'box', 'hamming', 'lanczos', 'nearest']);
+    for (const interpolation of FILTERS)
+      for (const [resizeSize, cropSize] of [
+        [24, 20],
+        [37, 37],
+        [64, 56],
+        [16, 24],
+      ])
+        for (const channels of [3, 1]) {
+          const t = {
+            resizeSize,
+            cropSize,
+            interpolation,
+            channels,
+            mean: [0.485, 0.456, 0.406].slice(0, channels),
+            std: [0.229, 0.224, 0.225].slice(0, channels),
+          };
+          const mine = preprocess(img, t);
+          const library = cz.preprocessPixels(img, t);
+          expect(mine.length).toBe(library.length);
+          const differing = mine.findIndex((v, i) => v !== library[i]);
+          expect(differing, `${interpolation} ${resizeSize}/${cropSize} ${channels}ch: element ${differing}`).toBe(-1);
+        }
+  });
+});
+
 describe('the web page served with the API', () => {
   it('classifies on the server and in the browser with the library top-5, and shows the architecture', async () => {
     const expected = await libraryTop5(atCrop);
-    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
     const problems = watch(page);
     try {
       await page.goto(base);
@@ -236,6 +269,10 @@ describe('convzoo web build', () => {
         document.getElementById('drop').dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
       }`);
       expectSameTop5(await shownPredictions(page, 'browser'), expected);
+      // A file that is not an image is refused with a message; the last answer stays.
+      await page.setInputFiles('#file', { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('not an image') });
+      await page.waitForSelector('#status.error', { timeout: 10_000 });
+      expect(await page.textContent('#status')).toMatch(/notes\.txt is not an image/);
     } catch (e) {
       throw new Error(`${(e as Error).message}\n${problems.join('\n')}`);
     } finally {

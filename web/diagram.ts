@@ -3,7 +3,7 @@
 import type { ModelInfo } from './types.js';
 
 const SVG = 'http://www.w3.org/2000/svg';
-const BOX_W = 260,
+const BOX_W = 210,
   BOX_H = 46,
   GAP = 22,
   PAD = 10;
