@@ -19,6 +19,7 @@ import sharp from 'sharp';
 import * as cz from '../src/index.js';
 import { registerWebPage } from '../src/serve/web.js';
 import { buildWebSite, modelInfo, modelListing } from '../src/serve/web_build.js';
+import { diagramStages } from '../web/stages.js';
 import { FILTERS, preprocess } from '../web/preprocess.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -159,7 +160,7 @@ afterAll(async () => {
   model?.dispose();
 });
 
-describe("the page's preprocessing", () => {
+describe("the page's own logic", () => {
   it("equals the library's bit for bit: every filter, shrinking, enlarging, padding, RGB and luma", () => {
     let seed = 7;
     const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % 256;
@@ -190,6 +191,25 @@ describe("the page's preprocessing", () => {
   });
 });
 
+describe('the architecture view', () => {
+  it("draws a torchvision-style model's parts (its top level is only features and classifier)", () => {
+    const m = cz.buildModel('mobilenet_v3_small');
+    try {
+      const info = modelInfo('mobilenet_v3_small', m);
+      expect(info.stages.map((s) => s.name)).toEqual(['features', 'classifier']);
+      expect(info.stages.map((s) => s.outputShape)).toEqual([[576, 7, 7], [1000]]);
+      const drawn = diagramStages(info);
+      expect(drawn.map((s) => s.name)).toEqual([...Array.from({ length: 13 }, (_, i) => `features.${i}`), ...[0, 1, 2, 3].map((i) => `classifier.${i}`)]);
+      expect(drawn.at(-1)?.outputShape).toEqual([1000]);
+      // Nothing lost: the parts add up to the stages.
+      expect(drawn.reduce((a, s) => a + s.params, 0)).toBe(info.params);
+      expect(drawn.reduce((a, s) => a + s.macs, 0)).toBe(info.macs);
+    } finally {
+      m.dispose();
+    }
+  });
+});
+
 describe('the web page served with the API', () => {
   it('classifies on the server and in the browser with the library top-5, and shows the architecture', async () => {
     const expected = await libraryTop5(atCrop);
@@ -213,7 +233,7 @@ describe('the web page served with the API', () => {
       const firstRow = await page.$$eval('#layers-body tr:first-child td', (tds) => tds.map((td) => td.textContent));
       expect(firstRow.slice(0, 3)).toEqual([info.layers[0].name, info.layers[0].type, info.layers[0].outputShape.join(' × ')]);
       const stages = await page.$$eval('#diagram g.stage', (gs) => gs.map((g) => g.getAttribute('data-stage')));
-      expect(stages).toEqual(['input', ...info.stages.map((s) => s.name)]);
+      expect(stages).toEqual(['input', ...diagramStages(info).map((s) => s.name)]);
       expect(stages).toEqual(expect.arrayContaining(['conv1', 'layer1', 'layer2', 'layer3', 'fc']));
 
       mkdirSync('test-artifacts', { recursive: true });

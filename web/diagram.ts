@@ -1,11 +1,12 @@
-// The architecture diagram: the model's stages (its top-level children, in forward order) as boxes
-// joined by arrows, each with its output shape; a bar under the name shows its share of parameters.
+// The architecture diagram: the stages of ./stages.ts as boxes joined by arrows, each with its output
+// shape; a bar under the name shows its share of parameters.
+import { diagramStages } from './stages.js';
 import type { ModelInfo } from './types.js';
 
 const SVG = 'http://www.w3.org/2000/svg';
 const BOX_W = 210,
-  BOX_H = 46,
-  GAP = 22,
+  BOX_H = 42,
+  GAP = 16,
   PAD = 10;
 
 function el<K extends keyof SVGElementTagNameMap>(name: K, attrs: Record<string, string | number>, text?: string): SVGElementTagNameMap[K] {
@@ -19,10 +20,11 @@ export const shapeText = (shape: number[]): string => shape.join(' × ');
 
 /** An SVG of `info.stages`, top to bottom, input first. */
 export function stageDiagram(info: ModelInfo): SVGSVGElement {
-  const boxes = [{ name: 'input', outputShape: info.inputSize, params: 0, macs: 0 }, ...info.stages];
+  const stages = diagramStages(info);
+  const boxes = [{ name: 'input', outputShape: info.inputSize, params: 0, macs: 0 }, ...stages];
   const height = PAD * 2 + boxes.length * BOX_H + (boxes.length - 1) * GAP;
   const svg = el('svg', { viewBox: `0 0 ${BOX_W + PAD * 2} ${height}`, width: BOX_W + PAD * 2, height, role: 'img', class: 'diagram' });
-  svg.append(el('title', {}, `${info.id}: ${info.stages.length} stages from input ${shapeText(info.inputSize)}`));
+  svg.append(el('title', {}, `${info.id}: ${stages.length} stages from input ${shapeText(info.inputSize)}`));
   const defs = el('defs', {});
   const marker = el('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto' });
   marker.append(el('path', { d: 'M0,0 L10,5 L0,10 z', class: 'arrowhead' }));

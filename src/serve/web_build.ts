@@ -174,6 +174,6 @@ export function buildWebSite(dir: string, models: NamedModel[], opts: { webRoot?
     write(path.join('models', name, 'model.onnx'), exportOnnxBytes(model, { batch: 'dynamic' }));
     write(path.join('models', name, 'info.json'), JSON.stringify(modelInfo(name, model)));
   });
-  write('config.json', JSON.stringify({ models: listings }, null, 1));
+  write('config.json', JSON.stringify({ models: listings }));
   return { dir: root, files: [...files], models: listings };
 }
