@@ -247,14 +247,20 @@ describe('the web page served with the API', () => {
   }, 180_000);
 
   it('serves the assets with their types and leaves unknown paths to the API', async () => {
+    // Every body is read: an unread one keeps its connection busy, and the server's close waits for it.
     const index = await fetch(base);
     expect(index.status).toBe(200);
     expect(index.headers.get('content-type')).toMatch(/text\/html/);
+    expect(await index.text()).toMatch(/<title>convzoo/);
     const wasm = await fetch(`${base}ort-wasm-simd-threaded.wasm`);
     expect(wasm.status).toBe(200);
     expect(wasm.headers.get('content-type')).toBe('application/wasm');
-    expect((await fetch(`${base}no-such-file.js`)).status).toBe(404);
-    expect((await fetch(`${base}v1/models/nope/info`)).status).toBe(404);
+    expect((await wasm.arrayBuffer()).byteLength).toBe(statSync('dist/web/ort-wasm-simd-threaded.wasm').size);
+    for (const missing of ['no-such-file.js', 'v1/models/nope/info']) {
+      const r = await fetch(base + missing);
+      expect(r.status, missing).toBe(404);
+      await r.text();
+    }
   });
 });
 
