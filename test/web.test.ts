@@ -30,6 +30,8 @@ const FASHION = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal'
 
 let checkpoint = '';
 let model: cz.ClassifierModel;
+/** A second served model, to pick: resnet20 with random weights for CIFAR-sized RGB input (32 x 32 crop of 37). */
+let other: cz.ClassifierModel;
 /** A Fashion-MNIST test image at the model's crop (28 x 28), tinted (black stays black) so that the page's luma matters. */
 let atCrop = '';
 /** Another one enlarged to 50 x 70: the page must resize and crop it as the library does. */
@@ -48,19 +50,22 @@ function fashionImage(i: number): Buffer {
 async function apiServer(): Promise<FastifyInstance> {
   const f = Fastify({ logger: false, bodyLimit: 10 << 20 });
   f.addContentTypeParser(/^image\//, { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
-  const known = (name: string) => name === 'resnet20';
-  f.get('/v1/models', async () => ({ models: [modelListing('resnet20', model, 'libtorch')] }));
-  f.get<{ Params: { name: string } }>('/v1/models/:name/info', async (req, reply) =>
-    known(req.params.name) ? modelInfo(req.params.name, model) : reply.code(404).send({ error: 'unknown model' }),
-  );
-  f.get<{ Params: { name: string } }>('/v1/models/:name/model.onnx', async (req, reply) =>
-    known(req.params.name)
-      ? reply.type('application/octet-stream').send(Buffer.from(cz.exportOnnxBytes(model, { batch: 'dynamic' })))
-      : reply.code(404).send({ error: 'unknown model' }),
-  );
+  const served = (name: string): cz.ClassifierModel | undefined => ({ resnet20: model, cifar: other })[name];
+  f.get('/v1/models', async () => ({ models: [modelListing('resnet20', model, 'libtorch'), modelListing('cifar', other, 'libtorch')] }));
+  f.get<{ Params: { name: string } }>('/v1/models/:name/info', async (req, reply) => {
+    const m = served(req.params.name);
+    return m ? modelInfo(req.params.name, m) : reply.code(404).send({ error: 'unknown model' });
+  });
+  f.get<{ Params: { name: string } }>('/v1/models/:name/model.onnx', async (req, reply) => {
+    const m = served(req.params.name);
+    return m
+      ? reply.type('application/octet-stream').send(Buffer.from(cz.exportOnnxBytes(m, { batch: 'dynamic' })))
+      : reply.code(404).send({ error: 'unknown model' });
+  });
   f.post<{ Params: { name: string }; Querystring: { topk?: string }; Body: Buffer }>('/v1/models/:name/classify', async (req, reply) => {
-    if (!known(req.params.name)) return reply.code(404).send({ error: 'unknown model' });
-    const [r] = await cz.predict(model, [req.body], { topk: Number(req.query.topk ?? 5) });
+    const m = served(req.params.name);
+    if (!m) return reply.code(404).send({ error: 'unknown model' });
+    const [r] = await cz.predict(m, [req.body], { topk: Number(req.query.topk ?? 5) });
     return { results: ['error' in r ? { filename: null, error: r.error, code: r.code } : { filename: null, predictions: r.predictions }] };
   });
   await registerWebPage(f);
@@ -109,8 +114,8 @@ async function shownPredictions(page: Page, mode: 'server' | 'browser'): Promise
 }
 
 /** cz.predict's top-5 of `file`, after checking its probabilities are far enough apart for the order to mean something. */
-async function libraryTop5(file: string): Promise<Shown[]> {
-  const [r] = await cz.predict(model, [file], { topk: 5 });
+async function libraryTop5(file: string, m = model): Promise<Shown[]> {
+  const [r] = await cz.predict(m, [file], { topk: 5 });
   if ('error' in r) throw new Error(r.error);
   for (let i = 1; i < 5; i++) expect(r.predictions[i - 1].probability - r.predictions[i].probability).toBeGreaterThan(1e-4);
   return r.predictions.map((p) => ({ label: p.label, probability: p.probability }));
@@ -136,6 +141,8 @@ beforeAll(async () => {
   await cz.train({ model: 'resnet20', data: 'fashion-mnist', subset: 512, batchSize: 64, epochs: 1, threads: 2, out: path.join(dir, 'run') });
   checkpoint = path.join(dir, 'run', 'best.ckpt');
   model = await cz.loadModel(checkpoint);
+  cz.manualSeed(11);
+  other = cz.buildModel('resnet20');
   const grey = fashionImage(0);
   const rgb = Buffer.alloc(28 * 28 * 3);
   for (let p = 0; p < 784; p++) [rgb[p * 3], rgb[p * 3 + 1], rgb[p * 3 + 2]] = [grey[p], (grey[p] * 3) >> 2, grey[p] >> 1];
@@ -158,6 +165,7 @@ afterAll(async () => {
   await browser?.close();
   await app?.close();
   model?.dispose();
+  other?.dispose();
 });
 
 describe("the page's own logic", () => {
@@ -218,13 +226,26 @@ describe('the web page served with the API', () => {
     try {
       await page.goto(base);
       await page.waitForSelector('body[data-ready="server"]', { timeout: 30_000 });
-      expect(await page.$$eval('#model option', (o) => o.map((x) => x.getAttribute('value')))).toEqual(['resnet20']);
+      expect(await page.$$eval('#model option', (o) => o.map((x) => x.getAttribute('value')))).toEqual(['resnet20', 'cifar']);
 
       await page.setInputFiles('#file', atCrop);
       expectSameTop5(await shownPredictions(page, 'server'), expected);
       expect(expected.every((p) => FASHION.includes(p.label))).toBe(true);
 
       await page.check('input[name="mode"][value="browser"]');
+      expectSameTop5(await shownPredictions(page, 'browser'), expected);
+
+      // Another model picked: the image is classified again, in the browser (enlarged to 37, cropped to 32) and on the server.
+      const expectedOther = await libraryTop5(atCrop, other);
+      await page.selectOption('#model', 'cifar');
+      await page.waitForSelector('#results[data-model="cifar"]', { timeout: 60_000 });
+      expectSameTop5(await shownPredictions(page, 'browser'), expectedOther);
+      expect(expectedOther[0].label).toMatch(/^class \d$/);
+      await page.check('input[name="mode"][value="server"]');
+      expectSameTop5(await shownPredictions(page, 'server'), expectedOther);
+      await page.selectOption('#model', 'resnet20');
+      await page.check('input[name="mode"][value="browser"]');
+      await page.waitForSelector('#results[data-model="resnet20"]', { timeout: 60_000 });
       expectSameTop5(await shownPredictions(page, 'browser'), expected);
 
       // The architecture view: convzoo info's rows and one diagram box per stage (plus the input).
