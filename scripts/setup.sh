@@ -1,9 +1,10 @@
 #!/bin/sh
 # One-time set-up on Debian 12 (as root; idempotent): system packages, npm dependencies, native addon,
-# TypeScript build. The README's two commands start with it.
+# TypeScript build and web page. The README's two commands start with it. chromium is the browser that
+# test/web.test.ts drives through playwright-core (which downloads no browser of its own).
 set -eu
 cd "$(dirname "$0")/.."
-PKGS="libtorch-dev libopenblas0-openmp dataset-fashion-mnist python3-torchvision python3-torch python3-onnx g++ make python3"
+PKGS="libtorch-dev libopenblas0-openmp dataset-fashion-mnist python3-torchvision python3-torch python3-onnx g++ make python3 chromium"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

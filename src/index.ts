@@ -70,8 +70,11 @@ export {
   type ServeOptions,
   type ServedModelSpec,
   type PressureLimits,
-  type ServedModelSummary,
   type ClassifyResult,
   type ModelInfo,
-  type StageRow,
+  type ModelListing,
+  type StageInfo,
 } from './serve/server.js';
+export { registerWebPage, type WebPageOptions } from './serve/web.js';
+export { buildWebSite, type WebBuildResult } from './serve/web_build.js';
+export { modelListing, modelInfo } from './serve/describe.js';

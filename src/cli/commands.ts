@@ -11,6 +11,8 @@ import { evaluateCommand } from '../train/eval_command.js';
 import { OPTIMIZERS, SCHEDULES } from '../train/recipe.js';
 import { AUGMENTS } from '../train/datasets.js';
 import { readCheckpointMeta } from '../train/checkpoint.js';
+import { buildWebSite } from '../serve/web_build.js';
+import { checkServedName, type NamedModel } from '../serve/describe.js';
 
 export interface OptionSpec {
   flags: string;
@@ -58,6 +60,14 @@ const shape = (v: string): number[] => {
   return dims;
 };
 const out = (s: string) => process.stdout.write(s + '\n');
+/** A repeatable `--model [name=]id`: the model id and the name it is served under (default: the id). */
+const servedModel = (v: string, previous: unknown): { name: string; id: string }[] => {
+  const eq = v.indexOf('=');
+  const name = eq < 0 ? v : v.slice(0, eq),
+    id = eq < 0 ? v : v.slice(eq + 1);
+  if (!name || !id) throw new InvalidArgumentError(`expected ID or NAME=ID, got '${v}'.`);
+  return [...((previous as { name: string; id: string }[] | undefined) ?? []), { name, id }];
+};
 
 const D = TRAIN_DEFAULTS;
 const trainOptions: OptionSpec[] = [
@@ -169,6 +179,11 @@ async function inferenceModel(
     throw e;
   });
 }
+
+/** Commands with sub-commands ('web build' is `build` under `web`), and what each group is for. */
+export const commandGroups: Record<string, string> = {
+  web: 'the web page (convzoo serve shows it at /): build it as static files',
+};
 
 export const commands: CommandSpec[] = [
   {
@@ -497,6 +512,42 @@ export const commands: CommandSpec[] = [
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
       });
+    },
+  },
+  {
+    name: 'web build',
+    description: 'write the web page into DIR as static files, with each model as ONNX for in-browser classification (any static host serves it)',
+    args: [{ name: '<dir>', description: 'the folder to write (created if needed)' }],
+    options: [
+      {
+        flags: '-m, --model <[name=]id>',
+        description: "a model to include (repeatable); name=id lists it under another name (default: the checkpoint's)",
+        parse: servedModel,
+      },
+      { flags: '-w, --weights <w>', description: "'DEFAULT', a tag, a weights file or a URL, for every --model (default: random weights)" },
+      { flags: '-c, --checkpoint <file>', description: 'a convzoo training checkpoint: its model, weights, classes and preprocessing' },
+      { flags: '--json', description: 'print JSON' },
+    ],
+    async run([dir], opts) {
+      const wanted = (opts.model as { name: string; id: string }[] | undefined) ?? [];
+      if (wanted.length === 0 && !opts.checkpoint) throw new ConvzooError('give --model ID (repeatable) or --checkpoint FILE', 'E_ARG');
+      if (opts.checkpoint && wanted.length > 1) throw new ConvzooError('--checkpoint holds one model: give at most one --model with it', 'E_ARG');
+      for (const w of wanted) checkServedName(w.name);
+      const models: NamedModel[] = [];
+      try {
+        for (const w of opts.checkpoint ? [wanted[0]] : wanted) {
+          const model = await inferenceModel(w?.id, opts, 'web build');
+          models.push({ name: w?.name ?? model.meta!.id, model });
+        }
+        const r = buildWebSite(dir as string, models);
+        if (opts.json) out(JSON.stringify({ dir: r.dir, files: r.files, models: r.models.map((m) => ({ name: m.name, id: m.id })) }));
+        else
+          out(
+            `wrote ${r.dir}: the page and ${r.models.map((m) => (m.name === m.id ? m.id : `${m.name} (${m.id})`)).join(', ')}; serve it with any static file server`,
+          );
+      } finally {
+        for (const m of models) m.model.dispose();
+      }
     },
   },
   {

@@ -4,7 +4,7 @@
 import { createRequire } from 'node:module';
 import { Command, Option } from 'commander';
 import { ConvzooError } from '../errors.js';
-import { commands } from './commands.js';
+import { commandGroups, commands } from './commands.js';
 
 export function exitCodeFor(e: unknown): number {
   if (!(e instanceof ConvzooError)) return 1;
@@ -40,8 +40,18 @@ const program = new Command('convzoo')
     process.exit(err.exitCode === 0 ? 0 : 2);
   });
 
+// 'web build' is the sub-command build of a group command web.
+const groups = new Map<string, Command>();
+const parentOf = (group: string): Command => {
+  let g = groups.get(group);
+  if (!g) groups.set(group, (g = program.command(group).description(commandGroups[group] ?? '')));
+  return g;
+};
+
 for (const spec of commands) {
-  const cmd = program.command(spec.name).description(spec.description);
+  const words = spec.name.split(' ');
+  const parent = words.length > 1 ? parentOf(words[0]) : program;
+  const cmd = parent.command(words[words.length - 1]).description(spec.description);
   for (const a of spec.args ?? []) cmd.argument(a.name, a.description);
   for (const o of spec.options ?? []) {
     const opt = new Option(o.flags, o.defaultText ? `${o.description} (default: ${o.defaultText})` : o.description);

@@ -11,6 +11,8 @@ import type { EvalTransform } from '../vision/preprocess.js';
 export abstract class ClassifierModel extends Module {
   /** Set by the builder: the registry entry this model was made from. */
   _meta?: ModelMeta;
+  /** Set by buildModel: the architecture options it was built with (a worker thread rebuilds the same network from them). */
+  _buildOptions?: Readonly<Record<string, unknown>>;
   /** Set by createModel: the tag (or file) of the weights it loaded; undefined for a randomly initialised model. */
   _weightsTag?: string;
   /**

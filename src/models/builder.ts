@@ -43,6 +43,7 @@ export function buildModel(id: string, opts: ModelOptions & Record<string, unkno
   checkModelOptions(entry.meta.id, opts);
   const model = entry.build(opts, entry.fixed);
   model._meta = entry.meta;
+  model._buildOptions = Object.freeze({ ...opts });
   return model;
 }
 

@@ -6,7 +6,7 @@ import { createModel, loadModel, getModelEntry } from '../models/index.js'; // t
 import type { ClassifierModel } from '../models/base.js';
 import { fromBytes } from '../tensor/creation.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { summary, type LayerRow } from '../summary.js';
+import { modelInfo, modelListing, type ModelInfo, type ModelListing } from './describe.js';
 import { exportOnnxBytes } from '../onnx/export.js';
 import { OnnxInferenceModel } from '../onnx/runtime.js';
 import { ModelWorker } from '../worker/model_worker.js';
@@ -14,25 +14,6 @@ import { evalTransformFor, imagenetCategories, type EvalTransform } from '../vis
 import type { ServedModelSpec } from './options.js';
 
 /** One row of the page's stage diagram: a top-level child of the model, its layers summed. */
-export interface StageRow {
-  name: string;
-  outputShape: number[];
-  params: number;
-  macs: number;
-}
-
-export interface ModelInfo {
-  name: string;
-  id: string;
-  paper: { title: string; year: number };
-  params: number;
-  macs: number;
-  inputSize: number[];
-  layers: LayerRow[];
-  stages: StageRow[];
-}
-
-/** What runs the batches: both take a float32 NCHW tensor (left to the caller) and resolve to logits. */
 interface Engine {
   forward(x: Tensor): Promise<Tensor>;
   close(): Promise<void>;
@@ -87,7 +68,7 @@ export class ServedModel {
         const source = spec.checkpoint ?? spec.weights;
         const worker = source
           ? await ModelWorker.create(model.meta.id, { weights: source, threads })
-          : await ModelWorker.create(model.meta.id, { numClasses: model.numClasses, threads }, model);
+          : await ModelWorker.create(model.meta.id, { ...model._buildOptions, numClasses: model.numClasses, threads }, model);
         engine = { forward: (x) => worker.forward(x), close: () => worker.close() };
       }
       return new ServedModel(spec, model, engine, borrowed);
@@ -129,34 +110,15 @@ export class ServedModel {
     return this.onnxBytes;
   }
 
-  /** The layer table of `convzoo info` at the served input size, and its top-level stages (made once). */
+  /** GET /v1/models/{name}/info: the layer table of `convzoo info` and the stages (made once). */
   info(): ModelInfo {
-    if (this.cachedInfo) return this.cachedInfo;
-    const s = summary(this.model, this.inputSize);
-    const stages: StageRow[] = [];
-    for (const row of s.rows) {
-      const stage = row.name.split('.')[0];
-      let last = stages[stages.length - 1];
-      if (!last || last.name !== stage) {
-        last = { name: stage, outputShape: row.outputShape, params: 0, macs: 0 };
-        stages.push(last);
-      }
-      last.params += row.params;
-      last.macs += row.macs;
-      last.outputShape = row.outputShape;
-    }
-    const { title, year } = this.model.meta!.paper;
-    this.cachedInfo = {
-      name: this.name,
-      id: this.id,
-      paper: { title, year },
-      params: s.totalParams,
-      macs: s.totalMacs,
-      inputSize: s.inputShape,
-      layers: s.rows,
-      stages,
-    };
+    this.cachedInfo ??= modelInfo(this.name, this.model);
     return this.cachedInfo;
+  }
+
+  /** This model's entry of GET /v1/models. */
+  listing(): ModelListing {
+    return modelListing(this.name, this.model, this.backend);
   }
 
   /** Ends the engine's worker and frees the model (unless it was the caller's). */

@@ -3,9 +3,7 @@
 // for people and the web page (classify images, model list, layer table, the ONNX file). Batches run
 // off the event loop (ModelWorker or onnxruntime's worker); images are decoded with sharp (async)
 // and preprocessed with the weights' own transform. Failures map to HTTP statuses in errors.ts.
-import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import multipart from '@fastify/multipart';
 import underPressure from '@fastify/under-pressure';
@@ -17,26 +15,15 @@ import { Batcher } from './batcher.js';
 import { HttpError, httpErrorOf } from './errors.js';
 import { ServeMetrics } from './metrics.js';
 import { ServedModel } from './models.js';
+import { registerWebPage } from './web.js';
 import { resolveServeOptions, type ResolvedServeOptions, type ServeOptions } from './options.js';
 
 export type { ServeOptions, ServedModelSpec, PressureLimits } from './options.js';
 export { SERVE_DEFAULTS } from './options.js';
-export type { ModelInfo, StageRow } from './models.js';
+export type { ModelInfo, ModelListing, StageInfo } from './describe.js';
 export { HttpError } from './errors.js';
 
 const { version: VERSION } = createRequire(import.meta.url)('../../package.json') as { version: string };
-
-/** One entry of `GET /v1/models`. */
-export interface ServedModelSummary {
-  name: string;
-  id: string;
-  backend: 'libtorch' | 'onnxruntime';
-  numClasses: number;
-  inputSize: number[];
-  transform: ServedModel['transform'];
-  labels: string[];
-  paper: { title: string; year: number };
-}
 
 /** A classify answer per image: its top-k, or why it could not be read. */
 export type ClassifyResult = { filename: string | null; predictions: Prediction[] } | { filename: string | null; error: string; code: string };
@@ -218,25 +205,7 @@ export async function createServer(opts: ServeOptions): Promise<ConvzooServer> {
   });
 
   // --- /v1: for people and the web page ---
-  app.get('/v1/models', async () => {
-    const models: ServedModelSummary[] = [];
-    for (const slot of slots.values()) {
-      const m = slot.served;
-      if (!m) continue;
-      const { title, year } = m.model.meta!.paper;
-      models.push({
-        name: m.name,
-        id: m.id,
-        backend: m.backend,
-        numClasses: m.numClasses,
-        inputSize: m.inputSize,
-        transform: m.transform,
-        labels: m.labels,
-        paper: { title, year },
-      });
-    }
-    return { models };
-  });
+  app.get('/v1/models', async () => ({ models: [...slots.values()].flatMap((slot) => (slot.served ? [slot.served.listing()] : [])) }));
   app.get<{ Params: { name: string } }>('/v1/models/:name/info', async (request) => modelOf(request.params.name).served.info());
   app.get<{ Params: { name: string } }>('/v1/models/:name/model.onnx', async (request, reply) => {
     const { served } = modelOf(request.params.name);
@@ -286,7 +255,7 @@ export async function createServer(opts: ServeOptions): Promise<ConvzooServer> {
 
   app.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
 
-  await registerWebPageIfPresent(app);
+  await registerWebPage(app);
 
   app.addHook('onClose', async () => {
     // Requests still in flight (decoding, queued, running) finish before the models go; each has its
@@ -318,17 +287,6 @@ export async function createServer(opts: ServeOptions): Promise<ConvzooServer> {
     },
     close: () => app.close(),
   };
-}
-
-/** The served page: src/serve/web.ts (the web page's module) registers it when present. */
-async function registerWebPageIfPresent(app: FastifyInstance): Promise<void> {
-  // The one call site of the page's module; a variable specifier, so this builds before web.ts exists.
-  const here = new URL('./', import.meta.url);
-  const file = ['web.js', 'web.ts'].find((f) => existsSync(fileURLToPath(new URL(f, here))));
-  if (!file) return;
-  const spec = './web.js';
-  const web = (await import(spec)) as { registerWebPage?: (app: FastifyInstance) => Promise<void> };
-  await web.registerWebPage?.(app);
 }
 
 /**
