@@ -105,9 +105,8 @@ beforeAll(async () => {
     logger: false,
     maxDelayMs: 50,
     threads: 1,
-    // The layer table and the ONNX export of /info and model.onnx run on the event loop; on a machine
-    // busy with other work that can pass the 1 s delay limit and turn the next requests into 503s. The
-    // pressure limits have their own test below.
+    // Image preprocessing runs on the event loop; on a machine busy with other work its delay can pass
+    // the 1 s limit and turn the next requests into 503s. The pressure limits have their own test below.
     underPressure: { maxEventLoopDelay: 0 },
   });
   await server.loaded;

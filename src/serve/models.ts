@@ -16,6 +16,8 @@ import type { ServedModelSpec } from './options.js';
 /** One row of the page's stage diagram: a top-level child of the model, its layers summed. */
 interface Engine {
   forward(x: Tensor): Promise<Tensor>;
+  /** The model as ONNX, made off the event loop (or once, before serving starts). */
+  exportOnnx(): Promise<Uint8Array>;
   close(): Promise<void>;
 }
 
@@ -29,7 +31,7 @@ export class ServedModel {
   private readonly engine: Engine;
   /** The caller's model (given in the spec): not disposed by close(). */
   private readonly borrowed: boolean;
-  private onnxBytes?: Uint8Array;
+  private onnxBytes?: Promise<Uint8Array>;
   private cachedInfo?: ModelInfo;
 
   private constructor(spec: ServedModelSpec, model: ClassifierModel, engine: Engine, borrowed: boolean) {
@@ -61,17 +63,26 @@ export class ServedModel {
       model.eval();
       let engine: Engine;
       if (spec.backend === 'onnxruntime') {
-        const onnx = await OnnxInferenceModel.fromModel(model, { threads });
-        engine = { forward: (x) => onnx.forward(x), close: () => onnx.dispose() };
+        // Exported once, before serving starts: onnxruntime runs it, and model.onnx serves it.
+        const transform = evalTransformFor(model);
+        const bytes = exportOnnxBytes(model, { batch: 'dynamic', inputSize: transform.cropSize });
+        const onnx = await OnnxInferenceModel.fromFile(bytes.slice(), { threads, id: model.meta.id, labels: model.classes, transform });
+        engine = { forward: (x) => onnx.forward(x), exportOnnx: async () => bytes, close: () => onnx.dispose() };
       } else {
         // A weights file or checkpoint loads again in the worker; otherwise the worker copies this model's state.
         const source = spec.checkpoint ?? spec.weights;
         const worker = source
           ? await ModelWorker.create(model.meta.id, { weights: source, threads })
           : await ModelWorker.create(model.meta.id, { ...model._buildOptions, numClasses: model.numClasses, threads }, model);
-        engine = { forward: (x) => worker.forward(x), close: () => worker.close() };
+        engine = {
+          forward: (x) => worker.forward(x),
+          exportOnnx: () => worker.exportOnnx({ batch: 'dynamic', inputSize: evalTransformFor(model).cropSize }),
+          close: () => worker.close(),
+        };
       }
-      return new ServedModel(spec, model, engine, borrowed);
+      const served = new ServedModel(spec, model, engine, borrowed);
+      served.info(); // the layer table runs a forward here, before serving, not on a request's event loop
+      return served;
     } catch (e) {
       if (!borrowed) model.dispose();
       throw e;
@@ -104,9 +115,9 @@ export class ServedModel {
     }
   }
 
-  /** The model as ONNX (dynamic batch, at the weights' crop), exported on first use and kept. */
-  onnx(): Uint8Array {
-    this.onnxBytes ??= exportOnnxBytes(this.model, { batch: 'dynamic' });
+  /** The model as ONNX (dynamic batch, at the weights' crop), exported off the event loop on first use and kept. */
+  onnx(): Promise<Uint8Array> {
+    this.onnxBytes ??= this.engine.exportOnnx();
     return this.onnxBytes;
   }
 

@@ -209,7 +209,7 @@ export async function createServer(opts: ServeOptions): Promise<ConvzooServer> {
   app.get<{ Params: { name: string } }>('/v1/models/:name/info', async (request) => modelOf(request.params.name).served.info());
   app.get<{ Params: { name: string } }>('/v1/models/:name/model.onnx', async (request, reply) => {
     const { served } = modelOf(request.params.name);
-    const bytes = served.onnx();
+    const bytes = await served.onnx();
     return reply
       .type('application/octet-stream')
       .header('Content-Disposition', `attachment; filename="${served.name}.onnx"`)

@@ -9,6 +9,7 @@ import { Tensor } from '../tensor/tensor.js';
 import { ConvzooError, type ErrorCode } from '../errors.js';
 import type { ClassifierModel } from '../models/base.js';
 import type { CreateModelOptions } from '../models/builder.js';
+import type { ExportOnnxOptions } from '../onnx/export.js';
 import type { WorkerReply, WorkerRequest, WorkerTrainConfig } from './protocol.js';
 
 export type { WorkerTrainConfig };
@@ -52,6 +53,8 @@ export class ModelWorker {
         const p = this.take(m.req);
         if (p) p.resolve(sd);
         else for (const t of Object.values(sd)) t.dispose();
+      } else if (m.type === 'onnx') {
+        this.take(m.req)?.resolve(m.bytes);
       } else if (m.type === 'error') {
         const p = this.pending.get(m.req);
         this.pending.delete(m.req);
@@ -103,7 +106,8 @@ export class ModelWorker {
       };
       worker.on('message', onMessage);
       worker.once('error', reject);
-      worker.postMessage({ type: 'init', id, options: modelOptions, state, threads, train } satisfies WorkerRequest);
+      const identity = from ? { classes: from.classes, weightsTag: from._weightsTag, evalTransform: from._evalTransform } : undefined;
+      worker.postMessage({ type: 'init', id, options: modelOptions, state, threads, train, identity } satisfies WorkerRequest);
     }).catch(async (e) => {
       await worker.terminate();
       throw e;
@@ -122,6 +126,11 @@ export class ModelWorker {
    */
   trainStep(x: Tensor, target: Tensor): Promise<{ loss: number; correct: number }> {
     return this.request((req) => ({ type: 'trainStep', req, input: ops.share(x.handle), target: ops.share(target.handle) }));
+  }
+
+  /** The worker's model as ONNX (cz.exportOnnxBytes), traced on the worker thread: the caller's event loop keeps running. */
+  exportOnnx(options: ExportOnnxOptions = {}): Promise<Uint8Array> {
+    return this.request((req) => ({ type: 'exportOnnx', req, options }));
   }
 
   /** A snapshot of the worker model's state dict (new handles, owned by the caller). */

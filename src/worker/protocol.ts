@@ -1,5 +1,8 @@
 // Messages between a ModelWorker and its thread. Tensors cross as ids of parked libtorch references
 // (zero-copy: both threads see the same memory); every id sent is adopted exactly once by the receiver.
+import type { ExportOnnxOptions } from '../onnx/export.js';
+import type { EvalTransform } from '../vision/preprocess.js';
+
 export interface WorkerTrainConfig {
   optimizer: 'sgd' | 'adamw' | 'rmsprop';
   lr: number;
@@ -9,7 +12,17 @@ export interface WorkerTrainConfig {
 }
 
 export type WorkerRequest =
-  | { type: 'init'; id: string; options: Record<string, unknown>; state: Record<string, bigint> | null; threads?: number; train?: WorkerTrainConfig }
+  | {
+      type: 'init';
+      id: string;
+      options: Record<string, unknown>;
+      state: Record<string, bigint> | null;
+      threads?: number;
+      train?: WorkerTrainConfig;
+      /** What the copied model carries beside its tensors (its exports' metadata needs them). */
+      identity?: { classes?: string[]; weightsTag?: string; evalTransform?: EvalTransform };
+    }
+  | { type: 'exportOnnx'; req: number; options: ExportOnnxOptions }
   | { type: 'forward'; req: number; input: bigint }
   | { type: 'trainStep'; req: number; input: bigint; target: bigint }
   | { type: 'stateDict'; req: number }
@@ -20,4 +33,5 @@ export type WorkerReply =
   | { type: 'result'; req: number; output: bigint }
   | { type: 'trained'; req: number; loss: number; correct: number }
   | { type: 'state'; req: number; state: Record<string, bigint> }
+  | { type: 'onnx'; req: number; bytes: Uint8Array }
   | { type: 'error'; req: number; message: string; code: string };

@@ -7,6 +7,7 @@ import { inferenceMode, setNumThreads } from '../tensor/creation.js';
 import { createModel } from '../models/index.js'; // registers every family
 import { makeOptimizer } from '../train/recipe.js';
 import { trainStep } from '../train/step.js';
+import { exportOnnxBytes } from '../onnx/export.js';
 import type { ClassifierModel } from '../models/base.js';
 import type { Optimizer } from '../optim/optimizer.js';
 import type { Handle } from '../native.js';
@@ -44,6 +45,11 @@ port.on('message', async (m: WorkerRequest) => {
             momentum: trainConfig.momentum ?? 0.9,
             weightDecay: trainConfig.weightDecay ?? 0,
           });
+        }
+        if (m.identity) {
+          model.classes = m.identity.classes;
+          model._weightsTag = m.identity.weightsTag;
+          model._evalTransform = m.identity.evalTransform;
         }
         model.eval();
         send({ type: 'ready', numClasses: model.numClasses });
@@ -85,6 +91,15 @@ port.on('message', async (m: WorkerRequest) => {
       const sd = model!.stateDict();
       send({ type: 'state', req: m.req, state: Object.fromEntries(Object.entries(sd).map(([k, t]) => [k, ops.share(t.handle) as bigint])) });
       for (const t of Object.values(sd)) t.dispose();
+      break;
+    }
+    case 'exportOnnx': {
+      try {
+        const bytes = exportOnnxBytes(model!, m.options);
+        port.postMessage({ type: 'onnx', req: m.req, bytes } satisfies WorkerReply, [bytes.buffer as ArrayBuffer]);
+      } catch (e) {
+        fail(m.req, e);
+      }
       break;
     }
     case 'close':
