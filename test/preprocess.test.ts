@@ -9,7 +9,8 @@ import path from 'node:path';
 import sharp from 'sharp';
 import * as cz from '../src/index.js';
 import { requirePython } from './reference.js';
-import { loadImage, preprocessPixels, checkTransform, resizedSize, type EvalTransform } from '../src/vision/preprocess.js';
+import { loadImage, preprocessPixels, checkTransform, type EvalTransform } from '../src/vision/preprocess.js';
+import { resizedSize } from '../src/vision/pil.js';
 import { decodeImage } from '../src/vision/decode.js';
 import { pilCoefficients } from '../src/vision/resample.js';
 

@@ -154,7 +154,7 @@ describe("the page's own logic", () => {
     let seed = 7;
     const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % 256;
     const img = { data: Uint8Array.from({ length: 53 * 37 * 3 }, rand), width: 53, height: 37, channels: 3 as const };
-    expect(FILTERS.sort()).toEqual(['bicubic', 'bilinear', 'box', 'hamming', 'lanczos', 'nearest']);
+    expect([...FILTERS].sort()).toEqual(['bicubic', 'bilinear', 'box', 'hamming', 'lanczos', 'nearest']);
     for (const interpolation of FILTERS)
       for (const [resizeSize, cropSize] of [
         [24, 20],

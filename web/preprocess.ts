@@ -3,6 +3,8 @@
 // the library's input exactly), center crop (zero padding when the image is smaller), ToTensor,
 // Normalize, and PIL's convert('L') luma for 1-channel models. Pure TypeScript: no DOM, no tensors.
 
+import { pilCoefficients, resizedSize, roundHalfEven, RESAMPLE_FILTERS, type ResampleFilter } from '../src/vision/pil.js';
+
 /** The preprocessing a served model asks for (the `transform` of GET /v1/models). */
 export interface EvalTransform {
   resizeSize: number;
@@ -21,66 +23,8 @@ export interface Pixels {
   channels: number;
 }
 
-type Kernel = { support: number; fn: (x: number) => number };
-const sinc = (x: number): number => (x === 0 ? 1 : Math.sin(x * Math.PI) / (x * Math.PI));
-// Pillow's filters with its constants.
-const KERNELS: Record<string, Kernel> = {
-  box: { support: 0.5, fn: (x) => (x > -0.5 && x <= 0.5 ? 1 : 0) },
-  bilinear: { support: 1, fn: (x) => Math.max(0, 1 - Math.abs(x)) },
-  hamming: {
-    support: 1,
-    fn: (x) => {
-      x = Math.abs(x);
-      if (x === 0) return 1;
-      if (x >= 1) return 0;
-      x *= Math.PI;
-      return (Math.sin(x) / x) * (0.54 + 0.46 * Math.cos(x));
-    },
-  },
-  bicubic: {
-    support: 2,
-    fn: (x) => {
-      const a = -0.5;
-      x = Math.abs(x);
-      if (x < 1) return ((a + 2) * x - (a + 3)) * x * x + 1;
-      if (x < 2) return (((x - 5) * x + 8) * x - 4) * a;
-      return 0;
-    },
-  },
-  lanczos: { support: 3, fn: (x) => (x > -3 && x < 3 ? sinc(x) * sinc(x / 3) : 0) },
-};
-
 /** The filters the page can apply (Pillow's names). */
-export const FILTERS = ['nearest', ...Object.keys(KERNELS)];
-
-const ONE = 2 ** 22; // Pillow's PRECISION_BITS for 8-bit images
-
-/** For each output index: the first source index and the weights (quantised as Pillow quantises them). */
-function coefficients(inSize: number, outSize: number, kernel: Kernel): { start: number; weights: number[] }[] {
-  const scale = inSize / outSize;
-  const filterScale = Math.max(scale, 1);
-  const support = kernel.support * filterScale;
-  const out: { start: number; weights: number[] }[] = [];
-  for (let o = 0; o < outSize; o++) {
-    const center = (o + 0.5) * scale;
-    const lo = Math.max(Math.trunc(center - support + 0.5), 0);
-    const hi = Math.min(Math.trunc(center + support + 0.5), inSize);
-    const weights: number[] = [];
-    let sum = 0;
-    for (let x = lo; x < hi; x++) {
-      const w = kernel.fn((x - center + 0.5) / filterScale);
-      weights.push(w);
-      sum += w;
-    }
-    // Normalised, then fixed point rounded half away from zero (C's truncating cast of x +- 0.5).
-    for (let i = 0; i < weights.length; i++) {
-      const w = sum !== 0 ? weights[i] / sum : weights[i];
-      weights[i] = Math.trunc(w < 0 ? w * ONE - 0.5 : w * ONE + 0.5) / ONE;
-    }
-    out.push({ start: lo, weights });
-  }
-  return out;
-}
+export const FILTERS: readonly string[] = RESAMPLE_FILTERS;
 
 /** Every term is a multiple of 2^-22 below 2^10, so float64 sums exactly and this is Pillow's uint8 result. */
 const toByte = (v: number): number => Math.min(255, Math.max(0, Math.floor(v + 0.5)));
@@ -89,19 +33,18 @@ const toByte = (v: number): number => Math.min(255, Math.max(0, Math.floor(v + 0
 export function resize(img: Pixels, width: number, height: number, filter: string): Pixels {
   const { channels: c } = img;
   if (filter === 'nearest') return resizeNearest(img, width, height);
-  const kernel = KERNELS[filter];
-  if (!kernel) throw new Error(`unknown interpolation '${filter}' (expected one of ${FILTERS.join(', ')})`);
+  if (!FILTERS.includes(filter)) throw new Error(`unknown interpolation '${filter}' (expected one of ${FILTERS.join(', ')})`);
+  const kind = filter as Exclude<ResampleFilter, 'nearest'>;
   let src: Pixels = img;
   if (width !== img.width) {
-    const coef = coefficients(img.width, width, kernel);
+    const { start, count, k, ksize } = pilCoefficients(img.width, width, kind);
     const out = new Uint8Array(width * img.height * c);
     for (let y = 0; y < img.height; y++) {
       const row = y * img.width * c;
       for (let x = 0; x < width; x++) {
-        const { start, weights } = coef[x];
         for (let ch = 0; ch < c; ch++) {
           let s = 0;
-          for (let j = 0; j < weights.length; j++) s += weights[j] * img.data[row + (start + j) * c + ch];
+          for (let j = 0; j < count[x]; j++) s += k[x * ksize + j] * img.data[row + (start[x] + j) * c + ch];
           out[(y * width + x) * c + ch] = toByte(s);
         }
       }
@@ -109,13 +52,12 @@ export function resize(img: Pixels, width: number, height: number, filter: strin
     src = { data: out, width, height: img.height, channels: c };
   }
   if (height !== img.height) {
-    const coef = coefficients(img.height, height, kernel);
+    const { start, count, k, ksize } = pilCoefficients(img.height, height, kind);
     const out = new Uint8Array(width * height * c);
     for (let y = 0; y < height; y++) {
-      const { start, weights } = coef[y];
       for (let x = 0; x < width * c; x++) {
         let s = 0;
-        for (let j = 0; j < weights.length; j++) s += weights[j] * src.data[(start + j) * width * c + x];
+        for (let j = 0; j < count[y]; j++) s += k[y * ksize + j] * src.data[(start[y] + j) * width * c + x];
         out[y * width * c + x] = toByte(s);
       }
     }
@@ -160,20 +102,6 @@ export function rgbToLuma(img: Pixels): Pixels {
   const d = img.data;
   for (let p = 0, s = 0; p < n; p++, s += img.channels) out[p] = (d[s] * 19595 + d[s + 1] * 38470 + d[s + 2] * 7471 + 0x8000) >>> 16;
   return { data: out, width: img.width, height: img.height, channels: 1 };
-}
-
-/** Python's round(): halves to even (torchvision's center crop offsets). */
-function roundHalfEven(x: number): number {
-  const r = Math.round(x);
-  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
-
-/** torchvision's Resize(size) of the shorter side: the longer side becomes int(size * long / short). */
-export function resizedSize(height: number, width: number, size: number): [number, number] {
-  const short = Math.min(height, width),
-    long = Math.max(height, width);
-  const newLong = Math.trunc((size * long) / short);
-  return width <= height ? [newLong, size] : [size, newLong];
 }
 
 /**

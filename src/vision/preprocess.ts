@@ -14,6 +14,7 @@ import type { ClassifierModel } from '../models/base.js';
 import type { Interpolation } from '../models/registry.js';
 import { decodeImage, rgbToLuma, type DecodedImage, type DecodeOptions } from './decode.js';
 import { resizeCropPIL, padZeros, RESAMPLE_FILTERS, type ResampleFilter } from './resample.js';
+import { resizedSize, roundHalfEven } from './pil.js';
 
 export { decodeImage, type DecodedImage, type DecodeOptions } from './decode.js';
 
@@ -61,20 +62,6 @@ export function checkTransform(t: EvalTransform, fn = 'loadImage'): void {
     fn,
     `unknown transform.interpolation '${String(t.interpolation)}' (expected one of ${RESAMPLE_FILTERS.join(', ')})`,
   );
-}
-
-/** Python's round(): halves go to the even neighbour (torchvision's center crop rounds this way). */
-function roundHalfEven(x: number): number {
-  const r = Math.round(x);
-  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
-
-/** torchvision's Resize(size) of the shorter side: the longer side is int(size * long / short). */
-export function resizedSize(height: number, width: number, size: number): [number, number] {
-  const short = Math.min(height, width),
-    long = Math.max(height, width);
-  const newLong = Math.trunc((size * long) / short);
-  return width <= height ? [newLong, size] : [size, newLong];
 }
 
 /**
