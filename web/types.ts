@@ -1,5 +1,6 @@
 // The shapes of the server's JSON (GET /v1/models, GET /v1/models/{name}/info), which a static build
-// writes as config.json and models/{name}/info.json.
+// writes as config.json and models/{name}/info.json. They mirror src/serve/describe.ts, the server's
+// side of the contract: that module imports the library (Node), which the page's bundle must not.
 import type { EvalTransform, Prediction } from './preprocess.js';
 
 export interface ModelListing {
