@@ -188,6 +188,17 @@ export function quantizeOnnxModel(source: OnnxModel, ranges: Map<string, ValueRa
     newInits.push(t);
     return t.name;
   };
+  // An integer initializer with per-output-channel scales (axis 0, zero points 0) and the node that
+  // dequantizes it before `newNodes`' owner; returns the dequantized value's name.
+  let before: OnnxNode[] = [];
+  const perChannelDequantized = (base: string, dataType: 'int8' | 'int32', dims: number[], raw: Uint8Array, scales: Float32Array, nodeName: string): string => {
+    const q = addInit({ name: `${base}_quantized`, dataType, dims, raw });
+    const sc = addInit({ name: `${base}_scale`, dataType: 'float32', dims: [scales.length], raw: bytesOf(scales) });
+    const zp = addInit({ name: `${base}_zero_point`, dataType, dims: [scales.length], raw: new Uint8Array((dataType === 'int8' ? 1 : 4) * scales.length) });
+    const out = `${base}_dequantized`;
+    before.push({ opType: 'DequantizeLinear', inputs: [q, sc, zp], outputs: [out], name: nodeName, attributes: { axis: attr.int(0) } });
+    return out;
+  };
   for (const n of g.nodes) {
     const isConv = n.opType === 'Conv';
     const isGemm = n.opType === 'Gemm' && n.attributes.transB?.type === 'int' && n.attributes.transB.value === 1 && !n.attributes.transA?.value;
@@ -206,19 +217,8 @@ export function quantizeOnnxModel(source: OnnxModel, ranges: Map<string, ValueRa
       scales[c] = m > 0 ? f32(m / 127) : 1;
       for (let i = c * per; i < (c + 1) * per; i++) q[i] = Math.max(-127, Math.min(127, Math.round(wv[i] / scales[c])));
     }
-    const base = w.name;
-    const wq = addInit({ name: `${base}_quantized`, dataType: 'int8', dims: w.dims.slice(), raw: bytesOf(q) });
-    const ws = addInit({ name: `${base}_scale`, dataType: 'float32', dims: [channels], raw: bytesOf(scales) });
-    const wz = addInit({ name: `${base}_zero_point`, dataType: 'int8', dims: [channels], raw: new Uint8Array(channels) });
-    const before: OnnxNode[] = [];
-    const wdq = `${base}_dequantized`;
-    before.push({
-      opType: 'DequantizeLinear',
-      inputs: [wq, ws, wz],
-      outputs: [wdq],
-      name: `${n.name}/weight_DequantizeLinear`,
-      attributes: { axis: attr.int(0) },
-    });
+    before = [];
+    const wdq = perChannelDequantized(w.name, 'int8', w.dims.slice(), bytesOf(q), scales, `${n.name}/weight_DequantizeLinear`);
     const inputs = [n.inputs[0], wdq];
     const b = n.inputs[2] ? inits.get(n.inputs[2]) : undefined;
     if (b && b.dataType === 'float32' && b.dims.length === 1 && b.dims[0] === channels) {
@@ -229,17 +229,7 @@ export function quantizeOnnxModel(source: OnnxModel, ranges: Map<string, ValueRa
         bScales[c] = f32(xParams.scale * scales[c]);
         bq[c] = Math.max(-(2 ** 31), Math.min(2 ** 31 - 1, Math.round(bv[c] / bScales[c])));
       }
-      const bqn = addInit({ name: `${b.name}_quantized`, dataType: 'int32', dims: [channels], raw: bytesOf(bq) });
-      const bsn = addInit({ name: `${b.name}_scale`, dataType: 'float32', dims: [channels], raw: bytesOf(bScales) });
-      const bzn = addInit({ name: `${b.name}_zero_point`, dataType: 'int32', dims: [channels], raw: new Uint8Array(4 * channels) });
-      const bdq = `${b.name}_dequantized`;
-      before.push({
-        opType: 'DequantizeLinear',
-        inputs: [bqn, bsn, bzn],
-        outputs: [bdq],
-        name: `${n.name}/bias_DequantizeLinear`,
-        attributes: { axis: attr.int(0) },
-      });
+      const bdq = perChannelDequantized(b.name, 'int32', [channels], bytesOf(bq), bScales, `${n.name}/bias_DequantizeLinear`);
       inputs.push(bdq);
     } else if (n.inputs[2]) {
       inputs.push(n.inputs[2]);
