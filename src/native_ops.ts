@@ -9,6 +9,7 @@ type Scalar = number | boolean;
 type Reduction = 'mean' | 'sum' | 'none';
 /** Ops that return two tensors (values and indices, output and indices). */
 type Pair = [Handle, Handle];
+export type MemoryFormat = 'contiguous' | 'channels_last';
 
 export interface NativeOps {
   // ---- creation
@@ -32,7 +33,8 @@ export interface NativeOps {
   to_dtype(x: Handle, dtype: DType): Handle;
   to_device(x: Handle, device: string): Handle;
   clone(x: Handle): Handle;
-  contiguous(x: Handle): Handle;
+  /** A contiguous copy (or x itself), in the given memory format (default 'contiguous'). */
+  contiguous(x: Handle, memoryFormat?: MemoryFormat): Handle;
   detach(x: Handle): Handle;
   view(x: Handle, shape: number[]): Handle;
   reshape(x: Handle, shape: number[]): Handle;
@@ -236,6 +238,9 @@ export interface NativeOps {
   is_leaf(x: Handle): boolean;
   /** Returns the previous setting. */
   set_grad_enabled(enabled: boolean): boolean;
+  /** Enters an autocast region on this thread; returns the state to restore on exit. */
+  autocast_enter(device: 'cpu' | 'cuda', enabled: boolean, dtype: DType): [boolean, DType];
+  autocast_exit(device: 'cpu' | 'cuda', enabled: boolean, dtype: DType): void;
   is_grad_enabled(): boolean;
   enter_inference_mode(): void;
   exit_inference_mode(): void;
@@ -245,7 +250,7 @@ export interface NativeOps {
   strides(x: Handle): number[];
   dtype(x: Handle): DType;
   device(x: Handle): string;
-  is_contiguous(x: Handle): boolean;
+  is_contiguous(x: Handle, memoryFormat?: MemoryFormat): boolean;
   item(x: Handle): number | boolean;
   /** A copy of the values, contiguous, in the tensor's dtype. */
   bytes(x: Handle): ArrayBuffer;

@@ -12,6 +12,7 @@
 //   3. A caller (a Tensor method or an F function) and its test; test/native.test.ts fails while an op
 //      is in one list and not the other, and tsc fails on a misspelt op or a wrong argument list.
 #include "ops.h"
+#include <ATen/autocast_mode.h>
 #include <ATen/core/grad_mode.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
@@ -70,6 +71,21 @@ Tensor unpark(uint64_t id) {
   return t;
 }
 
+// An optional memory-format argument: 'contiguous' (the default) or 'channels_last' (NHWC strides).
+at::MemoryFormat memory_format(Args& a, size_t i) {
+  if (!a.has(i)) return at::MemoryFormat::Contiguous;
+  std::string f = a.str(i);
+  if (f == "contiguous") return at::MemoryFormat::Contiguous;
+  if (f == "channels_last") return at::MemoryFormat::ChannelsLast;
+  throw std::invalid_argument("unknown memory format '" + f + "' (expected contiguous or channels_last)");
+}
+
+bool autocast_device(Args& a) {
+  std::string d = a.str(0);
+  if (d != "cpu" && d != "cuda") throw std::invalid_argument("autocast: device must be 'cpu' or 'cuda', got '" + d + "'");
+  return d == "cuda";
+}
+
 int64_t reduction(Args& a, size_t i) {
   if (!a.has(i)) return at::Reduction::Mean;
   std::string r = a.str(i);
@@ -108,7 +124,7 @@ const OpEntry kOps[] = {
     // ---- conversion and layout
     OP(to_dtype) { return ret(E, a.t(0).to(a.dtype(1))); } END,
     OP(to_device) { return ret(E, a.t(0).to(at::Device(a.str(1)))); } END,
-    UNARY(clone), OP(contiguous) { return ret(E, a.t(0).contiguous()); } END,
+    UNARY(clone), OP(contiguous) { return ret(E, a.t(0).contiguous(memory_format(a, 1))); } END,
     OP(detach) { return ret(E, a.t(0).detach()); } END,
     OP(view) { return ret(E, a.t(0).view(a.ints(1))); } END,
     OP(reshape) { return ret(E, a.t(0).reshape(a.ints(1))); } END,
@@ -242,13 +258,34 @@ const OpEntry kOps[] = {
     OP(is_grad_enabled) { return Napi::Boolean::New(E, at::GradMode::is_enabled()); } END,
     OP(enter_inference_mode) { g_inference_guards.push_back(std::make_unique<c10::InferenceMode>()); return E.Undefined(); } END,
     OP(exit_inference_mode) { if (!g_inference_guards.empty()) g_inference_guards.pop_back(); return E.Undefined(); } END,
+    // Automatic mixed precision on this thread, as torch.autocast's __enter__ and __exit__:
+    // autocast_enter(device 'cpu'|'cuda', enabled, dtype) -> [was enabled, previous dtype];
+    // autocast_exit(device, was enabled, previous dtype) restores them, and leaving the outermost region
+    // clears the cache of casted weights.
+    OP(autocast_enter) {
+      bool cuda = autocast_device(a);
+      auto arr = Napi::Array::New(E, 2);
+      arr.Set(0u, Napi::Boolean::New(E, cuda ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled()));
+      arr.Set(1u, Napi::String::New(E, dtype_name(cuda ? at::autocast::get_autocast_gpu_dtype() : at::autocast::get_autocast_cpu_dtype())));
+      cuda ? at::autocast::set_enabled(a.b(1)) : at::autocast::set_cpu_enabled(a.b(1));
+      cuda ? at::autocast::set_autocast_gpu_dtype(a.dtype(2)) : at::autocast::set_autocast_cpu_dtype(a.dtype(2));
+      at::autocast::increment_nesting();
+      return arr;
+    } END,
+    OP(autocast_exit) {
+      bool cuda = autocast_device(a);
+      if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+      cuda ? at::autocast::set_enabled(a.b(1)) : at::autocast::set_cpu_enabled(a.b(1));
+      cuda ? at::autocast::set_autocast_gpu_dtype(a.dtype(2)) : at::autocast::set_autocast_cpu_dtype(a.dtype(2));
+      return E.Undefined();
+    } END,
 
     // ---- metadata and data out
     OP(shape) { auto s = a.t(0).sizes(); auto arr = Napi::Array::New(E, s.size()); for (uint32_t i = 0; i < s.size(); i++) arr.Set(i, Napi::Number::New(E, double(s[i]))); return arr; } END,
     OP(strides) { auto s = a.t(0).strides(); auto arr = Napi::Array::New(E, s.size()); for (uint32_t i = 0; i < s.size(); i++) arr.Set(i, Napi::Number::New(E, double(s[i]))); return arr; } END,
     OP(dtype) { return Napi::String::New(E, dtype_name(a.t(0).scalar_type())); } END,
     OP(device) { return Napi::String::New(E, a.t(0).device().str()); } END,
-    OP(is_contiguous) { return Napi::Boolean::New(E, a.t(0).is_contiguous()); } END,
+    OP(is_contiguous) { return Napi::Boolean::New(E, a.t(0).is_contiguous(memory_format(a, 1))); } END,
     OP(item) {
       at::Scalar s = a.t(0).item();
       if (s.isBoolean()) return Napi::Boolean::New(E, s.toBool());

@@ -7,6 +7,8 @@ import { Module } from '../nn/module.js';
 import type { ClassifierHead } from '../nn/head.js';
 import type { ModelMeta } from './registry.js';
 import type { EvalTransform } from '../vision/preprocess.js';
+import { ConvzooError } from '../errors.js';
+import { describe, optimizeModelForInference, type InferenceOptimization, type OptimizeForInferenceOptions } from './optimize.js';
 
 export abstract class ClassifierModel extends Module {
   /** Set by the builder: the registry entry this model was made from. */
@@ -55,7 +57,37 @@ export abstract class ClassifierModel extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    return tidy(() => this.forwardHead(this.forwardFeatures(x)));
+    const fast = this._inference;
+    if (!fast) return tidy(() => this.forwardHead(this.forwardFeatures(x)));
+    return tidy(() => {
+      let input = x.dtype === fast.dtype ? x : x.to(fast.dtype);
+      if (fast.channelsLast && input.ndim === 4) input = input.contiguous('channels_last');
+      const logits = this.forwardHead(this.forwardFeatures(input));
+      return logits.dtype === 'float32' ? logits : logits.to('float32');
+    });
+  }
+
+  /** Set by optimizeForInference: what the fast path did; undefined for a trainable model. */
+  _inference?: InferenceOptimization;
+
+  /**
+   * Turns this model into an inference-only one, in place (torch.jit.optimize_for_inference's role):
+   * batch norms folded into the convolutions before them, 4-d weights and activations channels-last, and
+   * with `dtype: 'bfloat16'` weights and activations in bf16 (forward still takes and returns float32).
+   * Eval mode only: train() throws afterwards. Returns what it did.
+   */
+  optimizeForInference(opts: OptimizeForInferenceOptions = {}): InferenceOptimization {
+    return optimizeModelForInference(this, opts);
+  }
+
+  override train(mode = true): this {
+    if (mode && this._inference)
+      throw new ConvzooError(
+        `train: this model was optimized for inference (${describe(this._inference)}); it only runs forward. Build or load a new model to train`,
+        'E_UNSUPPORTED',
+        'train',
+      );
+    return super.train(mode);
   }
 
   get meta(): ModelMeta | undefined {

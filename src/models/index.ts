@@ -15,6 +15,7 @@ import './efficientnet.js';
 import './mnasnet.js';
 
 export { ClassifierModel } from './base.js';
+export type { OptimizeForInferenceOptions, InferenceOptimization, InferencePrecision } from './optimize.js';
 export {
   registerModel,
   registerAlias,

@@ -4,6 +4,7 @@ import { ops } from '../native.js';
 import { check, checkInt } from '../errors.js';
 import { Tensor, _wrap as wrap, _wrapAll as wrapAll } from '../tensor/tensor.js';
 import { empty, cat } from '../tensor/creation.js';
+import { tidy } from '../tensor/scope.js';
 import { sameConvPadding } from './padding.js';
 import { runChain } from './module.js';
 
@@ -176,6 +177,8 @@ export function localResponseNorm(x: Tensor, size: number, opts: { alpha?: numbe
   // Each intermediate is freed as soon as the next op has consumed it: at most two input-sized
   // temporaries live at once, which keeps the memory reported to V8 (and so its GC runs) down; with
   // all six alive until the end, alexnet_original ran 6% slower at batch 16 (bench/models.mjs).
+  // libtorch's CPU avg_pool3d has no bfloat16/float16 kernel: compute in float32 and cast back.
+  if (x.dtype === 'bfloat16' || x.dtype === 'float16') return tidy(() => localResponseNorm(x.to('float32'), size, opts).to(x.dtype));
   const s = x.shape;
   return runChain(x, [
     (t: Tensor) => t.mul(t),

@@ -127,7 +127,10 @@ export class BatchNorm2d extends Module {
     this.running_var = track ? buffer(ones([numFeatures])) : null;
     this.num_batches_tracked = track ? buffer(tensor(0, undefined, { dtype: 'int64' })) : null;
   }
+  /** Set by optimizeForInference once the preceding convolution has absorbed this normalisation. */
+  _folded = false;
   forward(x: Tensor): Tensor {
+    if (this._folded) return x;
     check(x.ndim === 4, 'BatchNorm2d', `expected a 4-d (N, C, H, W) input, got ${x.ndim}-d`, 'E_SHAPE');
     check(x.shape[1] === this.numFeatures, 'BatchNorm2d', `expected ${this.numFeatures} channels, got ${x.shape[1]}`, 'E_SHAPE');
     let momentum = this.momentum ?? 0;

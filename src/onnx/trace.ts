@@ -26,6 +26,8 @@ const PASSIVE_OPS = new Set<string>([
   'grad',
   'set_grad',
   'set_grad_enabled',
+  'autocast_enter',
+  'autocast_exit',
   'is_grad_enabled',
   'enter_inference_mode',
   'exit_inference_mode',

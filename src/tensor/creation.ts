@@ -257,6 +257,28 @@ export function enableGrad<T>(fn: () => T): T {
 export function isGradEnabled(): boolean {
   return ops.is_grad_enabled();
 }
+export interface AutocastOptions {
+  /** The lower-precision dtype (default bfloat16, the CPU's; float16 is CUDA's usual choice). */
+  dtype?: 'bfloat16' | 'float16';
+  /** Which device's ops autocast (default 'cpu'). */
+  device?: 'cpu' | 'cuda';
+  /** false runs fn with autocast off (as torch.autocast(enabled=False)). */
+  enabled?: boolean;
+}
+/**
+ * Runs fn with automatic mixed precision (torch.autocast): convolutions and matrix products compute in
+ * `dtype`, precision-sensitive ops (losses, softmax, norms' statistics) stay in float32, and float32
+ * weights are cast once per region. Synchronous, like noGrad; the state is per thread.
+ */
+export function autocast<T>(fn: () => T, opts: AutocastOptions = {}): T {
+  const device = opts.device ?? 'cpu';
+  const [wasEnabled, previousDtype] = ops.autocast_enter(device, opts.enabled ?? true, opts.dtype ?? 'bfloat16');
+  try {
+    return fn();
+  } finally {
+    ops.autocast_exit(device, wasEnabled, previousDtype);
+  }
+}
 /** Runs fn in libtorch's inference mode: no autograd bookkeeping at all, the fastest forward. */
 export function inferenceMode<T>(fn: () => T): T {
   ops.enter_inference_mode();

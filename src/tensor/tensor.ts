@@ -3,6 +3,7 @@
 import { native, ops, type Handle } from '../native.js';
 import { ConvzooError } from '../errors.js';
 import { track } from './scope.js';
+import type { MemoryFormat } from '../native_ops.js';
 
 export type DType = 'float32' | 'float64' | 'float16' | 'bfloat16' | 'int64' | 'int32' | 'int16' | 'int8' | 'uint8' | 'bool';
 export type Device = 'cpu' | 'cuda' | `cuda:${number}`;
@@ -116,8 +117,9 @@ export class Tensor {
     if (d < 0 || d >= s.length) throw new ConvzooError(`size: dim ${dim} out of range for a ${s.length}-d tensor`, 'E_SHAPE');
     return s[d];
   }
-  isContiguous(): boolean {
-    return ops.is_contiguous(this.handle);
+  /** Whether the strides are the dense ones of `memoryFormat` (default: row-major). */
+  isContiguous(memoryFormat?: MemoryFormat): boolean {
+    return ops.is_contiguous(this.handle, memoryFormat);
   }
 
   // ---- data out
@@ -249,8 +251,9 @@ export class Tensor {
   clone(): Tensor {
     return wrap(ops.clone(this.handle));
   }
-  contiguous(): Tensor {
-    return wrap(ops.contiguous(this.handle));
+  /** This tensor with dense strides in `memoryFormat` ('channels_last': NHWC in memory, still NCHW in shape); itself when it has them. */
+  contiguous(memoryFormat?: MemoryFormat): Tensor {
+    return wrap(ops.contiguous(this.handle, memoryFormat));
   }
 
   // ---- shape
