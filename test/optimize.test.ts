@@ -137,3 +137,29 @@ describe('autocast', () => {
     for (const t of [x, w, m]) t.dispose();
   });
 });
+
+describe('the fast path through createModel, a ModelWorker and the CLI', () => {
+  test('createModel({ optimize }) and a ModelWorker with optimize compute what the optimized model computes', async () => {
+    cz.manualSeed(3);
+    const eager = cz.buildModel('resnet20');
+    calibrateBatchNorms(eager, [3, 32, 32]);
+    eager.eval();
+    const x = cz.randn([2, 3, 32, 32]);
+    const want = cz.noGrad(() => eager.forward(x));
+    const worker = await cz.ModelWorker.create('resnet20', { optimize: { dtype: 'bfloat16' } }, eager);
+    const fromWorker = await worker.forward(x);
+    await worker.close();
+    eager.optimizeForInference({ dtype: 'bfloat16' });
+    const local = cz.noGrad(() => eager.forward(x));
+    expect(Array.from(fromWorker.data() as Float32Array)).toEqual(Array.from(local.data() as Float32Array));
+    expect(relError(local.data() as Float32Array, want.data() as Float32Array)).toBeLessThan(0.05);
+
+    const built = await cz.createModel('resnet20', { optimize: true });
+    expect(built._inference).toMatchObject({ dtype: 'float32', channelsLast: true, foldedBatchNorms: 19 });
+    await expect(cz.createModel('resnet20', { optimize: 'yes' as unknown as boolean })).rejects.toThrow(/expected optimize to be a boolean/);
+    await expect(cz.createModel('resnet20', { backend: 'onnxruntime', optimize: true })).rejects.toThrow(/optimize is libtorch's fast path/);
+    for (const t of [x, want, fromWorker, local]) t.dispose();
+    disposeModel(eager);
+    disposeModel(built);
+  });
+});

@@ -8,6 +8,7 @@ import { train, TRAIN_DEFAULTS, type TrainOptions } from '../train/trainer.js';
 import { trainReporter, type TrainReporter } from './report.js';
 import { demo, DEMO_OPTIONS } from '../train/demo.js';
 import { evaluateCommand } from '../train/eval_command.js';
+import { applyOptimize } from '../models/builder.js';
 import { OPTIMIZERS, SCHEDULES } from '../train/recipe.js';
 import { AUGMENTS } from '../train/datasets.js';
 import { readCheckpointMeta } from '../train/checkpoint.js';
@@ -180,6 +181,25 @@ async function inferenceModel(
   });
 }
 
+/** predict's, eval's and serve's choice of the inference fast path (model.optimizeForInference). */
+const fastPathOptions: OptionSpec[] = [
+  {
+    flags: '--precision <p>',
+    description: 'libtorch inference precision: fp32, or bf16 (the fast path in bfloat16)',
+    default: 'fp32',
+    choices: ['fp32', 'bf16'],
+  },
+  { flags: '--fast', description: 'the float32 fast path: batch norms folded into the convolutions, channels-last (implied by --precision bf16)' },
+];
+
+const FAST_PATH_NOT_ORT = "--precision bf16 and --fast are the libtorch backend's fast path (onnxruntime optimizes its graph itself)";
+
+/** createModel's optimize for --precision / --fast, or undefined for the eager model. */
+function fastPath(opts: Record<string, unknown>): true | cz.OptimizeForInferenceOptions | undefined {
+  if (opts.precision === 'bf16') return { dtype: 'bfloat16' };
+  return opts.fast ? true : undefined;
+}
+
 /** Commands with sub-commands ('web build' is `build` under `web`), and what each group is for. */
 export const commandGroups: Record<string, string> = {
   web: 'the web page (convzoo serve shows it at /): build it as static files',
@@ -258,6 +278,7 @@ export const commands: CommandSpec[] = [
         choices: ['libtorch', 'onnxruntime'],
       },
       { flags: '--threads <n>', description: 'libtorch (and onnxruntime) threads (default: one per core)', parse: int('--threads', 1, 1024) },
+      ...fastPathOptions,
       { flags: '--no-auto-orient', description: "ignore EXIF orientation, as torchvision's loader does" },
       { flags: '--json', description: 'print JSON' },
     ],
@@ -265,6 +286,8 @@ export const commands: CommandSpec[] = [
       if (opts.threads) cz.setNumThreads(opts.threads as number);
       const threads = opts.threads as number | undefined;
       const onnxruntime = opts.backend === 'onnxruntime';
+      const optimize = fastPath(opts);
+      if (optimize && onnxruntime) throw new ConvzooError(FAST_PATH_NOT_ORT, 'E_ARG');
       let model: cz.ClassifierModel | cz.OnnxInferenceModel;
       if (onnxruntime && typeof opts.weights === 'string' && opts.weights.toLowerCase().endsWith('.onnx')) {
         // An exported file runs as it is; its metadata gives the id, classes and preprocessing.
@@ -272,6 +295,7 @@ export const commands: CommandSpec[] = [
         model = await cz.OnnxInferenceModel.fromFile(opts.weights, { threads, id: opts.model as string | undefined });
       } else {
         const m = await inferenceModel(opts.model as string | undefined, opts, 'predict', { id: 'resnet50', pretrained: true });
+        if (optimize) applyOptimize(m, optimize);
         model = onnxruntime ? await toOnnxRuntime(m, threads) : m;
       }
       let results: cz.PredictResult[];
@@ -346,10 +370,12 @@ export const commands: CommandSpec[] = [
       { flags: '--ten-crop <size>', description: "the papers' ten-crop evaluation with crops of this size", parse: int('--ten-crop', 8, 4096) },
       { flags: '--input-size <n>', description: 'resize images to n x n', parse: int('--input-size', 8, 4096) },
       { flags: '--out <dir>', description: 'write eval.json and the confusion matrix plot here' },
+      ...fastPathOptions,
       { flags: '--json', description: 'print JSON' },
     ],
     async run(_args, opts) {
-      const r = await evaluateCommand({ ...defined(opts), onWarning: (m: string) => process.stderr.write(`warning: ${m}\n`) } as Parameters<
+      const { precision: _precision, fast: _fast, ...rest } = defined(opts);
+      const r = await evaluateCommand({ ...rest, optimize: fastPath(opts), onWarning: (m: string) => process.stderr.write(`warning: ${m}\n`) } as Parameters<
         typeof evaluateCommand
       >[0]);
       if (opts.json) {
@@ -479,6 +505,7 @@ export const commands: CommandSpec[] = [
         parse: num('--max-pixels', 1),
       },
       { flags: '-k, --topk <k>', description: 'labels per image of /classify without ?topk', default: cz.SERVE_DEFAULTS.topk, parse: int('--topk', 1) },
+      ...fastPathOptions,
       { flags: '--threads <n>', description: 'libtorch (or onnxruntime) threads per model', defaultText: 'one per core', parse: int('--threads', 1, 1024) },
       { flags: '--json', description: "fastify's request logs as JSON lines on stdout (default: warnings only)" },
     ],
@@ -611,11 +638,13 @@ async function serveSpecs(opts: Record<string, unknown>): Promise<cz.ServedModel
   const checkpoint = opts.checkpoint as string | undefined;
   const weights = opts.weights as string | undefined;
   if (checkpoint && weights) throw new ConvzooError('give --checkpoint or --weights, not both', 'E_ARG');
+  const optimize = fastPath(opts);
+  if (optimize && backend === 'onnxruntime') throw new ConvzooError(FAST_PATH_NOT_ORT, 'E_ARG');
   if (given.length === 0) {
     if (!checkpoint) throw new ConvzooError('convzoo serve: give --model ID (repeatable) or --checkpoint FILE', 'E_ARG');
     // Served under its model's id, read from the header (the weights load later, in the server).
     const { modelId } = await readCheckpointMeta(checkpoint);
-    return [{ name: cz.modelMeta(modelId).id, checkpoint, backend }];
+    return [{ name: cz.modelMeta(modelId).id, checkpoint, backend, optimize }];
   }
   if ((checkpoint || weights) && given.length > 1) throw new ConvzooError('--weights and --checkpoint go with one --model only', 'E_ARG');
   return given.map((m) => {
@@ -625,7 +654,7 @@ async function serveSpecs(opts: Record<string, unknown>): Promise<cz.ServedModel
     if (!name || !id) throw new ConvzooError(`--model: expected ID or NAME=ID, got '${m}'`, 'E_ARG');
     const meta = cz.modelMeta(id); // an unknown id fails here, before anything loads
     if (!checkpoint && !weights) process.stderr.write(`convzoo serve: ${meta.id} gets random weights (no --weights or --checkpoint given)\n`);
-    return { name, id, backend, ...(checkpoint ? { checkpoint } : {}), ...(weights ? { weights } : {}) };
+    return { name, id, backend, optimize, ...(checkpoint ? { checkpoint } : {}), ...(weights ? { weights } : {}) };
   });
 }
 

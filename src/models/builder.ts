@@ -8,6 +8,7 @@ import { openWeights, type WeightsFile } from '../io/index.js';
 import { MODEL_PREFIX, checkpointMeta, type CheckpointMeta } from '../train/checkpoint.js';
 import { runDataConfig, pretrainedDataConfig } from '../vision/data_config.js';
 import type { ClassifierModel } from './base.js';
+import type { OptimizeForInferenceOptions } from './optimize.js';
 import { getModelEntry, type ModelOptions, type WeightsEntry, type ModelMeta } from './registry.js';
 import { downloadCached, evictCached } from './hub.js';
 import { checkOptions } from './options.js';
@@ -21,6 +22,11 @@ export interface CreateModelOptions extends ModelOptions {
   onProgress?: (received: number, total: number | null) => void;
   /** Where the model runs: 'libtorch' (the default), or 'onnxruntime' (see OnnxBackendOptions). */
   backend?: 'libtorch';
+  /**
+   * The inference fast path, applied once the weights are in: true for float32, or optimizeForInference's
+   * options (`{ dtype: 'bfloat16' }`). The model is then inference-only.
+   */
+  optimize?: boolean | OptimizeForInferenceOptions;
 }
 
 /** createModel's options for a model run by onnxruntime: CreateModelOptions plus the backend's own. */
@@ -86,9 +92,19 @@ export async function createModel(id: string, opts: OnnxBackendOptions): Promise
 export async function createModel(id: string, opts?: CreateModelOptions): Promise<ClassifierModel>;
 export async function createModel(id: string, opts: CreateModelOptions | OnnxBackendOptions = {}): Promise<ClassifierModel | OnnxInferenceModel> {
   check(opts !== null && typeof opts === 'object', 'createModel', 'expected the options to be an object');
-  const { backend, ...rest } = opts;
-  if (backend === undefined || backend === 'libtorch') return createLibtorchModel(id, rest);
+  const { backend, optimize, ...rest } = opts;
+  check(
+    optimize === undefined || typeof optimize === 'boolean' || (optimize !== null && typeof optimize === 'object'),
+    'createModel',
+    `expected optimize to be a boolean or optimizeForInference's options, got ${JSON.stringify(optimize)}`,
+  );
+  if (backend === undefined || backend === 'libtorch') {
+    const model = await createLibtorchModel(id, rest);
+    if (optimize) applyOptimize(model, optimize as true | OptimizeForInferenceOptions);
+    return model;
+  }
   check(backend === 'onnxruntime', 'createModel', `expected backend to be 'libtorch' or 'onnxruntime', got ${JSON.stringify(backend)}`);
+  check(!optimize, 'createModel', "optimize is libtorch's fast path; onnxruntime optimizes the graph itself (leave optimize out)");
   const { threads, ...modelOpts } = rest;
   if (threads !== undefined) checkInt(threads, 'createModel', 'threads', 1); // before the build and export
   const model = await createLibtorchModel(id, modelOpts);
@@ -96,6 +112,16 @@ export async function createModel(id: string, opts: CreateModelOptions | OnnxBac
     return await OnnxInferenceModel.fromModel(model, { threads: threads as number | undefined });
   } finally {
     model.dispose(); // onnxruntime holds its own copy of the weights
+  }
+}
+
+/** Applies createModel's `optimize` option; the model is disposed if that fails. */
+export function applyOptimize(model: ClassifierModel, optimize: true | OptimizeForInferenceOptions): void {
+  try {
+    model.optimizeForInference(optimize === true ? {} : optimize);
+  } catch (e) {
+    model.dispose();
+    throw e;
   }
 }
 

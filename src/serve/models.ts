@@ -71,12 +71,17 @@ export class ServedModel {
       } else {
         // A weights file or checkpoint loads again in the worker; otherwise the worker copies this model's state.
         const source = spec.checkpoint ?? spec.weights;
+        const optimize = spec.optimize;
         const worker = source
-          ? await ModelWorker.create(model.meta.id, { weights: source, threads })
-          : await ModelWorker.create(model.meta.id, { ...model._buildOptions, numClasses: model.numClasses, threads }, model);
+          ? await ModelWorker.create(model.meta.id, { weights: source, threads, optimize })
+          : await ModelWorker.create(model.meta.id, { ...model._buildOptions, numClasses: model.numClasses, threads, optimize }, model);
+        const exportOpts = { batch: 'dynamic' as const, inputSize: evalTransformFor(model).cropSize };
+        let exported: Promise<Uint8Array> | undefined;
         engine = {
           forward: (x) => worker.forward(x),
-          exportOnnx: () => worker.exportOnnx({ batch: 'dynamic', inputSize: evalTransformFor(model).cropSize }),
+          // The worker's model is exported where it is float32 eager; a fast-path one (bf16, folded) from this
+          // thread's copy, once.
+          exportOnnx: () => (optimize ? (exported ??= Promise.resolve().then(() => exportOnnxBytes(model, exportOpts))) : worker.exportOnnx(exportOpts)),
           close: () => worker.close(),
         };
       }

@@ -1,4 +1,5 @@
 // The server's options, their defaults, and their checks (E_ARG naming the option).
+import type { OptimizeForInferenceOptions } from '../models/optimize.js';
 import type { FastifyServerOptions } from 'fastify';
 import { check, checkInt, checkNumber } from '../errors.js';
 import type { ClassifierModel } from '../models/base.js';
@@ -20,6 +21,8 @@ export interface ServedModelSpec {
   model?: ClassifierModel;
   /** What runs the batches: libtorch on a ModelWorker thread (default) or onnxruntime on its worker thread. */
   backend?: 'libtorch' | 'onnxruntime';
+  /** libtorch only: the inference fast path in the worker (createModel's optimize; true for float32). */
+  optimize?: boolean | OptimizeForInferenceOptions;
 }
 
 /** Memory and event-loop limits past which @fastify/under-pressure answers 503 (0 turns a check off). */

@@ -1,6 +1,7 @@
 // `convzoo eval`: a model from a checkpoint or from an id with weights, evaluated on a dataset. A
 // checkpoint is evaluated on its own run's data and test split unless told otherwise, and data whose
 // class names differ from the checkpoint's is refused (labels would be compared by index).
+import type { OptimizeForInferenceOptions } from '../models/optimize.js';
 import { writeFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { ConvzooError, checkInt } from '../errors.js';
@@ -24,6 +25,8 @@ export interface EvalCommandOptions {
   inputSize?: number;
   numWorkers?: number;
   out?: string;
+  /** The inference fast path (createModel's optimize): true for float32, or `{ dtype: 'bfloat16' }`. */
+  optimize?: boolean | OptimizeForInferenceOptions;
   /** Called with each problem that does not stop the evaluation (an unreadable image is skipped). */
   onWarning?: (message: string) => void;
 }
@@ -81,8 +84,8 @@ export async function evaluateCommand(o: EvalCommandOptions): Promise<EvalResult
       );
     }
     const model = ckpt
-      ? await createModel(modelId, { weights: o.checkpoint, inChans: data.channels })
-      : await createModel(modelId, { weights: o.weights, inChans: data.channels, numClasses: data.classes.length });
+      ? await createModel(modelId, { weights: o.checkpoint, inChans: data.channels, optimize: o.optimize })
+      : await createModel(modelId, { weights: o.weights, inChans: data.channels, numClasses: data.classes.length, optimize: o.optimize });
     try {
       const r = await evaluate(model, data.test, { numClasses: data.classes.length, tenCrop: o.tenCrop });
       if (r.count === 0)

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { ops, type Handle } from '../native.js';
 import { Tensor } from '../tensor/tensor.js';
 import { ConvzooError, type ErrorCode } from '../errors.js';
+import type { OptimizeForInferenceOptions } from '../models/optimize.js';
 import type { ClassifierModel } from '../models/base.js';
 import type { CreateModelOptions } from '../models/builder.js';
 import type { ExportOnnxOptions } from '../onnx/export.js';
@@ -26,6 +27,8 @@ export interface ModelWorkerOptions extends Omit<CreateModelOptions, 'onProgress
   threads?: number;
   /** Give it to train in the worker with trainStep(). */
   train?: WorkerTrainConfig;
+  /** The inference fast path in the worker (createModel's optimize), after the weights are in. */
+  optimize?: boolean | OptimizeForInferenceOptions;
 }
 
 type Pending = { resolve: (v: any) => void; reject: (e: Error) => void };
@@ -90,7 +93,7 @@ export class ModelWorker {
    * `from`, the worker's model takes that model's current parameters and buffers.
    */
   static async create(id: string, options: ModelWorkerOptions = {}, from?: ClassifierModel): Promise<ModelWorker> {
-    const { threads, train, ...modelOptions } = options;
+    const { threads, train, optimize, ...modelOptions } = options;
     let state: Record<string, bigint> | null = null;
     if (from) {
       const sd = from.stateDict();
@@ -107,7 +110,7 @@ export class ModelWorker {
       worker.on('message', onMessage);
       worker.once('error', reject);
       const identity = from ? { classes: from.classes, weightsTag: from._weightsTag, evalTransform: from._evalTransform } : undefined;
-      worker.postMessage({ type: 'init', id, options: modelOptions, state, threads, train, identity } satisfies WorkerRequest);
+      worker.postMessage({ type: 'init', id, options: modelOptions, state, threads, train, identity, optimize } satisfies WorkerRequest);
     }).catch(async (e) => {
       await worker.terminate();
       throw e;

@@ -1,5 +1,6 @@
 // Messages between a ModelWorker and its thread. Tensors cross as ids of parked libtorch references
 // (zero-copy: both threads see the same memory); every id sent is adopted exactly once by the receiver.
+import type { OptimizeForInferenceOptions } from '../models/optimize.js';
 import type { ExportOnnxOptions } from '../onnx/export.js';
 import type { EvalTransform } from '../vision/preprocess.js';
 
@@ -19,6 +20,8 @@ export type WorkerRequest =
       state: Record<string, bigint> | null;
       threads?: number;
       train?: WorkerTrainConfig;
+      /** createModel's optimize, applied after the copied state is in. */
+      optimize?: boolean | OptimizeForInferenceOptions;
       /** What the copied model carries beside its tensors (its exports' metadata needs them). */
       identity?: { classes?: string[]; weightsTag?: string; evalTransform?: EvalTransform };
     }

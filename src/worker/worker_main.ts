@@ -5,6 +5,7 @@ import { ops } from '../native.js';
 import { Tensor } from '../tensor/tensor.js';
 import { inferenceMode, setNumThreads } from '../tensor/creation.js';
 import { createModel } from '../models/index.js'; // registers every family
+import { applyOptimize } from '../models/builder.js';
 import { makeOptimizer } from '../train/recipe.js';
 import { trainStep } from '../train/step.js';
 import { exportOnnxBytes } from '../onnx/export.js';
@@ -46,6 +47,7 @@ port.on('message', async (m: WorkerRequest) => {
             weightDecay: trainConfig.weightDecay ?? 0,
           });
         }
+        if (m.optimize) applyOptimize(model, m.optimize === true ? {} : m.optimize);
         if (m.identity) {
           model.classes = m.identity.classes;
           model._weightsTag = m.identity.weightsTag;
