@@ -38,6 +38,7 @@ export { ModelWorker, type ModelWorkerOptions, type WorkerTrainConfig } from './
 // Training and evaluation: what the CLI's train, eval and demo commands call.
 export { trainStep, type TrainStepOptions, type TrainStepResult } from './train/step.js';
 export { makeOptimizer, makeScheduler, OPTIMIZERS, SCHEDULES, type OptimizerName, type ScheduleName, type EpochScheduler } from './train/recipe.js';
+export { ModelEma } from './train/ema.js';
 export { train, TRAIN_DEFAULTS, type TrainOptions, type TrainEvent, type TrainResult } from './train/trainer.js';
 export { evaluate, tenCrops, type EvalResult, type EvaluateOptions } from './train/evaluate.js';
 export { evaluateCommand, type EvalCommandOptions } from './train/eval_command.js';

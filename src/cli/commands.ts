@@ -10,6 +10,7 @@ import { demo, DEMO_OPTIONS } from '../train/demo.js';
 import { evaluateCommand } from '../train/eval_command.js';
 import { applyOptimize } from '../models/builder.js';
 import { OPTIMIZERS, SCHEDULES } from '../train/recipe.js';
+import { PRECISIONS } from '../train/options.js';
 import { AUGMENTS } from '../train/datasets.js';
 import { readCheckpointMeta } from '../train/checkpoint.js';
 import { buildWebSite } from '../serve/web_build.js';
@@ -103,6 +104,19 @@ const trainOptions: OptionSpec[] = [
     defaultText: 'off',
     parse: num('--agc', 0, Infinity, { loOpen: true }),
   },
+  {
+    flags: '--precision <p>',
+    description: 'fp32, or bf16: autocast bfloat16 on channels-last tensors (float32 master weights, losses and batch-norm statistics)',
+    defaultText: 'fp32',
+    choices: [...PRECISIONS],
+  },
+  {
+    flags: '--ema <decay>',
+    description:
+      'keep an exponential moving average of the weights (timm: 0.9999), evaluated each epoch and saved in the checkpoints (use it with predict/eval/export --ema)',
+    defaultText: 'off',
+    parse: num('--ema', 0, 1, { loOpen: true, hiOpen: true }),
+  },
   { flags: '--augment <kind>', description: 'training augmentation (alexnet: PCA lighting; vgg: scale jittering)', choices: AUGMENTS },
   {
     flags: '--input-size <n>',
@@ -159,7 +173,7 @@ async function inferenceModel(
   if (opts.checkpoint) {
     if (opts.weights) throw new ConvzooError('give --checkpoint or --weights, not both', 'E_ARG');
     if (opts.numClasses) throw new ConvzooError("--num-classes does not go with --checkpoint (the checkpoint's classes decide)", 'E_ARG');
-    const m = await cz.loadModel(opts.checkpoint as string);
+    const m = await cz.loadModel(opts.checkpoint as string, opts.ema ? { ema: true } : {});
     if (id && cz.modelMeta(id).id !== m.meta!.id) throw new ConvzooError(`${opts.checkpoint as string} holds ${m.meta!.id}, not ${id}`, 'E_ARG');
     return m;
   }
@@ -172,14 +186,22 @@ async function inferenceModel(
       `convzoo ${command}: ${meta.id} gets random weights (no --weights${defaults.pretrained ? ' and no pretrained ones' : ' or --checkpoint'} given)\n`,
     );
   const numClasses = opts.numClasses as number | undefined;
-  return cz.createModel(modelId, { weights, ...(numClasses ? { numClasses } : {}), onProgress: progressPrinter('downloading weights') }).catch((e: unknown) => {
-    // Offline or behind a proxy: the weights can come from a file the user copied by other means.
-    if (e instanceof ConvzooError && e.code === 'E_IO' && !opts.weights) {
-      throw new ConvzooError(`${e.message}\n  (no network? download the file elsewhere and pass --weights FILE)`, e.code, e.op);
-    }
-    throw e;
-  });
+  const ema = opts.ema ? { ema: true } : {};
+  return cz
+    .createModel(modelId, { weights, ...ema, ...(numClasses ? { numClasses } : {}), onProgress: progressPrinter('downloading weights') })
+    .catch((e: unknown) => {
+      // Offline or behind a proxy: the weights can come from a file the user copied by other means.
+      if (e instanceof ConvzooError && e.code === 'E_IO' && !opts.weights) {
+        throw new ConvzooError(`${e.message}\n  (no network? download the file elsewhere and pass --weights FILE)`, e.code, e.op);
+      }
+      throw e;
+    });
 }
+
+const emaOption: OptionSpec = {
+  flags: '--ema',
+  description: "a checkpoint's moving average of the weights (of a run trained with --ema) instead of its raw weights",
+};
 
 /** predict's, eval's and serve's choice of the inference fast path (model.optimizeForInference). */
 const fastPathOptions: OptionSpec[] = [
@@ -269,6 +291,7 @@ export const commands: CommandSpec[] = [
         description: "'DEFAULT', a tag, a weights file, a URL or a convzoo checkpoint (default: DEFAULT when the model has weights)",
       },
       { flags: '-c, --checkpoint <file>', description: 'a convzoo training checkpoint (last.ckpt / best.ckpt): its model, classes and preprocessing' },
+      emaOption,
       { flags: '-k, --topk <k>', description: 'labels per image', default: 5, parse: int('--topk', 1) },
       { flags: '--batch-size <n>', description: 'images per forward pass', default: 16, parse: int('--batch-size', 1, 65536) },
       {
@@ -365,6 +388,7 @@ export const commands: CommandSpec[] = [
       { flags: '-m, --model <id>', description: 'model id (taken from the checkpoint when omitted)' },
       { flags: '-w, --weights <w>', description: "'DEFAULT', a tag, a file or a URL" },
       { flags: '-c, --checkpoint <file>', description: 'a convzoo training checkpoint (last.ckpt / best.ckpt)' },
+      emaOption,
       { flags: '--data <name|dir>', description: "'fashion-mnist' or an image folder", defaultText: "the checkpoint's data, else fashion-mnist" },
       { flags: '--batch-size <n>', description: 'images per forward pass', default: 256, parse: int('--batch-size', 1, 65536) },
       { flags: '--ten-crop <size>', description: "the papers' ten-crop evaluation with crops of this size", parse: int('--ten-crop', 8, 4096) },
@@ -396,6 +420,7 @@ export const commands: CommandSpec[] = [
       { flags: '-o, --out <file>', description: 'the .onnx file to write' },
       { flags: '-w, --weights <w>', description: "'DEFAULT', a tag, a weights file or a URL (default: random weights)" },
       { flags: '-c, --checkpoint <file>', description: 'a convzoo training checkpoint: its model, weights, classes and preprocessing' },
+      emaOption,
       {
         flags: '--num-classes <n>',
         description: 'classifier outputs (a new head when the weights have another count)',

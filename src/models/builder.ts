@@ -5,7 +5,7 @@ import { ConvzooError, check, checkInt } from '../errors.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { noGrad } from '../tensor/creation.js';
 import { openWeights, type WeightsFile } from '../io/index.js';
-import { MODEL_PREFIX, checkpointMeta, type CheckpointMeta } from '../train/checkpoint.js';
+import { EMA_PREFIX, MODEL_PREFIX, checkpointMeta, type CheckpointMeta } from '../train/checkpoint.js';
 import { runDataConfig, pretrainedDataConfig } from '../vision/data_config.js';
 import type { ClassifierModel } from './base.js';
 import type { OptimizeForInferenceOptions } from './optimize.js';
@@ -27,6 +27,8 @@ export interface CreateModelOptions extends ModelOptions {
    * options (`{ dtype: 'bfloat16' }`). The model is then inference-only.
    */
   optimize?: boolean | OptimizeForInferenceOptions;
+  /** With a checkpoint of a run trained with --ema: load the moving average of the weights (`ema.*`), not the raw ones. */
+  ema?: boolean;
 }
 
 /** createModel's options for a model run by onnxruntime: CreateModelOptions plus the backend's own. */
@@ -126,8 +128,10 @@ export function applyOptimize(model: ClassifierModel, optimize: true | OptimizeF
 }
 
 async function createLibtorchModel(id: string, opts: CreateModelOptions): Promise<ClassifierModel> {
-  const { weights, onProgress, ...rest } = opts;
+  const { weights, onProgress, ema, ...rest } = opts;
   const meta = getModelEntry(id).meta;
+  check(ema === undefined || typeof ema === 'boolean', 'createModel', `expected ema to be a boolean, got ${JSON.stringify(ema)}`);
+  check(!ema || (typeof weights === 'string' && weights !== ''), 'createModel', 'ema: true loads the averaged weights of a checkpoint; give it as weights');
   checkModelOptions(meta.id, rest);
   if (weights === undefined || weights === null) return buildModel(meta.id, rest);
   check(
@@ -149,6 +153,9 @@ async function createLibtorchModel(id: string, opts: CreateModelOptions): Promis
   try {
     const ckpt = checkpointInfo(wf.metadata, file);
     let archOpts: Record<string, unknown>;
+    if (ema && !ckpt) throw new ConvzooError(`createModel: ema: true needs a convzoo checkpoint; ${file} is a plain weights file`, 'E_ARG', 'createModel');
+    if (ema && !wf.entries.some((e) => e.name.startsWith(EMA_PREFIX)))
+      throw new ConvzooError(`createModel: ${file} holds no moving average of the weights (train with --ema to keep one)`, 'E_NOT_FOUND', 'createModel');
     if (ckpt) {
       if (ckpt.modelId !== meta.id) throw new ConvzooError(`createModel: ${file} is a checkpoint of ${ckpt.modelId}, not ${meta.id}`, 'E_ARG', 'createModel');
       const conv = wf.entries.find((e) => e.name === `${MODEL_PREFIX}${meta.firstConv}.weight`);
@@ -166,7 +173,7 @@ async function createLibtorchModel(id: string, opts: CreateModelOptions): Promis
     const model = buildModel(meta.id, archOpts);
     try {
       // A checkpoint's model tensors are its `model.*` entries (the rest is optimizer state and RNG).
-      const { entries, fileKey, rename } = remapped(wf.entries, meta, ckpt ? MODEL_PREFIX : '');
+      const { entries, fileKey, rename } = remapped(wf.entries, meta, ckpt ? (ema ? EMA_PREFIX : MODEL_PREFIX) : '');
       const plan = planLoad(model, entries, meta, file);
       const sd = rename(await wf.read(plan.read.map(fileKey)));
       try {

@@ -2,7 +2,6 @@
 // feed them, weights and activations channels-last (NHWC, the layout oneDNN's convolutions run in without
 // reordering), and optionally everything in bfloat16 (AVX512-BF16). The result serves forward/predict only.
 import { ConvzooError, check } from '../errors.js';
-import { native } from '../native.js';
 import { noGrad, zeros } from '../tensor/creation.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { type AnyModule, Parameter } from '../nn/module.js';
@@ -88,15 +87,6 @@ function foldInto(conv: Conv2d, bn: BatchNorm2d): void {
   for (const t of [scale, weight, bias]) t.dispose();
 }
 
-/** Replaces a tensor's storage in place (the Parameter or buffer object keeps its identity). */
-function replaceData(t: Tensor, next: Tensor): void {
-  if (next.handle === t.handle) return;
-  const h = next.handle;
-  next._h = null;
-  native.dispose(t.handle);
-  t._h = h;
-}
-
 /** @internal ClassifierModel.optimizeForInference's body. */
 export function optimizeModelForInference(model: ClassifierModel, opts: OptimizeForInferenceOptions = {}): InferenceOptimization {
   check(opts !== null && typeof opts === 'object', FN, 'expected options to be an object');
@@ -111,10 +101,8 @@ export function optimizeModelForInference(model: ClassifierModel, opts: Optimize
   for (const p of model.parameters()) p.requiresGrad = false;
   const size = model.meta?.inputSize ?? [3, 224, 224];
   const { folded, total } = opts.foldBatchNorm === false ? { folded: 0, total: 0 } : foldBatchNorms(model, [inputChannels(model), size[1], size[2]]);
-  noGrad(() => {
-    if (dtype !== 'float32') model.to(dtype);
-    if (channelsLast) for (const t of [...model.parameters(), ...model.buffers()]) if (t.ndim === 4) replaceData(t, t.contiguous('channels_last'));
-  });
+  if (dtype !== 'float32') model.to(dtype);
+  if (channelsLast) model.toMemoryFormat('channels_last');
   model._inference = { dtype, channelsLast, foldedBatchNorms: folded, batchNorms: total - folded };
   return model._inference;
 }

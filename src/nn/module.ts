@@ -6,6 +6,7 @@ import { keep } from '../tensor/scope.js';
 import { noGrad } from '../tensor/creation.js';
 import { ops, native } from '../native.js';
 import { ConvzooError } from '../errors.js';
+import type { MemoryFormat } from '../native_ops.js';
 
 /** A tensor that a module learns. Modules own their parameters; tidy() never frees them. */
 export class Parameter extends Tensor {
@@ -124,6 +125,26 @@ export abstract class Module<In = Tensor, Out = Tensor> {
         t._h = h;
         // Reset cached metadata by re-reading lazily.
         (t as unknown as { _dtype?: string })._dtype = undefined;
+        if (wasParam) ops.set_requires_grad(h, true);
+      }
+    });
+    return this;
+  }
+
+  /**
+   * Re-lays out every 4-d parameter and buffer in place (torch's `module.to(memory_format=...)`):
+   * 'channels_last' stores them NHWC, the layout oneDNN's convolutions work in. Shapes do not change.
+   */
+  toMemoryFormat(format: MemoryFormat): this {
+    noGrad(() => {
+      for (const t of [...this.parameters(), ...this.buffers()]) {
+        if (t.ndim !== 4 || t.isContiguous(format)) continue;
+        const moved = t.contiguous(format);
+        const h = moved.handle;
+        moved._h = null;
+        const wasParam = t instanceof Parameter && t.requiresGrad;
+        native.dispose(t.handle);
+        t._h = h;
         if (wasParam) ops.set_requires_grad(h, true);
       }
     });

@@ -19,6 +19,8 @@ import type { Optimizer } from '../optim/optimizer.js';
 export const CHECKPOINT_FORMAT = 'convzoo-checkpoint-1';
 /** The model's state dict is stored under this prefix (`model.conv1.weight`). */
 export const MODEL_PREFIX = 'model.';
+/** A run with an EMA of its weights (--ema) stores the average under this prefix (`ema.conv1.weight`). */
+export const EMA_PREFIX = 'ema.';
 
 export interface CheckpointInfo {
   epoch: number;
@@ -34,6 +36,8 @@ export interface CheckpointInfo {
 
 export interface Checkpoint extends CheckpointInfo {
   model: Record<string, Tensor>;
+  /** The EMA of the weights (a run with --ema); empty otherwise. */
+  ema: Record<string, Tensor>;
   optimizer?: { state: Record<string, Tensor>; groups: unknown[] };
   rngState?: Tensor;
   /** Frees every tensor of the checkpoint. */
@@ -65,13 +69,16 @@ export interface CheckpointMeta {
 /** Keys of a checkpoint's options that name places to write or things to fetch: never acted on when read. */
 const UNTRUSTED_OPTION_KEYS = ['out', 'resume', 'weights'] as const;
 
-export async function saveCheckpoint(path: string, info: CheckpointInfo, model: Module, optimizer?: Optimizer<any>): Promise<void> {
+/** Writes a checkpoint atomically: the model, the optimizer's state if given, the EMA model's weights if given. */
+export async function saveCheckpoint(path: string, info: CheckpointInfo, model: Module, optimizer?: Optimizer<any>, ema?: Module): Promise<void> {
   const record: Record<string, Tensor> = {};
   const owned: Tensor[] = [];
   try {
-    for (const [k, t] of Object.entries(model.stateDict())) {
-      record[`${MODEL_PREFIX}${k}`] = t;
-      owned.push(t);
+    for (const [prefix, m] of [[MODEL_PREFIX, model], ...(ema ? [[EMA_PREFIX, ema] as const] : [])] as const) {
+      for (const [k, t] of Object.entries(m.stateDict())) {
+        record[`${prefix}${k}`] = t;
+        owned.push(t);
+      }
     }
     let groups: unknown[] = [];
     if (optimizer) {
@@ -150,10 +157,12 @@ export async function loadCheckpoint(path: string): Promise<Checkpoint> {
     return fail(`corrupt checkpoint metadata: ${(e as Error).message}`);
   }
   const model: Record<string, Tensor> = {};
+  const ema: Record<string, Tensor> = {};
   const optState: Record<string, Tensor> = {};
   let rngState: Tensor | undefined;
   for (const [k, t] of Object.entries(tensors)) {
     if (k.startsWith(MODEL_PREFIX)) put(model, k.slice(MODEL_PREFIX.length), t);
+    else if (k.startsWith(EMA_PREFIX)) put(ema, k.slice(EMA_PREFIX.length), t);
     else if (k.startsWith('optimizer.')) put(optState, k.slice(10), t);
     else if (k === 'rng_state') rngState = t;
     else t.dispose();
@@ -161,6 +170,7 @@ export async function loadCheckpoint(path: string): Promise<Checkpoint> {
   return {
     ...info!,
     model,
+    ema,
     optimizer: { state: optState, groups: groups! },
     rngState,
     dispose() {

@@ -27,6 +27,8 @@ export interface EvalCommandOptions {
   out?: string;
   /** The inference fast path (createModel's optimize): true for float32, or `{ dtype: 'bfloat16' }`. */
   optimize?: boolean | OptimizeForInferenceOptions;
+  /** Evaluate the checkpoint's moving average of the weights (a run trained with --ema). */
+  ema?: boolean;
   /** Called with each problem that does not stop the evaluation (an unreadable image is skipped). */
   onWarning?: (message: string) => void;
 }
@@ -84,8 +86,8 @@ export async function evaluateCommand(o: EvalCommandOptions): Promise<EvalResult
       );
     }
     const model = ckpt
-      ? await createModel(modelId, { weights: o.checkpoint, inChans: data.channels, optimize: o.optimize })
-      : await createModel(modelId, { weights: o.weights, inChans: data.channels, numClasses: data.classes.length, optimize: o.optimize });
+      ? await createModel(modelId, { weights: o.checkpoint, inChans: data.channels, optimize: o.optimize, ema: o.ema })
+      : await createModel(modelId, { weights: o.weights, inChans: data.channels, numClasses: data.classes.length, optimize: o.optimize, ema: o.ema });
     try {
       const r = await evaluate(model, data.test, { numClasses: data.classes.length, tenCrop: o.tenCrop });
       if (r.count === 0)

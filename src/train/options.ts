@@ -4,6 +4,9 @@ import { ConvzooError } from '../errors.js';
 import { OPTIMIZERS, SCHEDULES } from './recipe.js';
 import { AUGMENTS } from './datasets.js';
 
+/** Training precisions: float32, or bf16 autocast on channels-last tensors. */
+export const PRECISIONS = ['fp32', 'bf16'] as const;
+
 /** The smallest input size a run accepts (the CIFAR-style networks downsample 28 px images 4x). */
 export const MIN_INPUT_SIZE = 8;
 /** The largest input size a run accepts. */
@@ -41,6 +44,8 @@ export const TRAIN_OPTION_RULES: Record<string, Rule & { flag: string }> = {
   valSplit: { kind: 'num', min: 0, max: 1, minExclusive: true, maxExclusive: true, flag: '--val-split' },
   auxWeight: { kind: 'num', min: 0, flag: '--aux-weight' },
   agc: { kind: 'num', min: 0, minExclusive: true, flag: '--agc' },
+  ema: { kind: 'num', min: 0, max: 1, minExclusive: true, maxExclusive: true, flag: '--ema' },
+  precision: { kind: 'choice', choices: PRECISIONS, flag: '--precision' },
   optimizer: { kind: 'choice', choices: OPTIMIZERS, flag: '--optimizer' },
   schedule: { kind: 'choice', choices: SCHEDULES, flag: '--schedule' },
   augment: { kind: 'choice', choices: AUGMENTS, flag: '--augment' },

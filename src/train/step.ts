@@ -1,6 +1,7 @@
 // One training step: forward, loss (with auxiliary classifiers where the model has them), backward,
 // optimizer step. The trainer, the ModelWorker and the benches all call this, so they train alike.
 import { tidy } from '../tensor/scope.js';
+import { autocast } from '../tensor/creation.js';
 import type { Tensor } from '../tensor/tensor.js';
 import * as F from '../nn/functional.js';
 import type { Module } from '../nn/module.js';
@@ -10,6 +11,11 @@ export interface TrainStepOptions {
   labelSmoothing?: number;
   /** Loss weight of auxiliary classifiers (GoogLeNet: 0.3, the paper's). */
   auxWeight?: number;
+  /**
+   * 'bfloat16': the forward under autocast (convolutions and matrix products in bf16, float32 master
+   * weights and batch-norm statistics) on channels-last images; the loss is computed in float32.
+   */
+  precision?: 'float32' | 'bfloat16';
 }
 
 export interface TrainStepResult {
@@ -32,16 +38,20 @@ const hasAux = (m: unknown): m is AuxModel => typeof (m as AuxModel).forwardWith
  */
 export function trainStep(model: Module, optimizer: Optimizer<any>, batch: { images: Tensor; labels: Tensor }, opts: TrainStepOptions = {}): TrainStepResult {
   const labelSmoothing = opts.labelSmoothing ?? 0;
+  const bf16 = opts.precision === 'bfloat16';
+  const lossOf = (out: Tensor) => F.crossEntropy(out.dtype === 'float32' ? out : out.to('float32'), batch.labels, { labelSmoothing });
   return tidy(() => {
+    const images = bf16 && batch.images.ndim === 4 ? batch.images.contiguous('channels_last') : batch.images;
+    const forward = <T>(fn: () => T): T => (bf16 ? autocast(fn, { dtype: 'bfloat16' }) : fn());
     let logits: Tensor, loss: Tensor;
     if (hasAux(model)) {
-      const o = model.forwardWithAux(batch.images);
+      const o = forward(() => model.forwardWithAux(images));
       logits = o.logits;
-      loss = F.crossEntropy(logits, batch.labels, { labelSmoothing });
-      for (const a of o.aux) loss = loss.add(F.crossEntropy(a, batch.labels, { labelSmoothing }).mul(opts.auxWeight ?? 0.3));
+      loss = lossOf(logits);
+      for (const a of o.aux) loss = loss.add(lossOf(a).mul(opts.auxWeight ?? 0.3));
     } else {
-      logits = (model as unknown as { forward(x: Tensor): Tensor }).forward(batch.images);
-      loss = F.crossEntropy(logits, batch.labels, { labelSmoothing });
+      logits = forward(() => (model as unknown as { forward(x: Tensor): Tensor }).forward(images));
+      loss = lossOf(logits);
     }
     const value = loss.item();
     if (!Number.isFinite(value)) return { loss: value, correct: 0 };

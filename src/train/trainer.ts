@@ -22,6 +22,7 @@ import { saveCheckpoint, loadCheckpoint, restoreRng, type Checkpoint, type Check
 import { plotCurves, plotConfusion } from './plots.js';
 import type { Optimizer } from '../optim/optimizer.js';
 import { AGC } from '../optim/agc.js';
+import { ModelEma } from './ema.js';
 
 export interface TrainOptions extends DataOptions {
   model: string;
@@ -45,6 +46,10 @@ export interface TrainOptions extends DataOptions {
   auxWeight?: number;
   /** Adaptive gradient clipping with this clip factor (NFNets: 0.01), of every parameter but the classifier's (optim.AGC). */
   agc?: number;
+  /** 'bf16': autocast bfloat16 forward on channels-last weights and images (float32 master weights, losses and batch-norm statistics). */
+  precision?: 'fp32' | 'bf16';
+  /** Keep an exponential moving average of the weights with this decay (timm: 0.9999), evaluated each epoch and checkpointed as `ema.*`. */
+  ema?: number;
   /** Extra architecture options (e.g. dropRate). */
   modelOptions?: Record<string, unknown>;
 }
@@ -63,6 +68,10 @@ export type TrainEvent =
       seconds: number;
       lr: number;
       best: boolean;
+      /** With --ema: the averaged weights' test loss, top-1 and top-5. */
+      emaTestLoss?: number;
+      emaTestAccuracy?: number;
+      emaTestTop5?: number;
     }
   | { type: 'eval'; done: number; total: number }
   | { type: 'done'; testAccuracy: number; bestAccuracy: number; seconds: number; out: string }
@@ -79,10 +88,15 @@ export interface EpochRow {
   testTop5: number;
   lr: number;
   seconds: number;
+  emaTestLoss?: number;
+  emaTestAccuracy?: number;
+  emaTestTop5?: number;
 }
 
 export interface TrainResult {
   model: ClassifierModel;
+  /** With --ema: the averaged model (evaluated each epoch; in the checkpoints as `ema.*`). */
+  ema?: ClassifierModel;
   classes: string[];
   history: EpochRow[];
   final: EvalResult;
@@ -231,6 +245,9 @@ async function run(opts: ResolvedOptions, out: string, resumeFrom: Checkpoint | 
     throw e;
   }
   const stepsPerEpoch = data.train.length;
+  // bf16 trains on channels-last weights (the optimizer's buffers follow them) and images.
+  if (opts.precision === 'bf16') model.toMemoryFormat('channels_last');
+  const precision = opts.precision === 'bf16' ? 'bfloat16' : 'float32';
   const optimizer = makeOptimizer(opts.optimizer, model, opts);
   if (opts.agc !== undefined) AGC.forModel(model, { clipFactor: opts.agc }).attach(optimizer);
   const scheduler = makeScheduler(opts.schedule, optimizer, { epochs: opts.epochs, stepsPerEpoch, warmupEpochs: opts.warmupEpochs });
@@ -238,9 +255,15 @@ async function run(opts: ResolvedOptions, out: string, resumeFrom: Checkpoint | 
   let startEpoch = 1;
   let best = 0;
   const history: TrainResult['history'] = [];
+  let ema: ModelEma | null = null;
   try {
     if (resumeFrom) {
       model.loadStateDict(resumeFrom.model);
+      if (opts.ema !== undefined) {
+        ema = new ModelEma(model, { decay: opts.ema });
+        // A checkpoint from before the EMA was asked for starts it at the current weights.
+        if (Object.keys(resumeFrom.ema).length) ema.module.loadStateDict(resumeFrom.ema);
+      }
       if (resumeFrom.optimizer) optimizer.loadStateDict(resumeFrom.optimizer as Parameters<Optimizer<any>['loadStateDict']>[0]);
       scheduler.loadState(resumeFrom.scheduler);
       restoreRng(resumeFrom);
@@ -249,10 +272,12 @@ async function run(opts: ResolvedOptions, out: string, resumeFrom: Checkpoint | 
       history.push(...(resumeFrom.history as unknown as EpochRow[]));
       // The log restarts from what the checkpoint holds (a kill may have cut it anywhere).
       writeFileSync(path.join(out, 'metrics.jsonl'), history.map((h) => JSON.stringify(h) + '\n').join(''));
-    } else if (existsSync(path.join(out, 'metrics.jsonl'))) {
-      writeFileSync(path.join(out, 'metrics.jsonl'), ''); // a fresh run starts a fresh log
+    } else {
+      if (opts.ema !== undefined) ema = new ModelEma(model, { decay: opts.ema });
+      if (existsSync(path.join(out, 'metrics.jsonl'))) writeFileSync(path.join(out, 'metrics.jsonl'), ''); // a fresh run starts a fresh log
     }
   } catch (e) {
+    ema?.dispose();
     await data.close();
     throw e;
   } finally {
@@ -285,7 +310,7 @@ async function run(opts: ResolvedOptions, out: string, resumeFrom: Checkpoint | 
         step++;
         globalStep++;
         const n = labels.shape[0];
-        const r = trainStep(model, optimizer, { images, labels }, { labelSmoothing: opts.labelSmoothing, auxWeight });
+        const r = trainStep(model, optimizer, { images, labels }, { labelSmoothing: opts.labelSmoothing, auxWeight, precision });
         images.dispose();
         labels.dispose();
         if (!Number.isFinite(r.loss)) {
@@ -296,6 +321,7 @@ async function run(opts: ResolvedOptions, out: string, resumeFrom: Checkpoint | 
             'train',
           );
         }
+        ema?.update();
         scheduler.afterStep();
         // Let the event loop turn once a step: with in-thread data loading every await above is a
         // microtask, and a signal (Ctrl-C) would wait for the end of the epoch.
@@ -324,6 +350,7 @@ async function run(opts: ResolvedOptions, out: string, resumeFrom: Checkpoint | 
         data.testSize,
       );
       final = result;
+      const emaResult = ema ? measured(await evaluate(ema.module, data.test, { numClasses: data.classes.length }), data.testSize) : null;
       scheduler.afterEpoch(result.top1);
       const isBest = result.top1 > best;
       if (isBest) best = result.top1;
@@ -337,6 +364,7 @@ async function run(opts: ResolvedOptions, out: string, resumeFrom: Checkpoint | 
         testTop5: result.top5,
         lr: optimizer.paramGroups[0].lr,
         seconds,
+        ...(emaResult ? { emaTestLoss: emaResult.loss, emaTestAccuracy: emaResult.top1, emaTestTop5: emaResult.top5 } : {}),
       };
       history.push(row);
       const info: CheckpointInfo = {
@@ -350,8 +378,8 @@ async function run(opts: ResolvedOptions, out: string, resumeFrom: Checkpoint | 
         inChans: data.channels,
       };
       // The checkpoint first: metrics.jsonl never lists an epoch that no checkpoint holds.
-      await saveCheckpoint(path.join(out, 'last.ckpt'), info, model, optimizer);
-      if (isBest) await saveCheckpoint(path.join(out, 'best.ckpt'), info, model);
+      await saveCheckpoint(path.join(out, 'last.ckpt'), info, model, optimizer, ema?.module);
+      if (isBest) await saveCheckpoint(path.join(out, 'best.ckpt'), info, model, undefined, ema?.module);
       appendFileSync(path.join(out, 'metrics.jsonl'), JSON.stringify(row) + '\n');
       onEvent({
         type: 'epoch',
@@ -364,9 +392,13 @@ async function run(opts: ResolvedOptions, out: string, resumeFrom: Checkpoint | 
         seconds,
         lr: row.lr,
         best: isBest,
+        ...(emaResult ? { emaTestLoss: emaResult.loss, emaTestAccuracy: emaResult.top1, emaTestTop5: emaResult.top5 } : {}),
       });
     }
     if (!final) final = measured(await evaluate(model, data.test, { numClasses: data.classes.length }), data.testSize);
+  } catch (e) {
+    ema?.dispose();
+    throw e;
   } finally {
     await data.close();
   }
@@ -374,7 +406,7 @@ async function run(opts: ResolvedOptions, out: string, resumeFrom: Checkpoint | 
   await plotConfusion(final.confusion, data.classes, out);
   const seconds = (performance.now() - started) / 1000;
   onEvent({ type: 'done', testAccuracy: final.top1, bestAccuracy: best, seconds, out });
-  return { model, classes: data.classes, history, final, bestAccuracy: best, seconds, out };
+  return { model, ...(ema ? { ema: ema.module } : {}), classes: data.classes, history, final, bestAccuracy: best, seconds, out };
 }
 
 /** An evaluation that measured nothing (every test image failed to decode) is an error, not 0%. */

@@ -1,0 +1,139 @@
+// bf16 training (autocast on channels-last tensors, float32 master weights) and the exponential moving
+// average of the weights (ModelEma, --ema): the average's arithmetic, its evaluation and checkpointing,
+// loading it back with createModel({ ema: true }) / eval --ema, and resuming a run that keeps one.
+import { describe, test, expect, beforeAll, afterAll } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import * as cz from '../src/index.js';
+import { loadCheckpoint } from '../src/train/checkpoint.js';
+import { sliceFashionMnist } from './reference.js';
+import { disposeModel } from './helpers/tv_reference.js';
+
+describe('ModelEma', () => {
+  test('ema = decay * ema + (1 - decay) * weights for parameters and batch-norm statistics; integer buffers copied', () => {
+    cz.manualSeed(0);
+    const model = cz.buildModel('resnet20');
+    const ema = new cz.ModelEma(model, { decay: 0.75 });
+    const key = 'layer1.0.conv1.weight';
+    const start = model.stateDict()[key].data() as Float32Array;
+    cz.noGrad(() => {
+      for (const p of model.parameters()) p.fill_(2);
+      for (const [k, b] of model.namedBuffers()) b.fill_(k.endsWith('num_batches_tracked') ? 7 : 3);
+    });
+    ema.update();
+    ema.update();
+    const sd = ema.module.stateDict();
+    const got = sd[key].data() as Float32Array;
+    // Two steps towards 2: 0.75^2 * w0 + (1 - 0.75^2) * 2.
+    for (let i = 0; i < 20; i++) expect(got[i]).toBeCloseTo(0.5625 * start[i] + 0.4375 * 2, 6);
+    expect((sd['bn1.running_var'].data() as Float32Array)[0]).toBeCloseTo(0.5625 * 1 + 0.4375 * 3, 6);
+    expect(sd['bn1.num_batches_tracked'].item()).toBe(7);
+    expect(ema.module.training).toBe(false);
+    expect(ema.module.parameters().every((p) => !p.requiresGrad)).toBe(true);
+    expect(() => new cz.ModelEma(model, { decay: 1 })).toThrow(/decay must be a number in \(0, 1\), got 1/);
+    for (const t of Object.values(sd)) t.dispose();
+    ema.dispose();
+    disposeModel(model);
+  });
+});
+
+describe('trainStep with precision bfloat16', () => {
+  test('the loss is float32 and close to the float32 step; weights stay float32 (and channels-last)', () => {
+    const losses = (precision: 'float32' | 'bfloat16') => {
+      cz.manualSeed(5);
+      const model = cz.buildModel('resnet20', { numClasses: 10, inChans: 1 });
+      if (precision === 'bfloat16') model.toMemoryFormat('channels_last');
+      const opt = new cz.optim.SGD(model.parameters(), { lr: 0.05, momentum: 0.9 });
+      const images = cz.randn([16, 1, 28, 28]);
+      const labels = cz.tensor(
+        Array.from({ length: 16 }, (_, i) => i % 10),
+        [16],
+        { dtype: 'int64' },
+      );
+      model.train();
+      const out = Array.from({ length: 8 }, () => cz.trainStep(model, opt, { images, labels }, { precision }).loss);
+      const w = model.parameters().find((p) => p.ndim === 4)!;
+      const state = { dtype: w.dtype, channelsLast: w.isContiguous('channels_last') };
+      images.dispose();
+      labels.dispose();
+      disposeModel(model);
+      return { out, state };
+    };
+    const fp32 = losses('float32');
+    const bf16 = losses('bfloat16');
+    expect(bf16.state).toEqual({ dtype: 'float32', channelsLast: true });
+    expect(Math.abs(bf16.out[0] - fp32.out[0]) / fp32.out[0]).toBeLessThan(0.02);
+    expect(bf16.out[7]).toBeLessThan(bf16.out[0] * 0.7); // it learns the batch
+  });
+});
+
+describe('convzoo train --precision bf16 --ema', () => {
+  const CLI = path.resolve('dist/cli/main.js');
+  let data = '';
+  let out = '';
+  beforeAll(() => {
+    data = mkdtempSync(path.join(os.tmpdir(), 'cz-ema-data-'));
+    out = mkdtempSync(path.join(os.tmpdir(), 'cz-ema-'));
+    sliceFashionMnist('train', 256, data);
+    sliceFashionMnist('t10k', 128, data);
+  });
+  afterAll(() => {
+    rmSync(data, { recursive: true, force: true });
+    rmSync(out, { recursive: true, force: true });
+  });
+  const cli = (args: string[]) => spawnSync('node', [CLI, ...args], { encoding: 'utf8', timeout: 120_000 });
+  const epochs = (stdout: string) =>
+    stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .filter((e) => e.type === 'epoch');
+
+  test('evaluates and checkpoints the average; createModel/eval --ema load it; a resume continues it', async () => {
+    const common = ['--model', 'resnet20', '--data', data, '--batch-size', '32', '--lr', '0.05', '--seed', '1', '--threads', '1', '--workers', '0', '--json'];
+    const r = cli(['train', ...common, '--epochs', '1', '--precision', 'bf16', '--ema', '0.9', '--out', out]);
+    expect(r.status, r.stderr).toBe(0);
+    const [e1] = epochs(r.stdout);
+    expect(e1.emaTestAccuracy).toBeGreaterThanOrEqual(0);
+    expect(e1.emaTestAccuracy).not.toBe(e1.testAccuracy);
+
+    const ck = await loadCheckpoint(path.join(out, 'last.ckpt'));
+    try {
+      expect(Object.keys(ck.ema).sort()).toEqual(Object.keys(ck.model).sort());
+      expect(ck.options).toMatchObject({ precision: 'bf16', ema: 0.9 });
+    } finally {
+      ck.dispose();
+    }
+    // The average, loaded back, scores what the trainer reported for it.
+    const evalEma = cli(['eval', '-c', path.join(out, 'last.ckpt'), '--ema', '--json']);
+    expect(evalEma.status, evalEma.stderr).toBe(0);
+    expect(JSON.parse(evalEma.stdout).top1).toBeCloseTo(e1.emaTestAccuracy, 10);
+    const averaged = await cz.createModel('resnet20', { weights: path.join(out, 'last.ckpt'), ema: true });
+    const raw = await cz.createModel('resnet20', { weights: path.join(out, 'last.ckpt') });
+    const w = (m: cz.ClassifierModel) => (m.stateDict()['conv1.weight'].data() as Float32Array)[0];
+    expect(w(averaged)).not.toBe(w(raw));
+    disposeModel(averaged);
+    disposeModel(raw);
+
+    // Resumed: the options (bf16, EMA) come from the checkpoint and the average goes on from its state.
+    const resumed = cli(['train', '--resume', path.join(out, 'last.ckpt'), '--epochs', '2', '--json']);
+    expect(resumed.status, resumed.stderr).toBe(0);
+    const [e2] = epochs(resumed.stdout);
+    expect(e2.epoch).toBe(2);
+    expect(typeof e2.emaTestAccuracy).toBe('number');
+
+    // Bad uses are named.
+    const noEma = cli(['train', ...common, '--epochs', '1', '--out', path.join(out, 'plain')]);
+    expect(noEma.status, noEma.stderr).toBe(0);
+    await expect(cz.createModel('resnet20', { weights: path.join(out, 'plain', 'last.ckpt'), ema: true })).rejects.toThrow(/holds no moving average/);
+    await expect(cz.createModel('resnet20', { ema: true })).rejects.toThrow(/give it as weights/);
+    const bad = cli(['train', ...common, '--ema', '1', '--out', path.join(out, 'bad')]);
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toMatch(/--ema/);
+    const badPrecision = cli(['train', ...common, '--precision', 'fp16', '--out', path.join(out, 'bad')]);
+    expect(badPrecision.status).not.toBe(0);
+    expect(badPrecision.stderr).toMatch(/--precision.*fp32, bf16/);
+  }, 300_000);
+});
