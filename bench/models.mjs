@@ -14,6 +14,10 @@
 // - onnxruntime-node (ort): torchvision's ONNX export of the same model (torch.onnx.export, opset 17, dynamic
 //   batch), made once into bench/.cache/onnx/ by bench/torch_models.py, CPU provider, all graph optimisations.
 //   czort/ort compares the two exports in the same runtime (the target: >= 1.0).
+// - the inference fast path (--sides convzoo,czfast,czbf16,ptcl,ptbf16,ort): czfast is model.optimizeForInference()
+//   (batch norms folded, channels-last, float32), czbf16 the same in bfloat16; ptcl is PyTorch tuned for float32
+//   inference (channels-last, torch.jit.trace + freeze + optimize_for_inference), ptbf16 PyTorch's bf16 autocast on
+//   channels-last. The ratios czfast/ort, czbf16/ort, czfast/ptcl and czbf16/ptbf16 are printed.
 // The networks torchvision lacks (the paper variants alexnet_original, vgg_a_lrn, vgg_c, googlenet_original,
 // MobileNet v1, and timm's/the authors' SENet, DPN and IGC V1) are written layer for layer in
 // bench/torch_models.py for the PyTorch and ONNX columns (marked *; same parameter and MAC counts).
@@ -145,7 +149,19 @@ const DEFAULT_MODELS = [
   'nfnet_l0',
   'eca_nfnet_l0',
 ];
-const SIDES = ['convzoo', 'czort', 'pytorch', 'ort'];
+const SIDES = ['convzoo', 'czfast', 'czbf16', 'czort', 'pytorch', 'ptcl', 'ptbf16', 'ort'];
+/** The sides a plain run measures; --sides picks others (the fast path: convzoo,czfast,czbf16,ptcl,ptbf16,ort). */
+const DEFAULT_SIDES = ['convzoo', 'czort', 'pytorch', 'ort'];
+/** Comparisons printed beside convzoo's (each when both sides run): [numerator, denominator]. */
+const PAIRS = [
+  ['czort', 'ort'],
+  ['czfast', 'ort'],
+  ['czbf16', 'ort'],
+  ['czfast', 'ptcl'],
+  ['czbf16', 'ptbf16'],
+];
+/** What each convzoo / PyTorch side runs (the worker's variant). */
+const VARIANT = { convzoo: 'eager', czfast: 'fast', czbf16: 'bf16', pytorch: 'eager', ptcl: 'cl', ptbf16: 'bf16' };
 /** libgomp's wait policy that convzoo's addon runs with (src/native.ts sets PASSIVE unless the user set one). */
 const ompWaitPolicy = () => process.env.OMP_WAIT_POLICY ?? 'PASSIVE';
 
@@ -160,13 +176,14 @@ function parseArgs(argv) {
     maxIters: 15,
     pauseMs: 30,
     worker: null,
-    sides: SIDES,
+    variant: 'eager',
+    sides: DEFAULT_SIDES,
     torchSpin: false,
   };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i].replace(/^--/, '').replace(/-([a-z])/g, (_, c) => c.toUpperCase()); // --min-iters -> minIters
     if (k === 'quick' || k === 'torchSpin') o[k] = true;
-    else if (k === 'worker') o.worker = argv[++i];
+    else if (k === 'worker' || k === 'variant') o[k] = argv[++i];
     else if (k === 'models' || k === 'sides') o[k] = argv[++i].split(',').filter(Boolean);
     else if (k === 'batch') o.batch = argv[++i].split(',').map(Number);
     else if (k in o && typeof o[k] === 'number') o[k] = Number(argv[++i]);
@@ -223,7 +240,10 @@ async function convzooWorker(o) {
       cz.manualSeed(0);
       model = cz.buildModel(msg.model).eval();
       size = msg.size;
-      return { params: model.numParameters() };
+      const params = model.numParameters();
+      // The inference fast path: batch norms folded, channels-last, and bf16 for that variant.
+      if (o.variant !== 'eager') model.optimizeForInference({ dtype: o.variant === 'bf16' ? 'bfloat16' : 'float32' });
+      return { params };
     }
     if (!inputs.has(msg.batch)) inputs.set(msg.batch, cz.randn([msg.batch, 3, size, size]));
     const x = inputs.get(msg.batch);
@@ -272,9 +292,9 @@ async function ortWorker(o) {
 function startWorker(side, o) {
   const env = { ...process.env };
   let cmd, args;
-  if (side === 'pytorch') {
+  if (side === 'pytorch' || side === 'ptcl' || side === 'ptbf16') {
     cmd = PY;
-    args = [TORCH_SCRIPT, 'worker', JSON.stringify({ threads: o.threads })];
+    args = [TORCH_SCRIPT, 'worker', JSON.stringify({ threads: o.threads, variant: VARIANT[side] })];
     env.MALLOC_MMAP_THRESHOLD_ = String(32 << 20); // glibc's maximum
     env.MALLOC_TRIM_THRESHOLD_ = String(1 << 30);
     // convzoo's addon makes libgomp's threads wait passively (src/native.ts); PyTorch gets the same
@@ -283,7 +303,8 @@ function startWorker(side, o) {
     else env.OMP_WAIT_POLICY = ompWaitPolicy();
   } else {
     cmd = process.execPath;
-    args = [fileURLToPath(import.meta.url), '--worker', side === 'czort' ? 'ort' : side, '--threads', String(o.threads)];
+    const kind = side === 'czort' || side === 'ort' ? 'ort' : 'convzoo';
+    args = [fileURLToPath(import.meta.url), '--worker', kind, '--variant', VARIANT[side] ?? 'eager', '--threads', String(o.threads)];
   }
   const w = lineWorker(side, cmd, args, env);
   return { hello: w.hello, ask: (msg) => w.ask(JSON.stringify(msg)), stop: () => w.stop(JSON.stringify({ cmd: 'quit' })) };
@@ -379,6 +400,7 @@ async function main() {
     const paper = !meta.torchvision;
     const loaded = {};
     const files = { ort: path.join(ONNX_DIR, `${onnxName(meta)}.onnx`), czort: path.join(CZ_ONNX_DIR, `${id}.onnx`) };
+    for (const s of o.sides) files[s] ??= undefined;
     for (const s of o.sides) loaded[s] = await workers[s].ask({ cmd: 'load', model: id, file: files[s], size });
     if (loaded.convzoo && loaded.pytorch && loaded.convzoo.params !== loaded.pytorch.params) {
       console.log(`! ${id}: parameter counts differ: convzoo ${loaded.convzoo.params}, pytorch ${loaded.pytorch.params}`);
@@ -422,7 +444,8 @@ async function main() {
           `convzoo/${s} ${fmt(row[`cz/${s}`].best, 3)} (paired median ${fmt(row[`cz/${s}`].paired, 3)})` +
           `${s === 'pytorch' && row[`cz/${s}`].best < 0.95 ? ' BELOW PyTorch' : ''}`,
       );
-      if (row['czort/ort']) ratios.push(`czort/ort ${fmt(row['czort/ort'].best, 3)} (paired median ${fmt(row['czort/ort'].paired, 3)})`);
+      for (const [a, b] of PAIRS)
+        if (row[`${a}/${b}`]) ratios.push(`${a}/${b} ${fmt(row[`${a}/${b}`].best, 3)} (paired median ${fmt(row[`${a}/${b}`].paired, 3)})`);
       console.log(
         `${tag} ${id}${paper ? '*' : ''}: ${o.sides.map(side).join(', ')} | ${ratios.join(', ')} | ` +
           `${rounds.length} rounds${row.remeasured ? ` (noisy: measured twice${row.noisy ? ', still noisy' : ''})` : ''}, load ${fmt(row.load, 2)}`,
@@ -446,7 +469,7 @@ async function main() {
     ...o.sides.map((s) => `${s} img/s`),
     ...others.map((s) => `convzoo/${s}`),
     ...(others.includes('pytorch') ? ['convzoo/pytorch, paired median'] : []),
-    ...(o.sides.includes('czort') && o.sides.includes('ort') ? ['czort/ort'] : []),
+    ...pairsIn(o).map(([a, b]) => `${a}/${b}`),
     'rounds',
     'load',
   ];
@@ -461,7 +484,7 @@ async function main() {
       ...o.sides.map((s) => fmt(r[s].ips, 2)),
       ...others.map((s) => `**${fmt(r[`cz/${s}`].best, 2)}**`),
       ...(others.includes('pytorch') ? [fmt(r['cz/pytorch'].paired, 2)] : []),
-      ...(o.sides.includes('czort') && o.sides.includes('ort') ? [`**${fmt(r['czort/ort'].best, 2)}**`] : []),
+      ...pairsIn(o).map(([a, b]) => `**${fmt(r[`${a}/${b}`].best, 2)}**`),
       `${r.rounds}${r.noisy ? ' (noisy)' : ''}`,
       fmt(r.load, 1),
     ];
@@ -470,6 +493,7 @@ async function main() {
 }
 
 const OTHERS = ['czort', 'pytorch', 'ort'];
+const pairsIn = (o) => PAIRS.filter(([a, b]) => o.sides.includes(a) && o.sides.includes(b));
 
 /**
  * Per side: throughput of the fastest forward (the one least disturbed by other processes) and of the
@@ -483,10 +507,10 @@ function summarise(o, rounds, row) {
     row[s] = { ips: batch / Math.min(...ts), ipsMedian: batch / median(ts), util: median(rounds.map((r) => r[s].cpu / r[s].t)) };
   }
   row.noisy = false;
-  // The two exports in the same runtime.
-  if (row.czort && row.ort) {
-    const per = rounds.map((r) => r.ort.t / r.czort.t);
-    row['czort/ort'] = { best: row.czort.ips / row.ort.ips, paired: median(per) };
+  // The two exports in the same runtime; the fast path against onnxruntime and tuned PyTorch.
+  for (const [a, b] of pairsIn(o)) {
+    const per = rounds.map((r) => r[b].t / r[a].t);
+    row[`${a}/${b}`] = { best: row[a].ips / row[b].ips, paired: median(per) };
   }
   if (!row.convzoo) return row;
   for (const s of OTHERS) {

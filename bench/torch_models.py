@@ -1,7 +1,8 @@
 # The PyTorch side of bench/models.mjs (run with Debian's /usr/bin/python3: torch 1.13, torchvision 0.14).
 #
 #   python3 bench/torch_models.py export OUT_DIR ID[@SIZE]...   torch.onnx.export of each model at SIZE (224), once
-#   python3 bench/torch_models.py worker '{"threads": 2}' a worker driven by JSON lines on stdin
+#   python3 bench/torch_models.py worker '{"threads": 2, "variant": "eager"|"cl"|"bf16"}'
+#                                                              a worker driven by JSON lines on stdin
 #
 # Every model of the zoo that torchvision has is torchvision's own builder with random initialisation.
 # The networks torchvision lacks (the paper variants alexnet_original, vgg_a_lrn, vgg_c, googlenet_original and
@@ -529,6 +530,9 @@ def export(out_dir, ids, opset=17):
 
 def worker(opts):
     torch.set_num_threads(opts['threads'])
+    # 'eager' (float32), 'cl' (tuned float32: channels-last, jit-frozen, optimize_for_inference) or
+    # 'bf16' (autocast bfloat16, channels-last).
+    variant = opts.get('variant', 'eager')
     model, inputs = None, {}
     print(json.dumps({'version': torch.__version__, 'torchvision': torchvision.__version__,
                       'threads': torch.get_num_threads()}), flush=True)
@@ -536,18 +540,35 @@ def worker(opts):
         msg = json.loads(line)
         cmd = msg['cmd']
         if cmd == 'load':
-            model, inputs = None, {}
+            model, inputs, traced = None, {}, {}
             model, native = build(msg['model'])
             size = msg['size']
-            print(json.dumps({'params': sum(p.numel() for p in model.parameters()), 'torchvision': native}), flush=True)
+            params = sum(p.numel() for p in model.parameters())
+            if variant in ('cl', 'bf16'):
+                model = model.to(memory_format=torch.channels_last)
+            print(json.dumps({'params': params, 'torchvision': native, 'variant': variant}), flush=True)
         elif cmd == 'run':
             b = msg['batch']
             if b not in inputs:
-                inputs[b] = torch.randn(b, 3, size, size)
-            with torch.inference_mode():
+                x = torch.randn(b, 3, size, size)
+                inputs[b] = x.contiguous(memory_format=torch.channels_last) if variant in ('cl', 'bf16') else x
+            run = model
+            if variant == 'cl':
+                # PyTorch's tuned fp32 inference: traced, frozen (batch norms folded) and optimize_for_inference
+                # (oneDNN prepacked convolutions), channels-last; the eager channels-last model if tracing fails.
+                if b not in traced:
+                    try:
+                        with torch.no_grad():
+                            traced[b] = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(model, inputs[b])))
+                            traced[b](inputs[b])
+                    except Exception as e:  # noqa: BLE001 - a model tracing cannot handle runs eagerly
+                        print(f'{msg.get("model", "")}: jit failed ({str(e).splitlines()[0][:120]}); eager channels-last', file=sys.stderr)
+                        traced[b] = model
+                run = traced[b]
+            with torch.inference_mode(), torch.autocast('cpu', dtype=torch.bfloat16, enabled=variant == 'bf16'):
                 c0 = time.process_time()
                 t0 = time.perf_counter()
-                out = model(inputs[b])
+                out = run(inputs[b])
                 t = time.perf_counter() - t0
                 cpu = time.process_time() - c0
             del out
