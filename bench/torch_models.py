@@ -577,10 +577,56 @@ def worker(opts):
             break
 
 
+# ---- training worker (bench/train_precision.mjs): {cmd: 'load', model, batch, size, precision} then 'step's
+
+def peak_rss_mib():
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith('VmHWM:'):
+                return int(line.split()[1]) / 1024
+    return float('nan')
+
+
+def train_worker(opts):
+    torch.set_num_threads(opts['threads'])
+    print(json.dumps({'version': torch.__version__, 'threads': torch.get_num_threads()}), flush=True)
+    model = optimizer = x = y = None
+    bf16 = False
+    for line in sys.stdin:
+        msg = json.loads(line)
+        if msg['cmd'] == 'load':
+            model, _ = build(msg['model'])
+            model.train()
+            bf16 = msg['precision'] == 'bf16'
+            torch.manual_seed(1)
+            x = torch.randn(msg['batch'], 3, msg['size'], msg['size'])
+            y = torch.randint(0, 1000, (msg['batch'],))
+            if bf16:  # autocast bfloat16 on channels-last weights and images, float32 loss
+                model = model.to(memory_format=torch.channels_last)
+                x = x.contiguous(memory_format=torch.channels_last)
+            optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+            print(json.dumps({'params': sum(p.numel() for p in model.parameters()), 'rss': peak_rss_mib()}), flush=True)
+        elif msg['cmd'] == 'step':
+            t0 = time.perf_counter()
+            with torch.autocast('cpu', dtype=torch.bfloat16, enabled=bf16):
+                out = model(x)
+            out = out.logits if hasattr(out, 'logits') else out
+            loss = F.cross_entropy(out.float(), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            value = loss.item()
+            print(json.dumps({'t': time.perf_counter() - t0, 'loss': value, 'rss': peak_rss_mib()}), flush=True)
+        else:
+            break
+
+
 if __name__ == '__main__':
     if sys.argv[1] == 'export':
         export(sys.argv[2], sys.argv[3:])
     elif sys.argv[1] == 'worker':
         worker(json.loads(sys.argv[2]))
+    elif sys.argv[1] == 'trainworker':
+        train_worker(json.loads(sys.argv[2]))
     else:
         sys.exit(f'unknown command {sys.argv[1]}')
