@@ -252,6 +252,14 @@ describe('ONNX op mappings against libtorch', () => {
     });
   });
 
+  test('a view or reshape to the shape a value already has adds no node (eval-mode drop path)', async () => {
+    const same = await compare({ shape: [4, 5, 6], fn: (x) => F.relu(cz.F.dropPath(x, 0.2, { training: false }).reshape(-1, 4, 5, 6)) });
+    expect(same.err).toBeLessThan(1e-6);
+    expect(same.ops).toEqual(['Relu']);
+    const other = await compare({ shape: [4, 5, 6], fn: (x) => F.relu(x.view(-1, 4, 30)) });
+    expect(other.ops).toEqual(['Reshape', 'Relu']);
+  });
+
   describe('every other mapping', () => {
     const w2 = () => cz.randn([5, 5]);
     test.each([

@@ -305,6 +305,19 @@ function softplus(g: GraphBuilder, x: string, beta: number): string {
   return g.node('Div', [sp, g.scalar(beta, dt)])[0];
 }
 
+/**
+ * view / reshape. One to the shape the value already has (eval-mode drop path returns x.view(x.shape))
+ * is no node at all: onnxruntime does not remove such Reshapes, and each costs a copy-free but real kernel call.
+ */
+function reshape(g: GraphBuilder, a: unknown[]): string {
+  const x = g.input(a[0]);
+  const target = a[1] as number[];
+  const shape = g.shapeOf(x);
+  const same = target.length === shape.length && target.filter((d) => d === -1).length <= 1 && target.every((d, i) => d === shape[i] || d === -1);
+  if (same) return x;
+  return g.node('Reshape', [x, g.ints(reshapeTarget(g, x, target))])[0];
+}
+
 function alias(g: GraphBuilder, a: unknown[]): string {
   return g.input(a[0]);
 }
@@ -342,14 +355,8 @@ export const OP_MAPPINGS: Record<string, OpMapping> = {
   clone: alias,
   contiguous: alias,
   detach: alias,
-  view: (g, a) => {
-    const x = g.input(a[0]);
-    return g.node('Reshape', [x, g.ints(reshapeTarget(g, x, a[1] as number[]))])[0];
-  },
-  reshape: (g, a) => {
-    const x = g.input(a[0]);
-    return g.node('Reshape', [x, g.ints(reshapeTarget(g, x, a[1] as number[]))])[0];
-  },
+  view: (g, a) => reshape(g, a),
+  reshape: (g, a) => reshape(g, a),
   permute: (g, a) => {
     const x = g.input(a[0]);
     const rank = g.shapeOf(x).length;
