@@ -14,6 +14,7 @@ import path from 'node:path';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { calibrateBatchNorms, checkSize, relError } from './model_checks.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const cz = await import(path.join(here, '../dist/index.js'));
@@ -29,12 +30,6 @@ const small = Number(opt('size', 64));
 const threads = Number(opt('threads', 2));
 const dir = mkdtempSync(path.join(os.tmpdir(), 'convzoo-onnx-all-'));
 
-function inputSize(meta) {
-  const native = meta.inputSize[1];
-  if (meta.family === 'resattnet') return 195; // its 7x7 head pool takes 195 to 226 pixels
-  return Math.min(native, small);
-}
-
 const rows = [];
 let failures = 0;
 for (const id of ids) {
@@ -43,24 +38,12 @@ for (const id of ids) {
   try {
     cz.manualSeed(0);
     const model = cz.buildModel(id, { numClasses: 10 });
-    const size = inputSize(model.meta);
-    const norms = [...model.modules()].filter((m) => m instanceof cz.nn.BatchNorm2d);
-    for (const m of norms) m.momentum = 1;
-    cz.noGrad(() => model.train().forward(cz.randn([4, 3, size, size]))).dispose();
-    model.eval();
+    const size = checkSize(model.meta, small);
+    calibrateBatchNorms(cz, model, [3, size, size]);
     const file = path.join(dir, `${id}.onnx`);
     const r = await cz.exportOnnx(model, file, { inputSize: size, batch: 'dynamic' });
     const check = JSON.parse(execFileSync('/usr/bin/python3', [path.join(here, '../tools/onnx_check.py'), file], { encoding: 'utf8' }).trim());
     const session = await ort.InferenceSession.create(file, { intraOpNumThreads: threads });
-    const relError = (got, want) => {
-      let d = 0;
-      let m = 1e-12;
-      for (let i = 0; i < want.length; i++) {
-        d = Math.max(d, Math.abs(got[i] - want[i]));
-        m = Math.max(m, Math.abs(want[i]));
-      }
-      return d / m;
-    };
     let err = 0;
     let precision;
     for (const batch of [1, 3]) {
