@@ -12,20 +12,14 @@
 // network's are not (see test/optimize.test.ts for bf16 on a trained one).
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { calibrateBatchNorms, checkSize, relError } from './model_checks.mjs';
+import { calibrateBatchNorms, checkArgs, checkSize, relError } from './model_checks.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const cz = await import(path.join(here, '../dist/index.js'));
 
-const args = process.argv.slice(2);
-const opt = (name, dflt) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : dflt;
-};
-const ids = opt('ids') ? opt('ids').split(',') : cz.listModels();
-const small = Number(opt('size', 64));
+const { opt, ids, size: small, threads } = checkArgs(cz);
 const batch = Number(opt('batch', 4));
-cz.setNumThreads(Number(opt('threads', 2)));
+cz.setNumThreads(threads);
 
 const argmax = (data, classes) =>
   Array.from({ length: data.length / classes }, (_, i) => {

@@ -32,3 +32,12 @@ export function relError(got, want) {
   }
   return d / m;
 }
+
+/** The scripts' shared options: --ids a,b (default: every registered id), --size, --threads, and opt(name, default). */
+export function checkArgs(cz, argv = process.argv.slice(2)) {
+  const opt = (name, dflt) => {
+    const i = argv.indexOf(`--${name}`);
+    return i >= 0 ? argv[i + 1] : dflt;
+  };
+  return { opt, ids: opt('ids') ? opt('ids').split(',') : cz.listModels(), size: Number(opt('size', 64)), threads: Number(opt('threads', 2)) };
+}

@@ -14,20 +14,13 @@ import path from 'node:path';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { calibrateBatchNorms, checkSize, relError } from './model_checks.mjs';
+import { calibrateBatchNorms, checkArgs, checkSize, relError } from './model_checks.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const cz = await import(path.join(here, '../dist/index.js'));
 const ort = await import('onnxruntime-node');
 
-const args = process.argv.slice(2);
-const opt = (name, dflt) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : dflt;
-};
-const ids = opt('ids') ? opt('ids').split(',') : cz.listModels();
-const small = Number(opt('size', 64));
-const threads = Number(opt('threads', 2));
+const { ids, size: small, threads } = checkArgs(cz);
 const dir = mkdtempSync(path.join(os.tmpdir(), 'convzoo-onnx-all-'));
 
 const rows = [];

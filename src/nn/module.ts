@@ -20,6 +20,20 @@ export class Parameter extends Tensor {
   }
 }
 
+/**
+ * Gives tensor `t` the storage of `moved` (a cast, move or re-layout of it) in place, so that the module's
+ * field, and an optimizer holding the Parameter, see the new one; a trainable parameter stays trainable.
+ */
+function replaceStorage(t: Tensor, moved: Tensor): void {
+  const h = moved.handle;
+  moved._h = null;
+  const wasParam = t instanceof Parameter && t.requiresGrad;
+  native.dispose(t.handle);
+  t._h = h;
+  (t as unknown as { _dtype?: string })._dtype = undefined; // cached metadata is re-read lazily
+  if (wasParam) ops.set_requires_grad(h, true);
+}
+
 /** Marks a tensor as a module buffer (state that is saved but not learned); tidy() never frees it. */
 export function buffer(t: Tensor): Tensor {
   return keep(t);
@@ -117,15 +131,7 @@ export abstract class Module<In = Tensor, Out = Tensor> {
       for (const t of [...this.parameters(), ...this.buffers()]) {
         const isDevice = target === 'cpu' || target.startsWith('cuda');
         if (!isDevice && !isFloatingDType(t.dtype)) continue; // as torch: a dtype cast leaves integer buffers alone
-        const moved = t.to(target);
-        const h = moved.handle;
-        moved._h = null;
-        const wasParam = t instanceof Parameter && t.requiresGrad;
-        native.dispose(t.handle);
-        t._h = h;
-        // Reset cached metadata by re-reading lazily.
-        (t as unknown as { _dtype?: string })._dtype = undefined;
-        if (wasParam) ops.set_requires_grad(h, true);
+        replaceStorage(t, t.to(target));
       }
     });
     return this;
@@ -139,13 +145,7 @@ export abstract class Module<In = Tensor, Out = Tensor> {
     noGrad(() => {
       for (const t of [...this.parameters(), ...this.buffers()]) {
         if (t.ndim !== 4 || t.isContiguous(format)) continue;
-        const moved = t.contiguous(format);
-        const h = moved.handle;
-        moved._h = null;
-        const wasParam = t instanceof Parameter && t.requiresGrad;
-        native.dispose(t.handle);
-        t._h = h;
-        if (wasParam) ops.set_requires_grad(h, true);
+        replaceStorage(t, t.contiguous(format));
       }
     });
     return this;
