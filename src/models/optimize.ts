@@ -20,7 +20,7 @@ export interface OptimizeForInferenceOptions {
   foldBatchNorm?: boolean;
 }
 
-/** What optimizeForInference did (model.inference afterwards). */
+/** What optimizeForInference did (it returns this and keeps it as model._inference). */
 export interface InferenceOptimization {
   dtype: InferencePrecision;
   channelsLast: boolean;
