@@ -57,6 +57,16 @@ function fromSystem() {
   return null;
 }
 
+/**
+ * Whether distributed training can be built: c10d's gloo process group in the libtorch headers, and gloo's
+ * own headers (Debian: libgloo-dev), beside them or in the system's include folders.
+ */
+export function hasC10d(lt) {
+  const pg = lt.include.some((d) => existsSync(path.join(d, 'torch/csrc/distributed/c10d/ProcessGroupGloo.hpp')));
+  const gloo = [...lt.include, '/usr/include', '/usr/local/include'].some((d) => existsSync(path.join(d, 'gloo/algorithm.h')));
+  return pg && gloo;
+}
+
 export function findLibtorch() {
   const found = fromEnv() ?? fromPip() ?? fromSystem();
   if (!found) {
@@ -79,7 +89,11 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     else if (arg === 'libdir') console.log(lt.libdir);
     else if (arg === 'abi') console.log(lt.abi === null ? '' : `-D_GLIBCXX_USE_CXX11_ABI=${lt.abi}`);
     else if (arg === 'source') console.log(lt.source);
-    else console.error(`convzoo: building against libtorch from ${lt.source}: ${lt.root}`);
+    else if (arg === 'c10d') console.log(hasC10d(lt) ? '-DCZ_WITH_C10D -DUSE_C10D_GLOO' : '');
+    else
+      console.error(
+        `convzoo: building against libtorch from ${lt.source}: ${lt.root}${hasC10d(lt) ? '' : ' (no c10d/gloo headers: distributed training unavailable)'}`,
+      );
   } catch (e) {
     console.error(e.message);
     process.exit(1);

@@ -4,7 +4,7 @@
 # test/web.test.ts drives through playwright-core (which downloads no browser of its own).
 set -eu
 cd "$(dirname "$0")/.."
-PKGS="libtorch-dev libopenblas0-openmp dataset-fashion-mnist python3-torchvision python3-torch python3-onnx g++ make python3 chromium"
+PKGS="libtorch-dev libopenblas0-openmp dataset-fashion-mnist python3-torchvision python3-torch python3-onnx g++ make python3 chromium libgloo-dev"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

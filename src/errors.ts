@@ -19,7 +19,9 @@ export type ErrorCode =
   | 'E_DATA'
   | 'E_NATIVE'
   /** The request is valid but convzoo cannot do it (an op ONNX export has no mapping for). */
-  | 'E_UNSUPPORTED';
+  | 'E_UNSUPPORTED'
+  /** A collective or the rendezvous of distributed training failed (another rank died, a timeout). */
+  | 'E_DISTRIBUTED';
 
 export class ConvzooError extends Error {
   readonly code: ErrorCode;

@@ -8,6 +8,7 @@ export * as nn from './nn/index.js';
 export * as F from './nn/functional.js';
 export * as optim from './optim/index.js';
 export * as data from './data/index.js';
+export * as distributed from './distributed/index.js';
 export * from './io/index.js';
 export * from './models/index.js';
 export { summary, formatSummary, type ModelSummary, type LayerRow } from './summary.js';

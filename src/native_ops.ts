@@ -274,4 +274,27 @@ export interface NativeOps {
   conv1d(x: Handle, weight: Handle, bias: Handle | undefined, stride: number[], padding: number[], dilation: number[], groups: number): Handle;
   /** The tensor's in-place version counter (ScaledStdConv2d's cache notices weight updates by it). */
   tensor_version(x: Handle): number;
+
+  // ---- c10d: one process group per process (src/distributed)
+  /** Whether this build has c10d (gloo); the other dist_ ops raise E_UNSUPPORTED when not. */
+  dist_available(): boolean;
+  /** Joins the group (rank 0 serves the TCPStore at host:port); returns when all have joined, or throws after timeoutMs. */
+  dist_init(host: string, port: number, rank: number, worldSize: number, timeoutMs: number): void;
+  dist_destroy(): void;
+  dist_initialized(): boolean;
+  dist_rank(): number;
+  dist_world_size(): number;
+  /** In place over every rank; x must be contiguous. */
+  dist_all_reduce(x: Handle, op: 'sum' | 'product' | 'min' | 'max'): Handle;
+  dist_broadcast(x: Handle, src: number): Handle;
+  dist_broadcast_coalesced(xs: Handle[], src: number, bufferBytes: number): void;
+  dist_barrier(): void;
+  /** The sum over ranks as a new tensor whose backward sums the gradients over ranks. */
+  dist_all_reduce_sum_autograd(x: Handle): Handle;
+  /** DistributedDataParallel's Reducer over these parameters; returns its id. */
+  ddp_reducer_new(params: Handle[], bucketBytes: number, firstBucketBytes: number, findUnused: boolean): number;
+  /** Before a training forward; true when it rebuilt the buckets (once, after the first backward). */
+  ddp_prepare_forward(id: number): boolean;
+  ddp_prepare_backward(id: number, outputs: Handle[]): void;
+  ddp_reducer_free(id: number): void;
 }

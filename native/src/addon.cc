@@ -6,6 +6,7 @@
 #include <torch/version.h>
 #include "convert.h"
 #include "ops.h"
+#include "distributed.h"
 
 namespace cz {
 void install_allocator();
@@ -69,6 +70,8 @@ Napi::Value dispatch(const Napi::CallbackInfo& info) {
     throw_js(env, op->name, e.what(), "E_DISPOSED");
   } catch (const std::invalid_argument& e) {  // from Args: a JS value of the wrong kind
     throw_js(env, op->name, e.what(), "E_ARG");
+  } catch (const dist::UnsupportedError& e) {  // a libtorch built without c10d
+    throw_js(env, op->name, e.what(), "E_UNSUPPORTED");
   } catch (const c10::OutOfMemoryError& e) {  // our CPU allocator (allocator.cc), CUDA's
     throw_js(env, op->name, strip(e.what_without_backtrace()), "E_OOM");
   } catch (const c10::IndexError& e) {  // "Dimension out of range", "Target 9 is out of bounds"

@@ -12,6 +12,7 @@
 //   3. A caller (a Tensor method or an F function) and its test; test/native.test.ts fails while an op
 //      is in one list and not the other, and tsc fails on a misspelt op or a wrong argument list.
 #include "ops.h"
+#include "distributed.h"
 #include <ATen/autocast_mode.h>
 #include <ATen/core/grad_mode.h>
 #include <ATen/CPUGeneratorImpl.h>
@@ -337,6 +338,23 @@ const OpEntry kOps[] = {
     // ScaledStdConv2d's eval-mode weight cache compares to notice in-place weight changes)
     OP(conv1d) { return ret(E, at::conv1d(a.t(0), a.t(1), a.opt_t(2), a.ints(3), a.ints(4), a.ints(5), a.i64(6))); } END,
     OP(tensor_version) { return Napi::Number::New(E, double(a.t(0)._version())); } END,
+
+    // ---- c10d (distributed.cc): one process group per process, collectives in place, DDP's Reducer
+    OP(dist_available) { return Napi::Boolean::New(E, dist::available()); } END,
+    OP(dist_init) { dist::init(a.str(0), a.i64(1), a.i64(2), a.i64(3), a.i64(4)); return E.Undefined(); } END,
+    OP(dist_destroy) { dist::destroy(); return E.Undefined(); } END,
+    OP(dist_initialized) { return Napi::Boolean::New(E, dist::initialized()); } END,
+    OP(dist_rank) { return Napi::Number::New(E, double(dist::rank())); } END,
+    OP(dist_world_size) { return Napi::Number::New(E, double(dist::world_size())); } END,
+    OP(dist_all_reduce) { dist::all_reduce(a.t(0), a.str(1)); return a.info[0]; } END,
+    OP(dist_broadcast) { dist::broadcast(a.t(0), a.i64(1)); return a.info[0]; } END,
+    OP(dist_broadcast_coalesced) { auto ts = a.tensors(0); dist::broadcast_coalesced(ts, a.i64(1), a.i64(2)); return E.Undefined(); } END,
+    OP(dist_barrier) { dist::barrier(); return E.Undefined(); } END,
+    OP(dist_all_reduce_sum_autograd) { return ret(E, dist::all_reduce_sum_autograd(a.t(0))); } END,
+    OP(ddp_reducer_new) { return Napi::Number::New(E, double(dist::reducer_new(a.tensors(0), a.i64(1), a.i64(2), a.b(3)))); } END,
+    OP(ddp_prepare_forward) { return Napi::Boolean::New(E, dist::reducer_prepare_forward(a.i64(0))); } END,
+    OP(ddp_prepare_backward) { dist::reducer_prepare_backward(a.i64(0), a.tensors(1)); return E.Undefined(); } END,
+    OP(ddp_reducer_free) { dist::reducer_free(a.i64(0)); return E.Undefined(); } END,
 };
 
 const size_t kNumOps = sizeof(kOps) / sizeof(kOps[0]);

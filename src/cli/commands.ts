@@ -15,6 +15,7 @@ import { AUGMENTS } from '../train/datasets.js';
 import { readCheckpointMeta } from '../train/checkpoint.js';
 import { buildWebSite } from '../serve/web_build.js';
 import { checkServedName, type NamedModel } from '../serve/describe.js';
+import { launch, withoutFlags } from './launch.js';
 
 export interface OptionSpec {
   flags: string;
@@ -138,6 +139,29 @@ const trainOptions: OptionSpec[] = [
   { flags: '--resume <file>', description: 'continue the run saved in this checkpoint (last.ckpt)' },
   { flags: '--weights <w>', description: "start from pretrained weights: 'DEFAULT', a tag, a file or a URL (the head is reset when the class count differs)" },
   { flags: '--json', description: 'JSON lines instead of a progress bar (the default on a pipe)' },
+];
+
+/** train's options for more than one process (the torchrun environment is the other way in). */
+const distributedOptions: OptionSpec[] = [
+  {
+    flags: '--nproc <n>',
+    description: 'train with n processes on this machine (DistributedDataParallel over gloo; --batch-size is the global batch)',
+    defaultText: '1',
+    parse: int('--nproc', 1, 256),
+  },
+  {
+    flags: '--max-restarts <n>',
+    description: 'with --nproc: restart the whole job from its last checkpoint after a failure, up to n times',
+    defaultText: '0',
+    parse: int('--max-restarts', 0, 1000),
+  },
+  {
+    flags: '--dist-timeout <seconds>',
+    description: 'how long a rank waits for the others (rendezvous, each collective) before failing',
+    defaultText: String(cz.distributed.DEFAULT_TIMEOUT_SECONDS),
+    parse: num('--dist-timeout', 0, 86400, { loOpen: true }),
+  },
+  { flags: '--no-sync-bn', description: "distributed: each rank's own batch-norm statistics (default: synchronised over the ranks)" },
 ];
 
 /** CLI options minus undefined values, so that library defaults apply. */
@@ -347,10 +371,35 @@ export const commands: CommandSpec[] = [
   {
     name: 'train',
     description: 'train a model (checkpoints, metrics.jsonl and plots go to --out)',
-    options: [{ flags: '-m, --model <id>', description: 'model id' }, ...trainOptions],
+    options: [{ flags: '-m, --model <id>', description: 'model id' }, ...trainOptions, ...distributedOptions],
     async run(_args, opts) {
       if (!opts.model && !opts.resume) throw new ConvzooError('give --model <id> (or --resume FILE)', 'E_ARG');
-      const o = defined(opts) as unknown as TrainOptions;
+      const { nproc, maxRestarts, distTimeout, ...rest } = defined(opts) as Record<string, number | undefined>;
+      const o = rest as unknown as TrainOptions;
+      const timeoutSeconds = distTimeout ?? cz.distributed.DEFAULT_TIMEOUT_SECONDS;
+      const worldSize = Number(process.env.WORLD_SIZE ?? 1);
+      if (maxRestarts && !(nproc && nproc > 1)) throw new ConvzooError('--max-restarts goes with --nproc N (N > 1)', 'E_ARG');
+      if (nproc && nproc > 1 && !process.env.WORLD_SIZE) {
+        if (!cz.distributed.isAvailable()) {
+          throw new ConvzooError(
+            "--nproc: this build of convzoo has no distributed support (its libtorch lacks c10d, or gloo's headers were missing at build time: on Debian, apt-get install libgloo-dev, then npm rebuild convzoo)",
+            'E_UNSUPPORTED',
+          );
+        }
+        const argv = process.argv.slice(2);
+        const args = withoutFlags(argv.slice(argv.indexOf('train') + 1), ['--nproc', '--max-restarts']);
+        const runOut = path.resolve(o.out ?? (o.resume ? path.dirname(o.resume) : TRAIN_DEFAULTS.out));
+        return await launch({
+          nproc,
+          args,
+          maxRestarts: maxRestarts ?? 0,
+          out: runOut,
+          graceSeconds: timeoutSeconds,
+          threads: o.threads,
+          log: (line) => process.stderr.write(`${line}\n`),
+        });
+      }
+      if (worldSize > 1) cz.distributed.initProcessGroup({ timeoutSeconds });
       const report = trainReporter({ json: opts.json as boolean | undefined });
       let runOut: string | undefined;
       let epochsDone = 0;
@@ -369,6 +418,7 @@ export const commands: CommandSpec[] = [
           report(e);
         }),
       );
+      if (worldSize > 1) cz.distributed.destroyProcessGroup();
       out(
         JSON.stringify({
           model: o.model ?? r.model.meta?.id,
@@ -377,6 +427,7 @@ export const commands: CommandSpec[] = [
           epochs: r.history.length,
           seconds: r.seconds,
           out: r.out,
+          ...(worldSize > 1 ? { processes: worldSize } : {}),
         }),
       );
     },

@@ -32,6 +32,14 @@ export interface DataLoaderOptions {
   epoch?: number;
   /** Told about every sample that could not be read, if the dataset has no reportSkipped of its own. */
   onWarning?: (message: string) => void;
+  /**
+   * Distributed training: this rank's share of each epoch's order (torch's DistributedSampler): positions
+   * rank, rank + worldSize, ... of the whole order, so that the ranks' batches k together are the batch k
+   * one process would take at worldSize times the batch size. With pad (default true) the order is first
+   * extended from its start to a multiple of worldSize, so every rank has as many samples; evaluation
+   * uses pad: false, so that each sample is counted once.
+   */
+  shard?: { rank: number; worldSize: number; pad?: boolean };
 }
 
 export interface Batch {
@@ -68,6 +76,8 @@ export class DataLoader implements AsyncIterable<Batch> {
   private readonly onWarning?: (message: string) => void;
   private readonly specs?: WorkerInit;
   private pool?: Promise<WorkerPool>;
+  /** This rank's share of each epoch (options.shard). */
+  readonly shard?: { rank: number; worldSize: number; pad: boolean };
 
   constructor(dataset: Dataset, opts: DataLoaderOptions = {}) {
     const who = 'DataLoader';
@@ -87,6 +97,13 @@ export class DataLoader implements AsyncIterable<Batch> {
     checkInt(this.epoch, who, 'epoch', 0);
     this.onWarning = opts.onWarning;
     this.sampleIndices = pickSubset(dataset.length, opts.subset, this.seed);
+    if (opts.shard) {
+      const { rank, worldSize } = opts.shard;
+      checkInt(worldSize, who, 'shard.worldSize', 1);
+      checkInt(rank, who, 'shard.rank', 0);
+      check(rank < worldSize, who, `shard.rank ${rank} is outside shard.worldSize ${worldSize}`);
+      this.shard = { rank, worldSize, pad: opts.shard.pad ?? true };
+    }
 
     if (this.numWorkers > 0) {
       const dataset = this.dataset.workerSpec?.();
@@ -104,10 +121,18 @@ export class DataLoader implements AsyncIterable<Batch> {
     }
   }
 
-  /** Batches per epoch. */
+  /** Batches per epoch (this rank's, when sharded). */
   get length(): number {
-    const n = this.sampleIndices.length;
+    const n = this.shardSize();
     return this.dropLast ? Math.floor(n / this.batchSize) : Math.ceil(n / this.batchSize);
+  }
+
+  /** Samples per epoch: this rank's share when sharded. */
+  private shardSize(): number {
+    const n = this.sampleIndices.length;
+    if (!this.shard) return n;
+    const { rank, worldSize, pad } = this.shard;
+    return pad ? Math.ceil(n / worldSize) : Math.max(0, Math.ceil((n - rank) / worldSize));
   }
 
   /** Sets the epoch the next pass uses. */
@@ -118,8 +143,9 @@ export class DataLoader implements AsyncIterable<Batch> {
 
   /** The dataset indices of every batch in `epoch`, in order. */
   batchIndices(epoch = this.epoch): number[][] {
-    const order = Int32Array.from(this.sampleIndices);
+    let order: Int32Array = Int32Array.from(this.sampleIndices);
     if (this.shuffle) new Rng(mixSeed(this.seed, epoch, 0x5348)).shuffle(order);
+    if (this.shard) order = shardOf(order, this.shard);
     const out: number[][] = [];
     for (let b = 0; b < this.length; b++) out.push(Array.from(order.subarray(b * this.batchSize, (b + 1) * this.batchSize)));
     return out;
@@ -185,6 +211,14 @@ export class DataLoader implements AsyncIterable<Batch> {
     this.pool = pool;
     return pool;
   }
+}
+
+/** Positions rank, rank + worldSize, ... of order (padded from its start to a multiple of worldSize when pad). */
+function shardOf(order: Int32Array, { rank, worldSize, pad }: { rank: number; worldSize: number; pad: boolean }): Int32Array {
+  const total = pad ? Math.ceil(order.length / worldSize) * worldSize : order.length;
+  const out: number[] = [];
+  for (let i = rank; i < total; i += worldSize) out.push(order[i % order.length]);
+  return Int32Array.from(out);
 }
 
 function pickSubset(n: number, subset: DataLoaderOptions['subset'], seed: number): Int32Array {

@@ -129,6 +129,11 @@ export class BatchNorm2d extends Module {
   }
   /** Set by optimizeForInference once the preceding convolution has absorbed this normalisation. */
   _folded = false;
+  /**
+   * Set by distributed.convertSyncBatchNorm: computes a training forward from statistics over every
+   * rank's batch (and updates the running statistics), or returns null to leave it to this layer.
+   */
+  _batchStats: ((x: Tensor, momentum: number) => Tensor | null) | null = null;
   forward(x: Tensor): Tensor {
     if (this._folded) return x;
     check(x.ndim === 4, 'BatchNorm2d', `expected a 4-d (N, C, H, W) input, got ${x.ndim}-d`, 'E_SHAPE');
@@ -137,6 +142,10 @@ export class BatchNorm2d extends Module {
     if (this.training && this.num_batches_tracked) {
       this.num_batches_tracked.add_(1);
       if (this.momentum === null) momentum = 1 / this.num_batches_tracked.item();
+    }
+    if (this.training && this._batchStats) {
+      const y = this._batchStats(x, momentum);
+      if (y) return y;
     }
     const useBatchStats = this.training || !this.running_mean;
     return F.batchNorm(x, this.running_mean, this.running_var, { weight: this.weight, bias: this.bias, training: useBatchStats, momentum, eps: this.eps });

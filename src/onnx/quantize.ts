@@ -19,8 +19,12 @@ export interface ValueRange {
   max: number;
 }
 
-/** Ops whose float inputs and outputs are quantized (onnxruntime has integer kernels for them). */
-const QUANTIZED_OPS = new Set(['Conv', 'Gemm', 'Add', 'Concat', 'MaxPool', 'AveragePool', 'GlobalAveragePool']);
+/**
+ * Ops whose float inputs and outputs are quantized (onnxruntime has integer kernels for them). Sigmoid and
+ * Mul are there for SiLU and squeeze-excitation (QLinearSigmoid, QLinearMul): left in float, each
+ * convolution of an EfficientNet pays a DequantizeLinear/QuantizeLinear round trip around them.
+ */
+const QUANTIZED_OPS = new Set(['Conv', 'Gemm', 'Add', 'Mul', 'Sigmoid', 'Concat', 'MaxPool', 'AveragePool', 'GlobalAveragePool']);
 /** Ops whose output takes its input's quantization, so onnxruntime drops the pair around them. */
 const SAME_RANGE_OPS = new Set(['MaxPool', 'Reshape', 'Flatten', 'Transpose', 'Squeeze', 'Unsqueeze']);
 /** Activations that become the range of the quantized output before them (zero point at the bottom of the range clips like ReLU). */

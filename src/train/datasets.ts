@@ -58,6 +58,11 @@ export interface DataOptions {
   /** Image folders without train/ and val/: the fraction held out for testing (default 0.2). */
   valSplit?: number;
   seed?: number;
+  /**
+   * Distributed training: this rank's share. batchSize stays the global batch; each rank loads
+   * batchSize / worldSize images of each step's batch, and its share of the test set.
+   */
+  shard?: { rank: number; worldSize: number };
 }
 
 export interface RunData {
@@ -232,8 +237,13 @@ export async function makeData(o: DataOptions): Promise<RunData> {
       'E_DATA',
     );
   }
+  const worldSize = o.shard?.worldSize ?? 1;
+  if (batchSize % worldSize !== 0) {
+    throw new ConvzooError(`--batch-size ${batchSize} (the global batch) must be a multiple of the ${worldSize} processes`, 'E_ARG');
+  }
   const train = new DataLoader(trainSet, {
-    batchSize,
+    batchSize: batchSize / worldSize,
+    shard: o.shard,
     shuffle: true,
     seed,
     transform: t.train,
@@ -241,7 +251,14 @@ export async function makeData(o: DataOptions): Promise<RunData> {
     subset: o.subset,
     dropLast: trainCount > batchSize,
   });
-  const test = new DataLoader(testSet, { batchSize: Math.max(batchSize, 256), shuffle: false, seed, transform: t.test, numWorkers });
+  const test = new DataLoader(testSet, {
+    batchSize: Math.max(batchSize / worldSize, 256),
+    shuffle: false,
+    seed,
+    transform: t.test,
+    numWorkers,
+    shard: o.shard ? { ...o.shard, pad: false } : undefined,
+  });
   return {
     train,
     test,

@@ -1,7 +1,8 @@
 // Evaluation: top-1, top-5, per-class accuracy and the confusion matrix, with center-crop (the batch as
 // it comes) or the papers' ten-crop (four corners and the center, and their mirror images, softmax averaged).
 import type { Tensor } from '../tensor/tensor.js';
-import { inferenceMode, stack } from '../tensor/creation.js';
+import { inferenceMode, stack, tensor } from '../tensor/creation.js';
+import { allReduce } from '../distributed/process_group.js';
 import { tidy } from '../tensor/scope.js';
 import { check } from '../errors.js';
 import type { Module } from '../nn/module.js';
@@ -31,6 +32,11 @@ export interface EvaluateOptions {
   /** Ten-crop evaluation with crops of this size (AlexNet/VGG protocol). */
   tenCrop?: number;
   onBatch?: (done: number, total: number) => void;
+  /**
+   * Distributed evaluation: data is this rank's shard of the test set, and the result is the whole
+   * set's (losses, hits and the confusion matrix summed over the process group's ranks).
+   */
+  reduceOverRanks?: boolean;
 }
 
 /** The ten crops of a batch [N, C, H, W]: [10, N, C, s, s]. */
@@ -90,6 +96,13 @@ export async function evaluate(model: Module, data: BatchSource, opts: EvaluateO
     }
   } finally {
     model.train(wasTraining);
+  }
+  if (opts.reduceOverRanks) {
+    const totals = allReduce(tensor([lossSum, top5, count, ...confusion.flat()], undefined, { dtype: 'float64' }));
+    const v = totals.toArray() as number[];
+    totals.dispose();
+    [lossSum, top5, count] = v;
+    for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) confusion[i][j] = v[3 + i * k + j];
   }
   const correct = confusion.reduce((s, row, i) => s + row[i], 0);
   const perClass = confusion.map((row, i) => {

@@ -20,6 +20,7 @@ type Rule =
   | { kind: 'num'; min: number; max?: number; minExclusive?: boolean; maxExclusive?: boolean }
   | { kind: 'choice'; choices: readonly string[] }
   | { kind: 'string' }
+  | { kind: 'bool' }
   | { kind: 'object' };
 
 /** The rules per option; `flag` is the command line's name, used in messages. */
@@ -49,6 +50,7 @@ export const TRAIN_OPTION_RULES: Record<string, Rule & { flag: string }> = {
   optimizer: { kind: 'choice', choices: OPTIMIZERS, flag: '--optimizer' },
   schedule: { kind: 'choice', choices: SCHEDULES, flag: '--schedule' },
   augment: { kind: 'choice', choices: AUGMENTS, flag: '--augment' },
+  syncBn: { kind: 'bool', flag: '--no-sync-bn' },
   modelOptions: { kind: 'object', flag: 'modelOptions' },
 };
 
@@ -66,6 +68,8 @@ export function describeRule(rule: Rule): string {
       return `one of ${rule.choices.join(', ')}`;
     case 'string':
       return 'a non-empty string';
+    case 'bool':
+      return 'true or false';
     case 'object':
       return 'an object of architecture options';
   }
@@ -86,6 +90,8 @@ export function satisfies(rule: Rule, value: unknown): boolean {
       return typeof value === 'string' && rule.choices.includes(value);
     case 'string':
       return typeof value === 'string' && value.length > 0 && !value.includes('\0');
+    case 'bool':
+      return typeof value === 'boolean';
     case 'object':
       return (
         typeof value === 'object' &&

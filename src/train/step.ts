@@ -6,6 +6,9 @@ import type { Tensor } from '../tensor/tensor.js';
 import * as F from '../nn/functional.js';
 import type { Module } from '../nn/module.js';
 import type { Optimizer } from '../optim/optimizer.js';
+import type { DistributedDataParallel } from '../distributed/ddp.js';
+import { allReduce } from '../distributed/process_group.js';
+import { tensor } from '../tensor/creation.js';
 
 export interface TrainStepOptions {
   labelSmoothing?: number;
@@ -16,6 +19,11 @@ export interface TrainStepOptions {
    * weights and batch-norm statistics) on channels-last images; the loss is computed in float32.
    */
   precision?: 'float32' | 'bfloat16';
+  /**
+   * Distributed training: the model's DistributedDataParallel. Gradients are averaged over the ranks
+   * during backward, and the result's loss and counts are the whole global batch's (every rank gets the same).
+   */
+  ddp?: DistributedDataParallel;
 }
 
 export interface TrainStepResult {
@@ -23,6 +31,8 @@ export interface TrainStepResult {
   loss: number;
   /** Correct top-1 predictions in the batch. */
   correct: number;
+  /** Images in the batch (with ddp: in the global batch, every rank's). */
+  count: number;
 }
 
 /** Models with auxiliary classifiers expose their logits through this call (GoogLeNet). */
@@ -39,10 +49,13 @@ const hasAux = (m: unknown): m is AuxModel => typeof (m as AuxModel).forwardWith
 export function trainStep(model: Module, optimizer: Optimizer<any>, batch: { images: Tensor; labels: Tensor }, opts: TrainStepOptions = {}): TrainStepResult {
   const labelSmoothing = opts.labelSmoothing ?? 0;
   const bf16 = opts.precision === 'bfloat16';
-  const lossOf = (out: Tensor) => F.crossEntropy(out.dtype === 'float32' ? out : out.to('float32'), batch.labels, { labelSmoothing });
+  // Half-precision logits (autocast) are lifted to float32 for the loss; float64 stays float64.
+  const lossOf = (out: Tensor) =>
+    F.crossEntropy(out.dtype === 'bfloat16' || out.dtype === 'float16' ? out.to('float32') : out, batch.labels, { labelSmoothing });
   return tidy(() => {
     const images = bf16 && batch.images.ndim === 4 ? batch.images.contiguous('channels_last') : batch.images;
-    const forward = <T>(fn: () => T): T => (bf16 ? autocast(fn, { dtype: 'bfloat16' }) : fn());
+    const precisionScope = <T>(fn: () => T): T => (bf16 ? autocast(fn, { dtype: 'bfloat16' }) : fn());
+    const forward = <T>(fn: () => T): T => (opts.ddp ? opts.ddp.run(() => precisionScope(fn)) : precisionScope(fn));
     let logits: Tensor, loss: Tensor;
     if (hasAux(model)) {
       const o = forward(() => model.forwardWithAux(images));
@@ -53,11 +66,22 @@ export function trainStep(model: Module, optimizer: Optimizer<any>, batch: { ima
       logits = forward(() => (model as unknown as { forward(x: Tensor): Tensor }).forward(images));
       loss = lossOf(logits);
     }
-    const value = loss.item();
-    if (!Number.isFinite(value)) return { loss: value, correct: 0 };
+    const n = batch.labels.shape[0];
+    let value = loss.item();
+    let correct = logits.argmax(1).eq(batch.labels).sum().item();
+    let count = n;
+    if (opts.ddp) {
+      // The global batch's numbers, and one decision for all ranks: a non-finite loss anywhere skips the step everywhere.
+      const totals = allReduce(tensor([Number.isFinite(value) ? value * n : 0, correct, n, Number.isFinite(value) ? 0 : 1], undefined, { dtype: 'float64' }));
+      const [lossSum, correctSum, countSum, nonFinite] = totals.toArray() as number[];
+      if (nonFinite > 0) return { loss: Number.isFinite(value) ? Number.NaN : value, correct: 0, count: countSum };
+      value = lossSum / countSum;
+      correct = correctSum;
+      count = countSum;
+    } else if (!Number.isFinite(value)) return { loss: value, correct: 0, count };
     optimizer.zeroGrad();
     loss.backward();
     optimizer.step();
-    return { loss: value, correct: logits.argmax(1).eq(batch.labels).sum().item() };
+    return { loss: value, correct, count };
   });
 }

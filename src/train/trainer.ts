@@ -23,6 +23,8 @@ import { plotCurves, plotConfusion } from './plots.js';
 import type { Optimizer } from '../optim/optimizer.js';
 import { AGC } from '../optim/agc.js';
 import { ModelEma } from './ema.js';
+import { barrier, getRank, getWorldSize, isInitialized } from '../distributed/process_group.js';
+import { DistributedDataParallel, convertSyncBatchNorm } from '../distributed/ddp.js';
 
 export interface TrainOptions extends DataOptions {
   model: string;
@@ -50,6 +52,12 @@ export interface TrainOptions extends DataOptions {
   precision?: 'fp32' | 'bf16';
   /** Keep an exponential moving average of the weights with this decay (timm: 0.9999), evaluated each epoch and checkpointed as `ema.*`. */
   ema?: number;
+  /**
+   * Distributed training (inside a process group of more than one rank): batch-norm statistics over every
+   * rank's batch (SyncBatchNorm; default true), so that N processes compute what one does at the same
+   * global batch. false keeps each rank's own (PyTorch DDP's default; a little faster).
+   */
+  syncBn?: boolean;
   /** Extra architecture options (e.g. dropRate). */
   modelOptions?: Record<string, unknown>;
 }
@@ -161,6 +169,8 @@ export async function train(options: TrainOptions, onEvent: (e: TrainEvent) => v
     }
   }
   const out = path.resolve(opts.out);
+  // Distributed: rank 0 owns the output folder (lock, checkpoints, metrics, plots); the others only read.
+  if (isInitialized() && getRank() !== 0) return await run(opts, out, resumeFrom, onEvent, started);
   // An exit in the middle of a checkpoint write (process.exit from a Ctrl-C handler) leaves this
   // process's temporary file: remove it on the way out (before the lock goes).
   const removeOwnTemporaries = (): void => removeTemporaries(out, process.pid);
@@ -206,7 +216,19 @@ function removeTemporaries(out: string, pid?: number): void {
 
 type ResolvedOptions = typeof TRAIN_DEFAULTS & TrainOptions;
 
-async function run(opts: ResolvedOptions, out: string, resumeFrom: Checkpoint | null, onEvent: (e: TrainEvent) => void, started: number): Promise<TrainResult> {
+async function run(
+  opts: ResolvedOptions,
+  out: string,
+  resumeFrom: Checkpoint | null,
+  allEvents: (e: TrainEvent) => void,
+  started: number,
+): Promise<TrainResult> {
+  const worldSize = isInitialized() ? getWorldSize() : 1;
+  const rank = isInitialized() ? getRank() : 0;
+  const distributed = worldSize > 1;
+  const writer = rank === 0;
+  // Rank 0 reports; every rank computes the same numbers.
+  const onEvent = writer ? allEvents : () => {};
   let data: Awaited<ReturnType<typeof makeData>>;
   let model: ClassifierModel;
   try {
@@ -219,6 +241,7 @@ async function run(opts: ResolvedOptions, out: string, resumeFrom: Checkpoint | 
       ...opts,
       pretrained: pretrainedDataConfig(modelMeta(opts.model), opts.weights),
       onWarning: (message) => onEvent({ type: 'note', message }),
+      shard: distributed ? { rank, worldSize } : undefined,
     });
     const arch = { ...opts.modelOptions, numClasses: data.classes.length, inChans: data.channels };
     if (resumeFrom) {
@@ -235,16 +258,20 @@ async function run(opts: ResolvedOptions, out: string, resumeFrom: Checkpoint | 
       const pretrained = resumeFrom.options.weights ? (modelMeta(opts.model).pretrainedOptions ?? {}) : {};
       model = buildModel(opts.model, { ...pretrained, ...arch });
     } else {
+      // Distributed: rank 0 fetches the weights into the cache first, then the others read them there.
+      if (distributed && rank !== 0) barrier();
       model = await createModel(opts.model, { ...arch, weights: opts.weights }).catch(async (e) => {
         await data.close();
         throw e;
       });
+      if (distributed && rank === 0) barrier();
     }
   } catch (e) {
     resumeFrom?.dispose();
     throw e;
   }
   const stepsPerEpoch = data.train.length;
+  if (distributed && opts.syncBn !== false) convertSyncBatchNorm(model);
   // bf16 trains on channels-last weights (the optimizer's buffers follow them) and images.
   if (opts.precision === 'bf16') model.toMemoryFormat('channels_last');
   const precision = opts.precision === 'bf16' ? 'bfloat16' : 'float32';
@@ -271,10 +298,10 @@ async function run(opts: ResolvedOptions, out: string, resumeFrom: Checkpoint | 
       best = resumeFrom.best;
       history.push(...(resumeFrom.history as unknown as EpochRow[]));
       // The log restarts from what the checkpoint holds (a kill may have cut it anywhere).
-      writeFileSync(path.join(out, 'metrics.jsonl'), history.map((h) => JSON.stringify(h) + '\n').join(''));
+      if (writer) writeFileSync(path.join(out, 'metrics.jsonl'), history.map((h) => JSON.stringify(h) + '\n').join(''));
     } else {
       if (opts.ema !== undefined) ema = new ModelEma(model, { decay: opts.ema });
-      if (existsSync(path.join(out, 'metrics.jsonl'))) writeFileSync(path.join(out, 'metrics.jsonl'), ''); // a fresh run starts a fresh log
+      if (writer && existsSync(path.join(out, 'metrics.jsonl'))) writeFileSync(path.join(out, 'metrics.jsonl'), ''); // a fresh run starts a fresh log
     }
   } catch (e) {
     ema?.dispose();
@@ -283,6 +310,8 @@ async function run(opts: ResolvedOptions, out: string, resumeFrom: Checkpoint | 
   } finally {
     resumeFrom?.dispose();
   }
+  // After any resume: every rank starts from rank 0's weights and buffers.
+  const ddp = distributed ? new DistributedDataParallel(model) : undefined;
   onEvent({
     type: 'start',
     model: opts.model,
@@ -309,8 +338,8 @@ async function run(opts: ResolvedOptions, out: string, resumeFrom: Checkpoint | 
       for await (const { images, labels } of data.train) {
         step++;
         globalStep++;
-        const n = labels.shape[0];
-        const r = trainStep(model, optimizer, { images, labels }, { labelSmoothing: opts.labelSmoothing, auxWeight, precision });
+        const r = trainStep(model, optimizer, { images, labels }, { labelSmoothing: opts.labelSmoothing, auxWeight, precision, ddp });
+        const n = r.count; // the global batch's
         images.dispose();
         labels.dispose();
         if (!Number.isFinite(r.loss)) {
@@ -346,11 +375,17 @@ async function run(opts: ResolvedOptions, out: string, resumeFrom: Checkpoint | 
         throw new ConvzooError(`train: epoch ${epoch} had no training image to learn from (none of the ${data.trainSize} could be decoded)`, 'E_DATA', 'train');
       }
       const result = measured(
-        await evaluate(model, data.test, { numClasses: data.classes.length, onBatch: (done, total) => onEvent({ type: 'eval', done, total }) }),
+        await evaluate(model, data.test, {
+          numClasses: data.classes.length,
+          onBatch: (done, total) => onEvent({ type: 'eval', done, total }),
+          reduceOverRanks: distributed,
+        }),
         data.testSize,
       );
       final = result;
-      const emaResult = ema ? measured(await evaluate(ema.module, data.test, { numClasses: data.classes.length }), data.testSize) : null;
+      const emaResult = ema
+        ? measured(await evaluate(ema.module, data.test, { numClasses: data.classes.length, reduceOverRanks: distributed }), data.testSize)
+        : null;
       scheduler.afterEpoch(result.top1);
       const isBest = result.top1 > best;
       if (isBest) best = result.top1;
@@ -378,9 +413,11 @@ async function run(opts: ResolvedOptions, out: string, resumeFrom: Checkpoint | 
         inChans: data.channels,
       };
       // The checkpoint first: metrics.jsonl never lists an epoch that no checkpoint holds.
-      await saveCheckpoint(path.join(out, 'last.ckpt'), info, model, optimizer, ema?.module);
-      if (isBest) await saveCheckpoint(path.join(out, 'best.ckpt'), info, model, undefined, ema?.module);
-      appendFileSync(path.join(out, 'metrics.jsonl'), JSON.stringify(row) + '\n');
+      if (writer) {
+        await saveCheckpoint(path.join(out, 'last.ckpt'), info, model, optimizer, ema?.module);
+        if (isBest) await saveCheckpoint(path.join(out, 'best.ckpt'), info, model, undefined, ema?.module);
+        appendFileSync(path.join(out, 'metrics.jsonl'), JSON.stringify(row) + '\n');
+      }
       onEvent({
         type: 'epoch',
         epoch,
@@ -395,15 +432,18 @@ async function run(opts: ResolvedOptions, out: string, resumeFrom: Checkpoint | 
         ...(emaResult ? { emaTestLoss: emaResult.loss, emaTestAccuracy: emaResult.top1, emaTestTop5: emaResult.top5 } : {}),
       });
     }
-    if (!final) final = measured(await evaluate(model, data.test, { numClasses: data.classes.length }), data.testSize);
+    if (!final) final = measured(await evaluate(model, data.test, { numClasses: data.classes.length, reduceOverRanks: distributed }), data.testSize);
   } catch (e) {
     ema?.dispose();
     throw e;
   } finally {
+    ddp?.dispose();
     await data.close();
   }
-  await plotCurves(history, out);
-  await plotConfusion(final.confusion, data.classes, out);
+  if (writer) {
+    await plotCurves(history, out);
+    await plotConfusion(final.confusion, data.classes, out);
+  }
   const seconds = (performance.now() - started) / 1000;
   onEvent({ type: 'done', testAccuracy: final.top1, bestAccuracy: best, seconds, out });
   return { model, ...(ema ? { ema: ema.module } : {}), classes: data.classes, history, final, bestAccuracy: best, seconds, out };
