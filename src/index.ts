@@ -59,7 +59,7 @@ export {
   type Int8ExportOptions,
 } from './onnx/export.js';
 export { calibrationBatches, type CalibrationDataOptions } from './onnx/calibration.js';
-export { quantizeOnnxModel, calibrateRanges, type ValueRange, type QuantizeResult } from './onnx/quantize.js';
+export { quantizeOnnxModel, calibrateRanges, cpuHasVnni, type ValueRange, type QuantizeResult, type QuantizeOptions } from './onnx/quantize.js';
 export { readOnnx, writeOnnx, encodeOnnx, type WriteOnnxOptions, type WriteOnnxResult } from './onnx/serialize.js';
 export type { OnnxModel, OnnxGraph, OnnxNode, OnnxTensor, OnnxAttribute, OnnxValueInfo, OnnxDataType } from './onnx/ir.js';
 // Serving: models behind HTTP (KServe v2 and /v1 routes) with dynamic batching.

@@ -51,7 +51,10 @@ describe('int8 export', () => {
     // Every ReLU became the range of the quantized value before it.
     expect(ops).not.toContain('Relu');
     expect(ops.filter((o) => o === 'Conv').length).toBe(19);
-    // Weights: int8, symmetric per output channel (each channel reaches +-127), zero points 0.
+    // Weights: int8, symmetric per output channel (each channel reaches +-127, or +-63 where this CPU's
+    // onnxruntime kernels would saturate full-range weights: x86 without VNNI), zero points 0.
+    const bits = cz.cpuHasVnni() === false ? 7 : 8;
+    expect(m.metadata['convzoo.int8_weight_bits']).toBe(String(bits));
     const inits = new Map(m.graph.initializers.map((t) => [t.name, t]));
     const wq = [...inits.values()].find((t) => t.name.startsWith('conv1.weight') && t.dataType === 'int8' && t.dims.length === 4)!;
     expect(wq).toBeDefined();
@@ -59,7 +62,7 @@ describe('int8 export', () => {
     const per = q.length / wq.dims[0];
     for (let c = 0; c < wq.dims[0]; c++) {
       const peak = Math.max(...Array.from(q.subarray(c * per, (c + 1) * per), Math.abs));
-      expect(peak).toBe(127);
+      expect(peak).toBe(bits === 8 ? 127 : 63);
     }
     const scale = floats(inits.get(wq.name.replace('_quantized', '_scale'))!);
     expect(scale.length).toBe(wq.dims[0]);
@@ -143,6 +146,24 @@ describe('convzoo export --int8', () => {
     expect(r.inputShape).toEqual([1, 1, 28, 28]);
     expect(onnxCheck(file).ok).toBe(true);
     expect(cz.readOnnx(file).metadata['convzoo.precision']).toBe('int8');
+  });
+
+  test("weightBits 8 and 7 set the weights' range (and the metadata); anything else is refused", () => {
+    const model = resnet20();
+    const fp32 = cz.exportOnnxModel(model, { batch: 1 });
+    const ranges = new Map<string, cz.ValueRange>();
+    for (const n of fp32.graph.nodes) for (const v of [...n.inputs, ...n.outputs]) ranges.set(v, { min: -4, max: 4 });
+    const peak = (bits: 7 | 8) => {
+      const q = cz.quantizeOnnxModel(fp32, ranges, { weightBits: bits });
+      expect(q.weightBits).toBe(bits);
+      expect(q.model.metadata['convzoo.int8_weight_bits']).toBe(String(bits));
+      const w = q.model.graph.initializers.find((t) => t.dataType === 'int8' && t.dims.length === 4)!;
+      return Math.max(...Array.from(new Int8Array(w.raw.buffer.slice(w.raw.byteOffset, w.raw.byteOffset + w.raw.byteLength)), Math.abs));
+    };
+    expect(peak(8)).toBe(127);
+    expect(peak(7)).toBe(63);
+    expect(() => cz.quantizeOnnxModel(fp32, ranges, { weightBits: 6 as 7 })).toThrow(/weightBits must be 7, 8 or 'auto', got 6/);
+    disposeModel(model);
   });
 
   test('refuses what does not fit', () => {

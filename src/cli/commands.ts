@@ -486,6 +486,12 @@ export const commands: CommandSpec[] = [
       { flags: '--int8', description: 'static int8 quantization (needs --calibrate): int8 weights per channel, uint8 activations' },
       { flags: '--calibrate <data>', description: "calibration images for --int8: 'fashion-mnist' or an image folder (its training images)" },
       { flags: '--calibration-images <n>', description: 'images to calibrate on', default: 512, parse: int('--calibration-images', 1, 1_000_000) },
+      {
+        flags: '--int8-weight-bits <bits>',
+        description: "int8 weights in 8 bits, or 7 where onnxruntime's kernels would saturate (x86 without VNNI); auto picks for this CPU",
+        default: 'auto',
+        choices: ['auto', '7', '8'],
+      },
       { flags: '--json', description: 'print JSON' },
     ],
     async run([id], opts) {
@@ -515,6 +521,7 @@ export const commands: CommandSpec[] = [
             onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
           }),
           onProgress: bar,
+          weightBits: opts.int8WeightBits === 'auto' ? 'auto' : (Number(opts.int8WeightBits) as 7 | 8),
         };
       }
       const r = await cz.exportOnnx(model, opts.out as string, {

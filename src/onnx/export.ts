@@ -10,7 +10,7 @@ import type { OnnxModel, OnnxNode, OnnxTensor } from './ir.js';
 import { OP_MAPPINGS } from './op_map.js';
 import { traceOps } from './trace.js';
 import { writeOnnx, encodeOnnx } from './serialize.js';
-import { calibrateRanges, quantizeOnnxModel } from './quantize.js';
+import { calibrateRanges, quantizeOnnxModel, type QuantizeOptions } from './quantize.js';
 
 const { version: CONVZOO_VERSION } = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -38,6 +38,8 @@ export interface Int8ExportOptions {
   calibration: Iterable<Tensor> | AsyncIterable<Tensor>;
   /** Called after each calibration batch with the images seen so far. */
   onProgress?: (images: number) => void;
+  /** 8- or 7-bit weights; 'auto' (default): 7 on an x86 CPU without VNNI, where 8 would saturate (see QuantizeOptions). */
+  weightBits?: QuantizeOptions['weightBits'];
 }
 
 export interface ExportOnnxFileOptions extends ExportOnnxOptions {
@@ -314,7 +316,7 @@ export async function exportOnnx(model: ClassifierModel, path: string, opts: Exp
       opset: onnx.opsetImports[0].version,
       onProgress: opts.int8.onProgress,
     });
-    onnx = quantizeOnnxModel(onnx, ranges).model;
+    onnx = quantizeOnnxModel(onnx, ranges, { weightBits: opts.int8.weightBits }).model;
   }
   const written = await writeOnnx(path, onnx, { externalData: opts.externalData ?? 'auto' });
   return {

@@ -6,6 +6,7 @@
 // Calibration runs the convzoo model itself under the tracer: every graph value gets the same name as in
 // the exported graph, so the minimum and maximum of each are read straight from libtorch.
 import { native, type Handle, type NativeOps } from '../native.js';
+import { readFileSync } from 'node:fs';
 import { ConvzooError } from '../errors.js';
 import { noGrad } from '../tensor/creation.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -117,19 +118,54 @@ function activationParams(r: ValueRange): { scale: number; zeroPoint: number } {
   return { scale, zeroPoint };
 }
 
+export interface QuantizeOptions {
+  /**
+   * Weight precision: 8 (+-127) or 7 bits (+-63, "reduce range"). On x86 CPUs without VNNI, onnxruntime's
+   * uint8 x int8 kernels add pairs of products in 16 bits (vpmaddubsw), which saturate with full-range
+   * weights; 7-bit weights cannot. 'auto' (the default) picks 7 on such a CPU, 8 elsewhere: the file is
+   * then best run on a machine like the one that made it.
+   */
+  weightBits?: 7 | 8 | 'auto';
+}
+
+/** Whether this CPU has VNNI (x86: avx512_vnni or avx_vnni), null when it cannot be told (not Linux x86). */
+export function cpuHasVnni(): boolean | null {
+  if (process.arch !== 'x64') return null;
+  try {
+    const flags =
+      readFileSync('/proc/cpuinfo', 'utf8')
+        .match(/^flags\s*:(.*)$/m)?.[1]
+        .split(/\s+/) ?? [];
+    return flags.includes('avx512_vnni') || flags.includes('avx_vnni');
+  } catch {
+    return null;
+  }
+}
+
+/** 7 where onnxruntime's uint8 x int8 products may saturate (x86 without VNNI), else 8. */
+export function resolveWeightBits(bits: QuantizeOptions['weightBits'] = 'auto'): 7 | 8 {
+  if (bits === 7 || bits === 8) return bits;
+  if (bits !== 'auto') throw new ConvzooError(`quantize: weightBits must be 7, 8 or 'auto', got ${String(bits)}`, 'E_ARG');
+  return cpuHasVnni() === false ? 7 : 8;
+}
+
 export interface QuantizeResult {
   model: OnnxModel;
   /** Values that got a QuantizeLinear/DequantizeLinear pair. */
   quantizedValues: number;
   /** Weights stored as int8. */
   quantizedWeights: number;
+  /** 8 (+-127) or 7 (+-63): the weights' range. */
+  weightBits: 7 | 8;
 }
 
 /**
  * Rewrites a float32 graph (from exportOnnxModel, batch norms folded) into QDQ form with the calibrated
  * ranges. The input model is not modified.
  */
-export function quantizeOnnxModel(source: OnnxModel, ranges: Map<string, ValueRange>): QuantizeResult {
+export function quantizeOnnxModel(source: OnnxModel, ranges: Map<string, ValueRange>, opts: QuantizeOptions = {}): QuantizeResult {
+  const weightBits = resolveWeightBits(opts.weightBits);
+  const qmax = weightBits === 8 ? 127 : 63;
   const model: OnnxModel = structuredClone(source);
   const g = model.graph;
   const inits = new Map(g.initializers.map((t) => [t.name, t]));
@@ -218,8 +254,8 @@ export function quantizeOnnxModel(source: OnnxModel, ranges: Map<string, ValueRa
     for (let c = 0; c < channels; c++) {
       let m = 0;
       for (let i = c * per; i < (c + 1) * per; i++) m = Math.max(m, Math.abs(wv[i]));
-      scales[c] = m > 0 ? f32(m / 127) : 1;
-      for (let i = c * per; i < (c + 1) * per; i++) q[i] = Math.max(-127, Math.min(127, Math.round(wv[i] / scales[c])));
+      scales[c] = m > 0 ? f32(m / qmax) : 1;
+      for (let i = c * per; i < (c + 1) * per; i++) q[i] = Math.max(-qmax, Math.min(qmax, Math.round(wv[i] / scales[c])));
     }
     before = [];
     const wdq = perChannelDequantized(w.name, 'int8', w.dims.slice(), bytesOf(q), scales, `${n.name}/weight_DequantizeLinear`);
@@ -270,6 +306,6 @@ export function quantizeOnnxModel(source: OnnxModel, ranges: Map<string, ValueRa
   // Float weights now unused go; the int8 ones stay.
   const used = new Set(g.nodes.flatMap((n) => n.inputs));
   g.initializers = [...g.initializers, ...newInits].filter((t) => used.has(t.name));
-  model.metadata = { ...model.metadata, 'convzoo.precision': 'int8' };
-  return { model, quantizedValues: toQuantize.size, quantizedWeights };
+  model.metadata = { ...model.metadata, 'convzoo.precision': 'int8', 'convzoo.int8_weight_bits': String(weightBits) };
+  return { model, quantizedValues: toQuantize.size, quantizedWeights, weightBits };
 }
