@@ -96,12 +96,21 @@ async function runConfig(o, model, nproc, syncBn) {
   const outs = await Promise.all(
     Array.from({ length: nproc }, (_, rank) => {
       const cfg = { model, threads, syncBn, steps: o.steps, warmup: o.warmup };
-      const env = { ...process.env, OMP_NUM_THREADS: String(threads), RANK: String(rank), WORLD_SIZE: String(nproc), MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port) };
+      const env = {
+        ...process.env,
+        OMP_NUM_THREADS: String(threads),
+        RANK: String(rank),
+        WORLD_SIZE: String(nproc),
+        MASTER_ADDR: '127.0.0.1',
+        MASTER_PORT: String(port),
+      };
       if (nproc === 1) for (const k of ['RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT']) delete env[k];
       const child = spawn(process.execPath, [self, '--worker', JSON.stringify(cfg)], { env, stdio: ['ignore', 'pipe', 'inherit'] });
       let out = '';
       child.stdout.on('data', (d) => (out += d));
-      return new Promise((resolve, reject) => child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`${model} nproc ${nproc} rank ${rank} exited ${code}`)))));
+      return new Promise((resolve, reject) =>
+        child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`${model} nproc ${nproc} rank ${rank} exited ${code}`)))),
+      );
     }),
   );
   const r = JSON.parse(outs[0].trim().split('\n').at(-1));
@@ -114,7 +123,12 @@ if (o.worker) {
   await worker(o.worker);
 } else {
   const cpu = os.cpus()[0]?.model.trim() ?? 'cpu';
-  console.log(`# ${cpu}, ${os.availableParallelism()} cores | load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  console.log(
+    `# ${cpu}, ${os.availableParallelism()} cores | load average ${os
+      .loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ')}`,
+  );
   const rows = [];
   for (const model of o.models) {
     const s = SHAPES[model];
@@ -126,7 +140,16 @@ if (o.worker) {
       ['2 processes, SyncBatchNorm', sync],
       ['2 processes, own batch norm', local],
     ]) {
-      rows.push({ model, label, batch: s.batch, threads: r.threads, step: r.median, ips: s.batch / r.median, speedup: one.median / r.median, allReduce: r.allReduce });
+      rows.push({
+        model,
+        label,
+        batch: s.batch,
+        threads: r.threads,
+        step: r.median,
+        ips: s.batch / r.median,
+        speedup: one.median / r.median,
+        allReduce: r.allReduce,
+      });
       console.log(`${model} ${label}: step ${r.median.toFixed(3)} s, ${(s.batch / r.median).toFixed(1)} img/s, x${(one.median / r.median).toFixed(2)}`);
     }
   }

@@ -2,7 +2,8 @@
 // feed them, weights and activations channels-last (NHWC, the layout oneDNN's convolutions run in without
 // reordering), and optionally everything in bfloat16 (AVX512-BF16). The result serves forward/predict only.
 import { ConvzooError, check } from '../errors.js';
-import { noGrad, zeros } from '../tensor/creation.js';
+import { noGrad, tensor } from '../tensor/creation.js';
+import { foldBatchNorm } from '../nn/fold_batch_norm.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { type AnyModule, Parameter } from '../nn/module.js';
 import { BatchNorm2d, Conv2d } from '../nn/layers.js';
@@ -75,16 +76,25 @@ function ownerKey(weightKey: string, field: string): string {
 }
 
 function foldInto(conv: Conv2d, bn: BatchNorm2d): void {
-  const c = bn.numFeatures;
-  const f64 = (t: Tensor | null, fill: number): Tensor => (t ? t.to('float64') : zeros([c], { dtype: 'float64' }).add(fill));
-  const scale = f64(bn.weight, 1).div(f64(bn.running_var, 1).add(bn.eps).sqrt());
-  const weight = conv.weight.to('float64').mul(scale.view(-1, 1, 1, 1));
-  const bias = f64(conv.bias, 0).sub(f64(bn.running_mean, 0)).mul(scale).add(f64(bn.bias, 0));
+  const values = (t: Tensor | null): Float64Array | null => (t ? Float64Array.from(t.data() as ArrayLike<number>) : null);
+  const folded = foldBatchNorm({
+    weight: values(conv.weight)!,
+    bias: values(conv.bias),
+    gamma: values(bn.weight),
+    beta: values(bn.bias),
+    mean: values(bn.running_mean),
+    variance: values(bn.running_var),
+    eps: bn.eps,
+    channels: bn.numFeatures,
+  });
+  const weight = tensor(folded.weight, conv.weight.shape, { dtype: 'float64' });
+  const bias = tensor(folded.bias, [bn.numFeatures], { dtype: 'float64' });
   conv.weight.copy_(weight);
   if (conv.bias) conv.bias.copy_(bias);
   else conv.bias = new Parameter(bias.to(conv.weight.dtype), false);
   bn._folded = true;
-  for (const t of [scale, weight, bias]) t.dispose();
+  weight.dispose();
+  bias.dispose();
 }
 
 /** @internal ClassifierModel.optimizeForInference's body. */

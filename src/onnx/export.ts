@@ -10,6 +10,7 @@ import type { OnnxModel, OnnxNode, OnnxTensor } from './ir.js';
 import { OP_MAPPINGS } from './op_map.js';
 import { traceOps } from './trace.js';
 import { writeOnnx, encodeOnnx } from './serialize.js';
+import { foldBatchNorm } from '../nn/fold_batch_norm.js';
 import { calibrateRanges, quantizeOnnxModel, type QuantizeOptions } from './quantize.js';
 
 const { version: CONVZOO_VERSION } = createRequire(import.meta.url)('../../package.json') as { version: string };
@@ -156,13 +157,17 @@ function foldBatchNorms(model: OnnxModel): number {
     if (!w || (conv.inputs[2] && !b) || !gamma || !beta || !mean || !variance) continue;
     const eps = bn.attributes.epsilon?.type === 'float' ? bn.attributes.epsilon.value : 1e-5;
     const [gv, bv, mv, vv] = [gamma, beta, mean, variance].map(floatValues);
-    const wv = floatValues(w);
     const out = w.dims[0];
-    const per = wv.length / out;
-    const scale = gv.map((s, c) => s / Math.sqrt(vv[c] + eps));
-    const fw = wv.map((v, i) => v * scale[Math.floor(i / per)]);
-    const bias0 = b ? floatValues(b) : new Float64Array(out);
-    const fb = bias0.map((v, c) => (v - mv[c]) * scale[c] + bv[c]);
+    const { weight: fw, bias: fb } = foldBatchNorm({
+      weight: floatValues(w),
+      bias: b ? floatValues(b) : null,
+      gamma: gv,
+      beta: bv,
+      mean: mv,
+      variance: vv,
+      eps,
+      channels: out,
+    });
     const wName = `${w.name}_bn_folded`;
     const bName = `${bn.name}_folded_bias`;
     g.initializers.push(floatTensorLike(w, wName, fw, w.dims), floatTensorLike(w, bName, fb, [out]));
