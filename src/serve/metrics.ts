@@ -1,5 +1,6 @@
 // The server's Prometheus metrics, in a registry of its own (two servers in one process do not mix).
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { memory } from '../tensor/scope.js';
 
 export class ServeMetrics {
   readonly registry = new Registry();
@@ -28,6 +29,24 @@ export class ServeMetrics {
     help: 'Images waiting for a batch, by model',
     labelNames: ['model'] as const,
     registers: [this.registry],
+  });
+
+  /** libtorch's memory in this process (every worker thread's tensors): live tensors and what the caching allocator keeps. */
+  readonly tensorBytes = new Gauge({
+    name: 'convzoo_tensor_bytes',
+    help: 'Storage bytes of live tensors (all threads)',
+    registers: [this.registry],
+    collect() {
+      this.set(memory().bytes);
+    },
+  });
+  readonly allocatorCachedBytes = new Gauge({
+    name: 'convzoo_allocator_cached_bytes',
+    help: 'Freed bytes the caching CPU allocator keeps for reuse (bounded by CONVZOO_CPU_CACHE_MB)',
+    registers: [this.registry],
+    collect() {
+      this.set(memory().cachedBytes);
+    },
   });
 
   constructor() {
