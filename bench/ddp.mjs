@@ -5,9 +5,10 @@
 //   npx tsc -p tsconfig.json && node bench/ddp.mjs [--models resnet20,resnet50] [--steps 8] [--warmup 2]
 //
 // Each configuration runs in fresh processes on random images (no data loading, so the figures are the
-// training step alone): 1 process with all the cores' threads; 2 processes with half each, SyncBatchNorm
-// (convzoo's default, which makes the two compute what one does) and without it (--no-sync-bn, PyTorch
-// DDP's default). Reported: the median step time, images/s, and the speed-up over 1 process.
+// training step alone): 1 process with all the cores' threads; 2 processes with half each, without
+// SyncBatchNorm (each rank's own batch statistics: convzoo's and PyTorch DDP's default) and with it
+// (--sync-bn, which makes the two compute what one does). Reported: the median step time, images/s, and
+// the speed-up over 1 process.
 import { spawn } from 'node:child_process';
 import net from 'node:net';
 import os from 'node:os';

@@ -180,7 +180,7 @@ describe('convzoo train --nproc', () => {
 
   test('2 processes reach the accuracy of 1 on a short run; rank 0 alone writes the run folder; the test set is shared out and counted once', async () => {
     const one = run([CLI, 'train', ...common(), '--epochs', '2', '--threads', '1', '--out', path.join(tmp, 'one')]).done;
-    const two = await run([CLI, 'train', ...common(), '--epochs', '2', '--nproc', '2', '--out', path.join(tmp, 'two')]).done;
+    const two = await run([CLI, 'train', ...common(), '--epochs', '2', '--nproc', '2', '--sync-bn', '--out', path.join(tmp, 'two')]).done;
     const single = await one;
     expect(single.code, single.stderr).toBe(0);
     expect(two.code, two.stderr).toBe(0);

@@ -161,7 +161,10 @@ const distributedOptions: OptionSpec[] = [
     defaultText: String(cz.distributed.DEFAULT_TIMEOUT_SECONDS),
     parse: num('--dist-timeout', 0, 86400, { loOpen: true }),
   },
-  { flags: '--no-sync-bn', description: "distributed: each rank's own batch-norm statistics (default: synchronised over the ranks)" },
+  {
+    flags: '--sync-bn',
+    description: "distributed: batch-norm statistics over every rank's batch (SyncBatchNorm: N processes compute what 1 does at the same global batch; slower)",
+  },
 ];
 
 /** CLI options minus undefined values, so that library defaults apply. */

@@ -50,7 +50,7 @@ export const TRAIN_OPTION_RULES: Record<string, Rule & { flag: string }> = {
   optimizer: { kind: 'choice', choices: OPTIMIZERS, flag: '--optimizer' },
   schedule: { kind: 'choice', choices: SCHEDULES, flag: '--schedule' },
   augment: { kind: 'choice', choices: AUGMENTS, flag: '--augment' },
-  syncBn: { kind: 'bool', flag: '--no-sync-bn' },
+  syncBn: { kind: 'bool', flag: '--sync-bn' },
   modelOptions: { kind: 'object', flag: 'modelOptions' },
 };
 

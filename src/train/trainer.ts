@@ -54,8 +54,9 @@ export interface TrainOptions extends DataOptions {
   ema?: number;
   /**
    * Distributed training (inside a process group of more than one rank): batch-norm statistics over every
-   * rank's batch (SyncBatchNorm; default true), so that N processes compute what one does at the same
-   * global batch. false keeps each rank's own (PyTorch DDP's default; a little faster).
+   * rank's batch (SyncBatchNorm), so that N processes compute what one does at the same global batch.
+   * Default false, as PyTorch's DDP and timm: each rank normalises with its own batch's statistics, which
+   * is much faster (bench/ddp.mjs) and, at per-rank batches of 32 or more, trains about as well.
    */
   syncBn?: boolean;
   /** Extra architecture options (e.g. dropRate). */
@@ -271,7 +272,7 @@ async function run(
     throw e;
   }
   const stepsPerEpoch = data.train.length;
-  if (distributed && opts.syncBn !== false) convertSyncBatchNorm(model);
+  if (distributed && opts.syncBn) convertSyncBatchNorm(model);
   // bf16 trains on channels-last weights (the optimizer's buffers follow them) and images.
   if (opts.precision === 'bf16') model.toMemoryFormat('channels_last');
   const precision = opts.precision === 'bf16' ? 'bfloat16' : 'float32';
