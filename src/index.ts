@@ -2,7 +2,7 @@
 export { ConvzooError, type ErrorCode } from './errors.js';
 export { Tensor, type DType, type Device, type Shape, type TypedArray, DTYPE_BYTES, isFloatingDType } from './tensor/tensor.js';
 export * from './tensor/creation.js';
-export { tidy, keep, memory, emptyCache } from './tensor/scope.js';
+export { tidy, keep, memory, emptyCache, setAllocatorCacheLimit } from './tensor/scope.js';
 export type { MemoryInfo } from './native.js';
 export * as nn from './nn/index.js';
 export * as F from './nn/functional.js';

@@ -27,6 +27,8 @@ export interface NativeAddon {
   dispose(h: Handle): void;
   memory(): MemoryInfo;
   emptyCache(): void;
+  /** Bounds the caching allocator's cache of freed blocks (MiB); what is beyond it is freed. */
+  setCacheLimit(mb: number): void;
   setErrorClass(cls: unknown): void;
   torchVersion: string;
   config: string;

@@ -291,6 +291,16 @@ export interface NativeOps {
   dist_barrier(): void;
   /** The sum over ranks as a new tensor whose backward sums the gradients over ranks. */
   dist_all_reduce_sum_autograd(x: Handle): Handle;
+  /** Training-mode batch norm with statistics over every rank's batch (updates the running statistics when given). */
+  dist_sync_batch_norm(
+    x: Handle,
+    weight: Handle | undefined,
+    bias: Handle | undefined,
+    runningMean: Handle | undefined,
+    runningVar: Handle | undefined,
+    momentum: number,
+    eps: number,
+  ): Handle;
   /** DistributedDataParallel's Reducer over these parameters; returns its id. */
   ddp_reducer_new(params: Handle[], bucketBytes: number, firstBucketBytes: number, findUnused: boolean): number;
   /** Before a training forward; true when it rebuilt the buckets (once, after the first backward). */

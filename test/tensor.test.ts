@@ -716,4 +716,20 @@ describe('lifetime', () => {
     cz.emptyCache();
     expect(cz.memory().cachedBytes).toBe(0);
   });
+
+  test('setAllocatorCacheLimit bounds the cache and frees what is beyond it', () => {
+    if (!cz.memory().cachingAllocator) return;
+    cz.emptyCache();
+    const blocks = [1, 2, 3].map((mb) => cz.zeros([mb * 256, 1024])); // 1, 2 and 3 MiB
+    for (const b of blocks) b.dispose();
+    expect(cz.memory().cachedBytes).toBe(6 * 2 ** 20);
+    cz.setAllocatorCacheLimit(4); // the 3 MiB block goes, largest first
+    expect(cz.memory().cachedBytes).toBe(3 * 2 ** 20);
+    cz.zeros([4 * 256, 1024]).dispose(); // 4 MiB more would pass the bound: freed, not kept
+    expect(cz.memory().cachedBytes).toBe(3 * 2 ** 20);
+    expect(() => cz.setAllocatorCacheLimit(-1)).toThrow(/setCacheLimit: expected a whole number of MiB/);
+    expect(() => cz.setAllocatorCacheLimit(1.5)).toThrow(/setCacheLimit/);
+    cz.setAllocatorCacheLimit(4096);
+    cz.emptyCache();
+  });
 });

@@ -13,6 +13,7 @@ void install_allocator();
 bool caching_allocator_enabled();
 size_t allocator_cached_bytes();
 void allocator_empty_cache();
+void allocator_set_cache_limit(size_t bytes);
 
 namespace {
 
@@ -113,6 +114,13 @@ Napi::Value Memory(const Napi::CallbackInfo& info) {
   return o;
 }
 
+Napi::Value SetCacheLimit(const Napi::CallbackInfo& info) {
+  double mb = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : -1;
+  if (!(mb >= 0 && mb <= 1048576) || mb != double(int64_t(mb))) throw_js(info.Env(), "setCacheLimit", "expected a whole number of MiB in [0, 1048576]", "E_ARG");
+  allocator_set_cache_limit(size_t(mb) << 20);
+  return info.Env().Undefined();
+}
+
 Napi::Value EmptyCache(const Napi::CallbackInfo& info) {
   allocator_empty_cache();
   return info.Env().Undefined();
@@ -152,6 +160,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("dispose", Napi::Function::New(env, Dispose));
   exports.Set("memory", Napi::Function::New(env, Memory));
   exports.Set("emptyCache", Napi::Function::New(env, EmptyCache));
+  exports.Set("setCacheLimit", Napi::Function::New(env, SetCacheLimit));
   exports.Set("setErrorClass", Napi::Function::New(env, SetErrorClass));
   exports.Set("torchVersion", Napi::String::New(env, version));
   exports.Set("config", Napi::String::New(env, at::show_config()));

@@ -31,6 +31,18 @@ class CachingCpuAllocator final : public c10::Allocator {
   c10::DeleterFnPtr raw_deleter() const override { return &release; }
 
   static size_t cached_bytes() { std::lock_guard<std::mutex> l(mu()); return cached(); }
+  // A new bound for the cache; blocks beyond it are freed, largest first.
+  static void set_limit(size_t bytes) {
+    std::lock_guard<std::mutex> l(mu());
+    limit() = bytes;
+    while (cached() > bytes && !pool().empty()) {
+      auto it = std::prev(pool().end());
+      cached() -= it->first;
+      live().erase(it->second);
+      std::free(it->second);
+      pool().erase(it);
+    }
+  }
   static void empty_cache() {
     std::lock_guard<std::mutex> l(mu());
     for (auto& [size, p] : pool()) { live().erase(p); std::free(p); }
@@ -43,7 +55,7 @@ class CachingCpuAllocator final : public c10::Allocator {
   static std::multimap<size_t, void*>& pool() { static std::multimap<size_t, void*> p; return p; }  // free blocks by size
   static std::unordered_map<void*, size_t>& live() { static std::unordered_map<void*, size_t> m; return m; }  // cacheable blocks
   static size_t& cached() { static size_t c = 0; return c; }
-  static size_t limit() {
+  static size_t& limit() {  // read and written under mu()
     static size_t l = [] {
       const char* v = std::getenv("CONVZOO_CPU_CACHE_MB");
       return (v ? std::strtoull(v, nullptr, 10) : 4096ULL) << 20;
@@ -112,5 +124,6 @@ void install_allocator() {
 bool caching_allocator_enabled() { return g_enabled; }
 size_t allocator_cached_bytes() { return CachingCpuAllocator::cached_bytes(); }
 void allocator_empty_cache() { CachingCpuAllocator::empty_cache(); }
+void allocator_set_cache_limit(size_t bytes) { CachingCpuAllocator::set_limit(bytes); }
 
 }  // namespace cz

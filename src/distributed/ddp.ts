@@ -7,7 +7,7 @@ import { ConvzooError } from '../errors.js';
 import { ops } from '../native.js';
 import { BatchNorm2d } from '../nn/layers.js';
 import type { Module } from '../nn/module.js';
-import { cat, full, isGradEnabled, noGrad } from '../tensor/creation.js';
+import { isGradEnabled, noGrad } from '../tensor/creation.js';
 import { Tensor } from '../tensor/tensor.js';
 import { broadcastCoalesced, collective, getWorldSize, isInitialized } from './process_group.js';
 
@@ -92,42 +92,17 @@ function tensorsIn(v: unknown): Tensor[] {
 }
 
 /**
- * Batch statistics over every rank's batch (torch.nn.SyncBatchNorm): the sums and squared deviations of
- * each channel are all-reduced, and so are their gradients in backward. Running statistics are updated as
+ * Batch statistics over every rank's batch (torch.nn.SyncBatchNorm), in the addon: the channel sums and
+ * squared deviations are accumulated in double and all-reduced, libtorch's batch-norm kernel normalises,
+ * and backward all-reduces the two sums of the input's gradient. Running statistics are updated as
  * BatchNorm2d does (unbiased variance over the global count).
  */
 function syncBatchNorm(bn: BatchNorm2d, x: Tensor, momentum: number): Tensor {
-  const [n, c, h, w] = x.shape;
-  // In float64: the backward of statistics written as sums cancels much more than libtorch's fused batch
-  // norm, whose reductions accumulate in double; in float32 the gradients of resnet20's first layers
-  // came out 5e-4 off (libtorch's 4e-5), in float64 they agree with libtorch's to 1e-6.
-  const xf = x.to('float64');
-  const channelView = [1, c, 1, 1];
-  const allReduceSum = (t: Tensor): Tensor => new Tensor(collective('SyncBatchNorm', () => ops.dist_all_reduce_sum_autograd(t.handle)));
-  // One message carries the channel sums and this rank's element count (ranks' last batches may differ).
-  const stats = allReduceSum(cat([xf.sum([0, 2, 3]), full([1], n * h * w)]));
-  const count = stats.narrow(0, c, 1).item();
-  const mean = stats.narrow(0, 0, c).div(count);
-  // Two passes, as libtorch's batch norm: the squared deviations from the global mean.
-  const centred = xf.sub(mean.view(...channelView));
-  const variance = allReduceSum(centred.mul(centred).sum([0, 2, 3])).div(count);
-  let y = centred.mul(
-    variance
-      .add(bn.eps)
-      .rsqrt()
-      .view(...channelView),
+  return new Tensor(
+    collective('SyncBatchNorm', () =>
+      ops.dist_sync_batch_norm(x.handle, bn.weight?.handle, bn.bias?.handle, bn.running_mean?.handle, bn.running_var?.handle, momentum, bn.eps),
+    ),
   );
-  if (bn.weight) y = y.mul(bn.weight.view(...channelView));
-  if (bn.bias) y = y.add(bn.bias.view(...channelView));
-  const rm = bn.running_mean;
-  const rv = bn.running_var;
-  if (rm && rv) {
-    noGrad(() => {
-      rm.mul_(1 - momentum).add_(mean.detach().mul(momentum));
-      rv.mul_(1 - momentum).add_(variance.detach().mul((momentum * count) / Math.max(count - 1, 1)));
-    });
-  }
-  return y.to(x.dtype);
 }
 
 /**

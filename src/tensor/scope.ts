@@ -82,6 +82,15 @@ export function memory(): MemoryInfo {
 }
 
 /** Releases the blocks the CPU allocator keeps for reuse. */
+/**
+ * Bounds how much freed memory the caching CPU allocator keeps for reuse (default: $CONVZOO_CPU_CACHE_MB,
+ * else 4096 MiB); blocks beyond the new bound are freed at once. A long-running server whose batches vary in
+ * size keeps a smaller cache (convzoo serve: 512 MiB).
+ */
+export function setAllocatorCacheLimit(mb: number): void {
+  native.setCacheLimit(mb);
+}
+
 export function emptyCache(): void {
   native.emptyCache();
 }
