@@ -148,6 +148,28 @@ describe('convzoo export --int8', () => {
     expect(cz.readOnnx(file).metadata['convzoo.precision']).toBe('int8');
   });
 
+  test('SiLU and squeeze-excitation run as integer kernels too (QLinearSigmoid, QLinearMul): no float op is left between convolutions', async () => {
+    cz.manualSeed(2);
+    const model = cz.buildModel('efficientnet_b0');
+    const norms = [...model.modules()].filter((m): m is cz.nn.BatchNorm2d => m instanceof cz.nn.BatchNorm2d);
+    for (const m of norms) m.momentum = 1;
+    const x = cz.randn([4, 3, 64, 64]);
+    cz.noGrad(() => model.train().forward(x)).dispose();
+    model.eval();
+    const file = join(dir, 'effnet.int8.onnx');
+    await cz.exportOnnx(model, file, { inputSize: 64, int8: { calibration: [x] } });
+    const optimized = join(dir, 'effnet.int8.opt.onnx');
+    await ort.InferenceSession.create(file, { graphOptimizationLevel: 'extended', optimizedModelFilePath: optimized });
+    const ops = cz.readOnnx(optimized).graph.nodes.map((n) => n.opType);
+    expect(ops.filter((o) => o === 'QLinearSigmoid').length).toBe(65); // 49 SiLU + 16 squeeze-excitation gates
+    expect(ops.filter((o) => o === 'QLinearMul').length).toBe(65);
+    expect(ops).not.toContain('Sigmoid');
+    expect(ops).not.toContain('Mul');
+    expect(ops.filter((o) => o === 'DequantizeLinear').length).toBeLessThanOrEqual(1);
+    x.dispose();
+    disposeModel(model);
+  });
+
   test("weightBits 8 and 7 set the weights' range (and the metadata); anything else is refused", () => {
     const model = resnet20();
     const fp32 = cz.exportOnnxModel(model, { batch: 1 });

@@ -26,6 +26,8 @@ export interface ValueRange {
  * convolution of an EfficientNet pays a DequantizeLinear/QuantizeLinear round trip around them.
  */
 const QUANTIZED_OPS = new Set(['Conv', 'Gemm', 'Add', 'Mul', 'Sigmoid', 'Concat', 'MaxPool', 'AveragePool', 'GlobalAveragePool']);
+/** Quantized only where every value around them has a range (an op the export split in two, as SiLU into Sigmoid and Mul, has none for the value between). */
+const WHERE_CALIBRATED_OPS = new Set(['Mul', 'Sigmoid']);
 /** Ops whose output takes its input's quantization, so onnxruntime drops the pair around them. */
 const SAME_RANGE_OPS = new Set(['MaxPool', 'Reshape', 'Flatten', 'Transpose', 'Squeeze', 'Unsqueeze']);
 /** Activations that become the range of the quantized output before them (zero point at the bottom of the range clips like ReLU). */
@@ -163,11 +165,14 @@ export interface QuantizeResult {
  * Rewrites a float32 graph (from exportOnnxModel, batch norms folded) into QDQ form with the calibrated
  * ranges. The input model is not modified.
  */
-export function quantizeOnnxModel(source: OnnxModel, ranges: Map<string, ValueRange>, opts: QuantizeOptions = {}): QuantizeResult {
+export function quantizeOnnxModel(source: OnnxModel, calibrated: Map<string, ValueRange>, opts: QuantizeOptions = {}): QuantizeResult {
   const weightBits = resolveWeightBits(opts.weightBits);
   const qmax = weightBits === 8 ? 127 : 63;
   const model: OnnxModel = structuredClone(source);
   const g = model.graph;
+  // A sigmoid's output lies in [0, 1] whatever the input: its range needs no calibration.
+  const ranges = new Map(calibrated);
+  for (const n of g.nodes) if (n.opType === 'Sigmoid' && !ranges.has(n.outputs[0])) ranges.set(n.outputs[0], { min: 0, max: 1 });
   const inits = new Map(g.initializers.map((t) => [t.name, t]));
   const outputs = new Set(g.outputs.map((o) => o.name));
   const consumers = (name: string): OnnxNode[] => g.nodes.filter((n) => n.inputs.includes(name));
@@ -207,6 +212,7 @@ export function quantizeOnnxModel(source: OnnxModel, ranges: Map<string, ValueRa
   for (const n of g.nodes) {
     if (!QUANTIZED_OPS.has(n.opType) || n.outputs.some((o) => integerValues.has(o))) continue;
     const acts = n.opType === 'Conv' || n.opType === 'Gemm' ? [n.inputs[0]] : n.inputs.filter((i) => i && !inits.has(i));
+    if (WHERE_CALIBRATED_OPS.has(n.opType) && ![...acts, ...n.outputs].every((v) => ranges.has(v) || inits.has(v))) continue;
     for (const v of [...acts, ...n.outputs]) if (!inits.has(v) && !outputs.has(v)) toQuantize.add(v);
   }
   // Same-range ops pass their input's parameters on.
