@@ -10,9 +10,9 @@
 // (--sync-bn, which makes the two compute what one does). Reported: the median step time, images/s, and
 // the speed-up over 1 process.
 import { spawn } from 'node:child_process';
-import net from 'node:net';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '../dist/cli/launch.js';
 
 const SHAPES = {
   resnet20: { size: 28, channels: 1, classes: 10, batch: 128 },
@@ -77,16 +77,6 @@ async function worker(cfg) {
   ddp?.dispose();
   if (rank === 0) console.log(JSON.stringify({ times, allReduce }));
   if (worldSize > 1) cz.distributed.destroyProcessGroup();
-}
-
-async function freePort() {
-  return await new Promise((resolve) => {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const port = srv.address().port;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 async function runConfig(o, model, nproc, syncBn) {

@@ -289,8 +289,6 @@ export interface NativeOps {
   dist_broadcast(x: Handle, src: number): Handle;
   dist_broadcast_coalesced(xs: Handle[], src: number, bufferBytes: number): void;
   dist_barrier(): void;
-  /** The sum over ranks as a new tensor whose backward sums the gradients over ranks. */
-  dist_all_reduce_sum_autograd(x: Handle): Handle;
   /** Training-mode batch norm with statistics over every rank's batch (updates the running statistics when given). */
   dist_sync_batch_norm(
     x: Handle,

@@ -5,24 +5,14 @@
 import { describe, test, expect, beforeAll, afterAll } from 'vitest';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import * as cz from '../src/index.js';
+import { freePort } from '../src/cli/launch.js';
 import { requireFashionMnist, sliceFashionMnist } from './reference.js';
 
 const CLI = path.resolve('dist/cli/main.js');
 const WORKER = path.resolve('test/helpers/ddp_worker.mjs');
-
-async function freePort(): Promise<number> {
-  return await new Promise((resolve) => {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 interface Exit {
   code: number | null;

@@ -49,25 +49,15 @@ c10d::ReduceOp reduce_op(const std::string& op) {
   throw std::invalid_argument("all_reduce: op must be sum, product, min or max, got '" + op + "'");
 }
 
-struct AllReduceSum : public torch::autograd::Function<AllReduceSum> {
-  static at::Tensor forward(torch::autograd::AutogradContext*, const at::Tensor& x) {
-    std::vector<at::Tensor> ts{x.clone(at::MemoryFormat::Contiguous)};
-    wait(group("all_reduce").allreduce(ts));
-    return ts[0];
-  }
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext*, torch::autograd::variable_list grads) {
-    std::vector<at::Tensor> ts{grads[0].contiguous().clone()};
-    wait(group("all_reduce backward").allreduce(ts));
-    return {ts[0]};
-  }
-};
-
 // Sums over N, H, W accumulated in double (no double copy of x is made).
 at::Tensor channel_sums(const at::Tensor& t) { return at::sum(t, {0, 2, 3}, false, at::kDouble); }
 
-void all_reduce_in_place(at::Tensor& t, const char* what) {
+void all_reduce_in_place(at::Tensor& t, const char* what, c10d::ReduceOp op = c10d::ReduceOp::SUM) {
+  if (!t.is_contiguous()) throw std::invalid_argument(std::string(what) + ": the tensor must be contiguous (it is reduced in place)");
+  c10d::AllreduceOptions o;
+  o.reduceOp = op;
   std::vector<at::Tensor> ts{t};
-  wait(group(what).allreduce(ts));
+  wait(group(what).allreduce(ts, o));
 }
 
 struct SyncBatchNorm : public torch::autograd::Function<SyncBatchNorm> {
@@ -172,13 +162,7 @@ bool initialized() { return bool(g_group); }
 int64_t rank() { return group("rank").getRank(); }
 int64_t world_size() { return group("world_size").getSize(); }
 
-void all_reduce(at::Tensor& t, const std::string& op) {
-  c10d::AllreduceOptions o;
-  o.reduceOp = reduce_op(op);
-  if (!t.is_contiguous()) throw std::invalid_argument("all_reduce: the tensor must be contiguous (it is reduced in place)");
-  std::vector<at::Tensor> ts{t};
-  wait(group("all_reduce").allreduce(ts, o));
-}
+void all_reduce(at::Tensor& t, const std::string& op) { all_reduce_in_place(t, "all_reduce", reduce_op(op)); }
 
 void broadcast(at::Tensor& t, int64_t src) {
   auto& pg = group("broadcast");
@@ -197,11 +181,6 @@ void broadcast_coalesced(std::vector<at::Tensor>& ts, int64_t src, int64_t buffe
 }
 
 void barrier() { wait(group("barrier").barrier()); }
-
-at::Tensor all_reduce_sum_autograd(const at::Tensor& t) {
-  group("all_reduce");
-  return AllReduceSum::apply(t);
-}
 
 at::Tensor sync_batch_norm(const at::Tensor& x, const c10::optional<at::Tensor>& weight, const c10::optional<at::Tensor>& bias,
                            const c10::optional<at::Tensor>& running_mean, const c10::optional<at::Tensor>& running_var, double momentum, double eps) {
@@ -256,7 +235,6 @@ void all_reduce(at::Tensor&, const std::string&) { unsupported("all_reduce"); }
 void broadcast(at::Tensor&, int64_t) { unsupported("broadcast"); }
 void broadcast_coalesced(std::vector<at::Tensor>&, int64_t, int64_t) { unsupported("broadcast_coalesced"); }
 void barrier() { unsupported("barrier"); }
-at::Tensor all_reduce_sum_autograd(const at::Tensor&) { unsupported("all_reduce"); }
 at::Tensor sync_batch_norm(const at::Tensor&, const c10::optional<at::Tensor>&, const c10::optional<at::Tensor>&, const c10::optional<at::Tensor>&,
                            const c10::optional<at::Tensor>&, double, double) {
   unsupported("SyncBatchNorm");

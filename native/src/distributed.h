@@ -27,8 +27,6 @@ void broadcast(at::Tensor& t, int64_t src);
 // Many tensors from src in few messages (DDP's start: parameters and buffers from rank 0).
 void broadcast_coalesced(std::vector<at::Tensor>& ts, int64_t src, int64_t buffer_bytes);
 void barrier();
-// The sum over ranks, differentiable: its backward is the sum over ranks of the gradients.
-at::Tensor all_reduce_sum_autograd(const at::Tensor& t);
 // Batch norm in training mode with the statistics of every rank's batch (torch.nn.SyncBatchNorm): the
 // channel sums and squared deviations are accumulated in double and all-reduced, the normalisation is
 // libtorch's own kernel, and backward all-reduces the two sums of the input gradient. Updates the running

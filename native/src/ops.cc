@@ -350,7 +350,6 @@ const OpEntry kOps[] = {
     OP(dist_broadcast) { dist::broadcast(a.t(0), a.i64(1)); return a.info[0]; } END,
     OP(dist_broadcast_coalesced) { auto ts = a.tensors(0); dist::broadcast_coalesced(ts, a.i64(1), a.i64(2)); return E.Undefined(); } END,
     OP(dist_barrier) { dist::barrier(); return E.Undefined(); } END,
-    OP(dist_all_reduce_sum_autograd) { return ret(E, dist::all_reduce_sum_autograd(a.t(0))); } END,
     OP(dist_sync_batch_norm) { return ret(E, dist::sync_batch_norm(a.t(0), a.opt_t(1), a.opt_t(2), a.opt_t(3), a.opt_t(4), a.f64(5), a.f64(6))); } END,
     OP(ddp_reducer_new) { return Napi::Number::New(E, double(dist::reducer_new(a.tensors(0), a.i64(1), a.i64(2), a.b(3)))); } END,
     OP(ddp_prepare_forward) { return Napi::Boolean::New(E, dist::reducer_prepare_forward(a.i64(0))); } END,

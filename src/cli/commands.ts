@@ -386,12 +386,7 @@ export const commands: CommandSpec[] = [
       const worldSize = Number(process.env.WORLD_SIZE ?? 1);
       if (maxRestarts && !(nproc && nproc > 1)) throw new ConvzooError('--max-restarts goes with --nproc N (N > 1)', 'E_ARG');
       if (nproc && nproc > 1 && !process.env.WORLD_SIZE) {
-        if (!cz.distributed.isAvailable()) {
-          throw new ConvzooError(
-            "--nproc: this build of convzoo has no distributed support (its libtorch lacks c10d, or gloo's headers were missing at build time: on Debian, apt-get install libgloo-dev, then npm rebuild convzoo)",
-            'E_UNSUPPORTED',
-          );
-        }
+        cz.distributed.requireDistributed('--nproc');
         const argv = process.argv.slice(2);
         const args = withoutFlags(argv.slice(argv.indexOf('train') + 1), ['--nproc', '--max-restarts']);
         const runOut = path.resolve(o.out ?? (o.resume ? path.dirname(o.resume) : TRAIN_DEFAULTS.out));

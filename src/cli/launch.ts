@@ -27,7 +27,7 @@ export interface LaunchOptions {
 }
 
 /** A free TCP port on loopback for the rendezvous. */
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return await new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.unref();

@@ -3,6 +3,7 @@ export {
   initProcessGroup,
   destroyProcessGroup,
   isAvailable,
+  requireDistributed,
   isInitialized,
   getRank,
   getWorldSize,

@@ -33,6 +33,16 @@ export function isAvailable(): boolean {
   return ops.dist_available();
 }
 
+/** Throws E_UNSUPPORTED, saying what to install, when this build has no c10d. */
+export function requireDistributed(who: string): void {
+  if (!isAvailable()) {
+    throw new ConvzooError(
+      `${who}: this build of convzoo has no distributed support (its libtorch lacks c10d, or gloo's headers were missing at build time: on Debian, apt-get install libgloo-dev, then npm rebuild convzoo)`,
+      'E_UNSUPPORTED',
+    );
+  }
+}
+
 function envInt(name: string): number | undefined {
   const v = process.env[name];
   if (v === undefined || v === '') return undefined;
@@ -53,12 +63,7 @@ export function initProcessGroup(opts: InitProcessGroupOptions = {}): { rank: nu
     throw new ConvzooError(`${who}: backend 'nccl' needs libtorch built with CUDA and NCCL; this one has neither (use 'gloo')`, 'E_UNSUPPORTED');
   }
   if (backend !== 'gloo') throw new ConvzooError(`${who}: backend must be 'gloo' or 'nccl', got '${String(backend)}'`, 'E_ARG');
-  if (!isAvailable()) {
-    throw new ConvzooError(
-      `${who}: this build of convzoo has no distributed support (its libtorch lacks c10d, or gloo's headers were missing at build time: on Debian, apt-get install libgloo-dev, then npm rebuild convzoo)`,
-      'E_UNSUPPORTED',
-    );
-  }
+  requireDistributed(who);
   if (state) throw new ConvzooError(`${who}: this process is already rank ${state.rank} of ${state.worldSize}; call destroyProcessGroup() first`, 'E_ARG');
   const rank = opts.rank ?? envInt('RANK');
   const worldSize = opts.worldSize ?? envInt('WORLD_SIZE');

@@ -23,7 +23,7 @@ import { plotCurves, plotConfusion } from './plots.js';
 import type { Optimizer } from '../optim/optimizer.js';
 import { AGC } from '../optim/agc.js';
 import { ModelEma } from './ema.js';
-import { barrier, getRank, getWorldSize, isInitialized } from '../distributed/process_group.js';
+import { barrier, getRank, getWorldSize } from '../distributed/process_group.js';
 import { DistributedDataParallel, convertSyncBatchNorm } from '../distributed/ddp.js';
 
 export interface TrainOptions extends DataOptions {
@@ -171,7 +171,7 @@ export async function train(options: TrainOptions, onEvent: (e: TrainEvent) => v
   }
   const out = path.resolve(opts.out);
   // Distributed: rank 0 owns the output folder (lock, checkpoints, metrics, plots); the others only read.
-  if (isInitialized() && getRank() !== 0) return await run(opts, out, resumeFrom, onEvent, started);
+  if (getRank() !== 0) return await run(opts, out, resumeFrom, onEvent, started);
   // An exit in the middle of a checkpoint write (process.exit from a Ctrl-C handler) leaves this
   // process's temporary file: remove it on the way out (before the lock goes).
   const removeOwnTemporaries = (): void => removeTemporaries(out, process.pid);
@@ -224,8 +224,8 @@ async function run(
   allEvents: (e: TrainEvent) => void,
   started: number,
 ): Promise<TrainResult> {
-  const worldSize = isInitialized() ? getWorldSize() : 1;
-  const rank = isInitialized() ? getRank() : 0;
+  const worldSize = getWorldSize(); // 1 and 0 outside a process group
+  const rank = getRank();
   const distributed = worldSize > 1;
   const writer = rank === 0;
   // Rank 0 reports; every rank computes the same numbers.
