@@ -487,10 +487,31 @@ describe('errors', () => {
     }
   });
 
+  it('warms up with a batch of every size before reporting ready, unless told not to', async () => {
+    for (const warmup of [true, false]) {
+      const lines: { msg: string; model?: string; batches?: number }[] = [];
+      const stream = { write: (line: string) => lines.push(JSON.parse(line)) };
+      const s = await cz.createServer({ models: [{ name: 'r20', model }], logger: { level: 'info', stream }, maxBatch: 3, threads: 1, warmup });
+      try {
+        await s.loaded;
+        const warmed = lines.filter((l) => l.msg === 'model warmed up');
+        expect(warmed.map((l) => [l.model, l.batches])).toEqual(warmup ? [['r20', 3]] : []);
+        expect((await s.app.inject('/v2/health/ready')).statusCode).toBe(200);
+        // Warm-up batches are not requests: the batch-size histogram starts empty.
+        expect(await batches(s, 'r20')).toEqual({ count: 0, sum: 0 });
+      } finally {
+        await s.close();
+      }
+    }
+  });
+
   it('options are checked (E_ARG naming the option)', async () => {
     await expect(cz.createServer({ models: [] })).rejects.toThrow(/expected models to be a non-empty array/);
     await expect(cz.createServer({ models: [{ name: 'a b', id: 'resnet20' }] })).rejects.toThrow(/models\[0\]\.name/);
     await expect(cz.createServer({ models: [{ name: 'a', id: 'resnet20' }], maxBatch: 0 })).rejects.toThrow(/expected maxBatch to be an integer >= 1, got 0/);
+    await expect(cz.createServer({ models: [{ name: 'a', id: 'resnet20' }], warmup: 'yes' as never })).rejects.toThrow(
+      /expected warmup to be true or false, got "yes"/,
+    );
     await expect(cz.decodeImage(red, { maxPixels: 100 })).rejects.toThrow(/1440 pixels, more than the limit of 100/);
   });
 });

@@ -597,6 +597,7 @@ export const commands: CommandSpec[] = [
       },
       ...fastPathOptions,
       { flags: '--threads <n>', description: 'libtorch (or onnxruntime) threads per model', defaultText: 'one per core', parse: int('--threads', 1, 1024) },
+      { flags: '--no-warmup', description: 'report ready without first running a batch of every size up to --max-batch' },
       { flags: '--json', description: "fastify's request logs as JSON lines on stdout (default: warnings only)" },
     ],
     async run(_args, opts) {
@@ -619,6 +620,7 @@ export const commands: CommandSpec[] = [
         maxPixels: opts.maxPixels as number,
         topk: opts.topk as number,
         threads: opts.threads as number | undefined,
+        warmup: opts.warmup as boolean,
         logger: opts.json ? true : { level: 'warn' },
       });
       const names = specs.map((s) => s.name).join(', ');

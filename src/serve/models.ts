@@ -120,6 +120,12 @@ export class ServedModel {
     }
   }
 
+  /** One batch of zeros of every size from maxBatch down to 1, through the engine (see ServeOptions.warmup). */
+  async warmUp(maxBatch: number): Promise<void> {
+    const image = this.inputSize.reduce((a, b) => a * b, 1);
+    for (let n = maxBatch; n >= 1; n--) await this.run(new Float32Array(n * image), n);
+  }
+
   /** The model as ONNX (dynamic batch, at the weights' crop), exported off the event loop on first use and kept. */
   onnx(): Promise<Uint8Array> {
     this.onnxBytes ??= this.engine.exportOnnx();

@@ -61,6 +61,12 @@ export interface ServeOptions {
   maxFiles?: number;
   /** libtorch / onnxruntime threads per model worker (default: one per core). */
   threads?: number;
+  /**
+   * Before a model reports ready, run one batch of every size from maxBatch down to 1 (default true), as
+   * Triton's model warm-up does: the first requests do not pay for first-use setup, and the allocator's
+   * cache fills with the blocks dynamic batching needs, so resident memory is settled when serving starts.
+   */
+  warmup?: boolean;
   /** fastify's (pino's) logger: true, false, or pino options (default true: info level on stdout). */
   logger?: FastifyServerOptions['logger'];
   underPressure?: PressureLimits;
@@ -80,6 +86,7 @@ export const SERVE_DEFAULTS = {
   maxPixels: 40e6,
   topk: 5,
   maxFiles: 64,
+  warmup: true,
 } as const;
 
 /** Checks `opts` (E_ARG naming the option) and fills in the defaults. */
@@ -123,6 +130,7 @@ export function resolveServeOptions(opts: ServeOptions): ResolvedServeOptions {
   checkInt(o.topk, fn, 'topk', 1);
   checkInt(o.maxFiles, fn, 'maxFiles', 1);
   if (o.threads !== undefined) checkInt(o.threads, fn, 'threads', 1);
+  check(typeof o.warmup === 'boolean', fn, `expected warmup to be true or false, got ${JSON.stringify(o.warmup)}`);
   const p = opts.underPressure ?? {};
   const underPressure = {
     maxEventLoopDelay: p.maxEventLoopDelay ?? 1000,

@@ -75,6 +75,11 @@ export async function createServer(opts: ServeOptions): Promise<ConvzooServer> {
       const slot = slots.get(spec.name)!;
       try {
         const served = await ServedModel.load(spec, o.threads);
+        if (o.warmup) {
+          const t0 = Date.now();
+          await served.warmUp(o.maxBatch);
+          app.log.info({ model: spec.name, batches: o.maxBatch, ms: Date.now() - t0 }, 'model warmed up');
+        }
         const [c, h, w] = served.inputSize;
         slot.served = served;
         slot.batcher = new Batcher({
