@@ -185,9 +185,8 @@ async function soak(o, b) {
   const server = await startServer(o, ['--max-batch', '16', '--max-delay-ms', '5', '--max-queue', '64']);
   const failures = [];
   try {
-    // Warm-up (a fifth of the count, not measured): the allocator's cache fills to its bound, then glibc's
-    // free lists take what it gives back; V8's heap and the JIT settle. On 2026-12-07 RSS rose 14% over the
-    // first 1,000 requests after a warm-up of 1,000 and then stayed within 2% for 8,000 more.
+    // Warm-up (a fifth of the count, not measured): V8's heap and the JIT settle; the server's own warm-up
+    // (a batch of every size before it reports ready) has already filled the allocator's cache.
     const warm = await cannon(server.url, [b.infer, b.classify], { connections: 16, amount: Math.ceil(o.soakRequests / 5), duration: 1200 });
     const base = await metric(server.url, 'convzoo_process_resident_memory_bytes');
     console.log(`warm-up: ${warm.requests.total} requests (${codes(warm)}), RSS ${(base / 2 ** 20).toFixed(0)} MiB`);
