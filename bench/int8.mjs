@@ -3,14 +3,15 @@
 //
 //   npx tsc -p tsconfig.json
 //   node bench/int8.mjs speed [--models resnet50,mobilenet_v2,efficientnet_b0] [--batch 1,16] [--threads 2] [--seconds 4]
-//   node bench/int8.mjs accuracy --checkpoint runs/x/best.ckpt [--calibration-images 512] [--threads 2]
+//   node bench/int8.mjs accuracy --checkpoint runs/x/best.ckpt [--calibration-images 512] [--threads 2] [--bf16 1]
 //
 // speed: each model with random weights, exported as float32 and as int8 (calibrated on 64 random-normal
 //   images: ranges do not change the work), run in one onnxruntime session each, alternating forwards;
 //   throughput from the fastest forward and the median ratio of the pairs (as bench/models.mjs does).
 // accuracy: a convzoo checkpoint trained on Fashion-MNIST, exported as float32 and as int8 calibrated on
 //   the first N training images; top-1 of convzoo's eager forward and of both ONNX files on the 10,000
-//   test images, and how often int8 and float32 agree.
+//   test images, and how often int8 and float32 agree; with --bf16 1 also convzoo's bfloat16 fast path
+//   (optimizeForInference({ dtype: 'bfloat16' }), issue 13) against its float32 eager forward.
 import os from 'node:os';
 import path from 'node:path';
 import { mkdirSync } from 'node:fs';
@@ -24,7 +25,7 @@ const { makeData } = await import(path.join(here, '../dist/train/datasets.js'));
 const ort = await import('onnxruntime-node');
 
 function parse(argv) {
-  const o = { mode: argv[0], models: ['resnet50', 'mobilenet_v2', 'efficientnet_b0'], batch: [1, 16], threads: 2, seconds: 4, calibrationImages: 512 };
+  const o = { mode: argv[0], models: ['resnet50', 'mobilenet_v2', 'efficientnet_b0'], batch: [1, 16], threads: 2, seconds: 4, calibrationImages: 512, bf16: 0 };
   for (let i = 1; i < argv.length; i++) {
     const k = argv[i].replace(/^--/, '').replace(/-([a-z])/g, (_, c) => c.toUpperCase());
     const v = argv[++i];
@@ -85,6 +86,10 @@ async function speed(o) {
         `${id} ${size}x${size} batch ${batch}: float32 ${fmt(row.fp32)} img/s, int8 ${fmt(row.int8)} img/s, int8/float32 ${fmt(row.ratio, 3)} (paired median ${fmt(paired, 3)}), ${row.rounds} rounds`,
       );
     }
+    if (bf16)
+      console.log(
+        `bfloat16 fast path ${fmt(pct(correct.bf16))}%: ${fmt(pct(correct.bf16) - pct(correct.eager))} points against float32 eager; agrees with it on ${fmt(pct(agreeBf16))}% of the images`,
+      );
     for (const s of Object.values(sessions)) await s.release();
   }
   console.log('\n| model | input | batch | float32 img/s | int8 img/s | int8/float32 | paired median | rounds |');
@@ -109,8 +114,10 @@ async function accuracy(o) {
   const calibSeconds = (performance.now() - t0) / 1000;
   const sessions = { fp32: await ort.InferenceSession.create(f32, sessionOptions(o)), int8: await ort.InferenceSession.create(i8, sessionOptions(o)) };
   const data = await makeData({ data: 'fashion-mnist', batchSize: 250, inputSize: size, augment: 'none', pretrained: transform });
-  const correct = { eager: 0, fp32: 0, int8: 0 };
+  const correct = { eager: 0, fp32: 0, int8: 0, ...(o.bf16 ? { bf16: 0 } : {}) };
+  const bf16 = o.bf16 ? await cz.loadModel(o.checkpoint, { optimize: { dtype: 'bfloat16' } }) : undefined;
   let agree = 0;
+  let agreeBf16 = 0;
   let n = 0;
   const argmax = (a, i, k) => {
     let best = 0;
@@ -125,12 +132,14 @@ async function accuracy(o) {
       eager: cz.inferenceMode(() => model.forward(images)).data(),
       fp32: (await sessions.fp32.run(feed)).logits.data,
       int8: (await sessions.int8.run(feed)).logits.data,
+      ...(bf16 ? { bf16: cz.inferenceMode(() => bf16.forward(images)).data() } : {}),
     };
     const k = out.fp32.length / y.length;
     for (let i = 0; i < y.length; i++) {
       const p = Object.fromEntries(Object.entries(out).map(([s, a]) => [s, argmax(a, i, k)]));
       for (const s of Object.keys(correct)) if (p[s] === y[i]) correct[s]++;
       if (p.int8 === p.fp32) agree++;
+      if (bf16 && p.bf16 === p.eager) agreeBf16++;
     }
     n += y.length;
   }
@@ -142,6 +151,10 @@ async function accuracy(o) {
     `test top-1 on ${n} images: convzoo eager ${fmt(pct(correct.eager))}%, onnxruntime float32 ${fmt(pct(correct.fp32))}%, onnxruntime int8 ${fmt(pct(correct.int8))}%`,
   );
   console.log(`int8 - float32: ${fmt(pct(correct.int8) - pct(correct.fp32))} points; int8 agrees with float32 on ${fmt(pct(agree))}% of the images`);
+  if (bf16)
+    console.log(
+      `bfloat16 fast path ${fmt(pct(correct.bf16))}%: ${fmt(pct(correct.bf16) - pct(correct.eager))} points against float32 eager; agrees with it on ${fmt(pct(agreeBf16))}% of the images`,
+    );
   for (const s of Object.values(sessions)) await s.release();
 }
 
