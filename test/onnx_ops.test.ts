@@ -260,6 +260,31 @@ describe('ONNX op mappings against libtorch', () => {
     expect(other.ops).toEqual(['Reshape', 'Relu']);
   });
 
+  test('a concatenation of a concatenation on the same axis is one Concat (DPN dense path)', async () => {
+    const nested = await compare({
+      shape: [4, 5, 6],
+      fn: (x) => F.relu(cz.cat([x.mul(2), cz.cat([x, x.add(1)], 1)], 1)),
+    });
+    expect(nested.err).toBeLessThan(1e-6);
+    expect(nested.ops.filter((o) => o === 'Concat')).toHaveLength(1);
+    // Kept apart when the inner result is used elsewhere or joins on another axis.
+    const shared = await compare({
+      shape: [4, 5, 6],
+      fn: (x) => {
+        const inner = cz.cat([x, x.add(1)], 1);
+        return cz
+          .cat([x.mul(2), inner], 1)
+          .sum([1])
+          .add(inner.sum([1]));
+      },
+    });
+    expect(shared.err).toBeLessThan(1e-5);
+    expect(shared.ops.filter((o) => o === 'Concat')).toHaveLength(2);
+    const axes = await compare({ shape: [4, 5, 6], fn: (x) => cz.cat([x, cz.cat([x.narrow(2, 0, 2), x.narrow(2, 2, 3)], 2)], 1).flatten(1) });
+    expect(axes.err).toBeLessThan(1e-6);
+    expect(axes.ops.filter((o) => o === 'Concat')).toHaveLength(2);
+  });
+
   describe('every other mapping', () => {
     const w2 = () => cz.randn([5, 5]);
     test.each([

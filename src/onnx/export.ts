@@ -182,6 +182,34 @@ function foldBatchNorms(model: OnnxModel): number {
   return folded;
 }
 
+/**
+ * Concat(a, Concat(b, c)) on one axis becomes Concat(a, b, c) when the inner result goes nowhere else:
+ * one copy of the data instead of two. DPN's dense path makes these at each stage (torch.onnx.export
+ * flattens them too); onnxruntime does not.
+ */
+function flattenNestedConcats(model: OnnxModel): number {
+  const g = model.graph;
+  const consumers = new Map<string, number>();
+  for (const n of g.nodes) for (const i of n.inputs) consumers.set(i, (consumers.get(i) ?? 0) + 1);
+  for (const o of g.outputs) consumers.set(o.name, (consumers.get(o.name) ?? 0) + 1);
+  const producer = new Map<string, OnnxNode>();
+  for (const n of g.nodes) for (const o of n.outputs) producer.set(o, n);
+  const axis = (n: OnnxNode): number | undefined => (n.attributes.axis?.type === 'int' ? n.attributes.axis.value : undefined);
+  const removed = new Set<OnnxNode>();
+  for (const node of g.nodes) {
+    if (node.opType !== 'Concat') continue;
+    // Nodes are in topological order, so an inner Concat has already taken in its own inner ones.
+    node.inputs = node.inputs.flatMap((i) => {
+      const inner = producer.get(i);
+      if (inner?.opType !== 'Concat' || axis(inner) !== axis(node) || consumers.get(i) !== 1) return [i];
+      removed.add(inner);
+      return inner.inputs;
+    });
+  }
+  g.nodes = g.nodes.filter((n) => !removed.has(n));
+  return removed.size;
+}
+
 /** Renames a value everywhere (the graph's output becomes 'logits'). */
 function renameValue(model: OnnxModel, from: string, to: string): void {
   for (const n of model.graph.nodes) {
@@ -248,6 +276,7 @@ export function traceToOnnx(owner: Module<unknown, unknown>, forward: (x: Tensor
   };
   renameValue(onnx, traced.outputName, 'logits');
   if (spec.foldBatchNorm) foldBatchNorms(onnx);
+  flattenNestedConcats(onnx);
   pruneDeadNodes(onnx);
   return onnx;
 }
