@@ -16,9 +16,11 @@ export function calibrateBatchNorms(cz, model, shape) {
   model.eval();
 }
 
-/** The input size to check a model at: `small` or its own if smaller (Residual Attention: 195, its head's minimum). */
+/** The input size to check a model at: `small` or its own if smaller (Residual Attention: 195, its head's minimum; AlexNet and VGG: their own). */
 export function checkSize(meta, small) {
   if (meta.family === 'resattnet') return 195;
+  // Their heads pool to a fixed grid (AlexNet 6x6, VGG 7x7): ONNX export needs even windows, so their own size.
+  if (meta.family === 'alexnet' || meta.family === 'vgg') return meta.inputSize[1];
   return Math.min(meta.inputSize[1], small);
 }
 
