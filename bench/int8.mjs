@@ -86,10 +86,6 @@ async function speed(o) {
         `${id} ${size}x${size} batch ${batch}: float32 ${fmt(row.fp32)} img/s, int8 ${fmt(row.int8)} img/s, int8/float32 ${fmt(row.ratio, 3)} (paired median ${fmt(paired, 3)}), ${row.rounds} rounds`,
       );
     }
-    if (bf16)
-      console.log(
-        `bfloat16 fast path ${fmt(pct(correct.bf16))}%: ${fmt(pct(correct.bf16) - pct(correct.eager))} points against float32 eager; agrees with it on ${fmt(pct(agreeBf16))}% of the images`,
-      );
     for (const s of Object.values(sessions)) await s.release();
   }
   console.log('\n| model | input | batch | float32 img/s | int8 img/s | int8/float32 | paired median | rounds |');
