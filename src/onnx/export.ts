@@ -133,6 +133,16 @@ function floatTensorLike(like: OnnxTensor, name: string, values: Float64Array, d
   return { name, dataType: like.dataType, dims, raw: new Uint8Array(typed.buffer, typed.byteOffset, typed.byteLength) };
 }
 
+/** For each value: how many node inputs and graph outputs read it, and the node that makes it. */
+function valueUses(g: OnnxModel['graph']): { consumers: Map<string, number>; producer: Map<string, OnnxNode> } {
+  const consumers = new Map<string, number>();
+  for (const n of g.nodes) for (const i of n.inputs) consumers.set(i, (consumers.get(i) ?? 0) + 1);
+  for (const o of g.outputs) consumers.set(o.name, (consumers.get(o.name) ?? 0) + 1);
+  const producer = new Map<string, OnnxNode>();
+  for (const n of g.nodes) for (const o of n.outputs) producer.set(o, n);
+  return { consumers, producer };
+}
+
 /**
  * Folds BatchNormalization into the Conv that feeds it (when the conv's output goes nowhere else):
  * W' = W * gamma / sqrt(var + eps) per output channel, b' = (b - mean) * gamma / sqrt(var + eps) + beta,
@@ -141,11 +151,7 @@ function floatTensorLike(like: OnnxTensor, name: string, values: Float64Array, d
 function foldBatchNorms(model: OnnxModel): number {
   const g = model.graph;
   const inits = new Map(g.initializers.map((t) => [t.name, t]));
-  const consumers = new Map<string, number>();
-  for (const n of g.nodes) for (const i of n.inputs) consumers.set(i, (consumers.get(i) ?? 0) + 1);
-  for (const o of g.outputs) consumers.set(o.name, (consumers.get(o.name) ?? 0) + 1);
-  const producer = new Map<string, OnnxNode>();
-  for (const n of g.nodes) for (const o of n.outputs) producer.set(o, n);
+  const { consumers, producer } = valueUses(g);
   const removed = new Set<OnnxNode>();
   let folded = 0;
   for (const bn of g.nodes) {
@@ -189,11 +195,7 @@ function foldBatchNorms(model: OnnxModel): number {
  */
 function flattenNestedConcats(model: OnnxModel): number {
   const g = model.graph;
-  const consumers = new Map<string, number>();
-  for (const n of g.nodes) for (const i of n.inputs) consumers.set(i, (consumers.get(i) ?? 0) + 1);
-  for (const o of g.outputs) consumers.set(o.name, (consumers.get(o.name) ?? 0) + 1);
-  const producer = new Map<string, OnnxNode>();
-  for (const n of g.nodes) for (const o of n.outputs) producer.set(o, n);
+  const { consumers, producer } = valueUses(g);
   const axis = (n: OnnxNode): number | undefined => (n.attributes.axis?.type === 'int' ? n.attributes.axis.value : undefined);
   const removed = new Set<OnnxNode>();
   for (const node of g.nodes) {
