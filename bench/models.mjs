@@ -307,7 +307,12 @@ function startWorker(side, o) {
     args = [fileURLToPath(import.meta.url), '--worker', kind, '--variant', VARIANT[side] ?? 'eager', '--threads', String(o.threads)];
   }
   const w = lineWorker(side, cmd, args, env);
-  return { hello: w.hello, ask: (msg) => w.ask(JSON.stringify(msg)), stop: () => w.stop(JSON.stringify({ cmd: 'quit' })) };
+  return {
+    hello: w.hello,
+    exited: w.exited,
+    ask: (msg) => w.ask(JSON.stringify(msg)),
+    stop: () => w.stop(JSON.stringify({ cmd: 'quit' })),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -394,7 +399,7 @@ async function main() {
   );
   const t00 = performance.now();
   const rows = [];
-  for (const id of o.models) {
+  const measureModel = async (id) => {
     const meta = cz.modelMeta(id);
     const size = meta.inputSize[1];
     const paper = !meta.torchvision;
@@ -451,6 +456,23 @@ async function main() {
           `${rounds.length} rounds${row.remeasured ? ` (noisy: measured twice${row.noisy ? ', still noisy' : ''})` : ''}, load ${fmt(row.load, 2)}`,
       );
     }
+  };
+  const lost = [];
+  for (const id of o.models) {
+    try {
+      await measureModel(id);
+    } catch (err) {
+      // A worker died (on a small machine, the kernel's out-of-memory killer at the largest models' batch 16):
+      // the model is left out and named at the end; the dead workers start again and the run goes on.
+      const dead = o.sides.filter((s) => workers[s].exited());
+      if (dead.length === 0) throw err;
+      console.log(`! ${id}: ${err.message}; left out, the run goes on`);
+      lost.push(`${id}: ${err.message}`);
+      for (const s of dead) {
+        workers[s] = startWorker(s, o);
+        await workers[s].hello;
+      }
+    }
   }
   for (const s of o.sides) workers[s].stop();
   const load1 = os.loadavg();
@@ -490,6 +512,8 @@ async function main() {
     ];
     console.log(`| ${cells.join(' | ')} |`);
   }
+  if (lost.length) console.log(`\nLeft out (a worker died; the batches measured before it are above):\n${lost.map((l) => `- ${l}`).join('\n')}`);
+  if (lost.length) process.exitCode = 1;
 }
 
 const OTHERS = ['czort', 'pytorch', 'ort'];

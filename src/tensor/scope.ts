@@ -81,7 +81,6 @@ export function memory(): MemoryInfo {
   return native.memory();
 }
 
-/** Releases the blocks the CPU allocator keeps for reuse. */
 /**
  * Bounds how much freed memory the caching CPU allocator keeps for reuse (default: $CONVZOO_CPU_CACHE_MB,
  * else 4096 MiB); blocks beyond the new bound are freed at once. A long-running server whose batches vary in
@@ -91,6 +90,7 @@ export function setAllocatorCacheLimit(mb: number): void {
   native.setCacheLimit(mb);
 }
 
+/** Releases the blocks the CPU allocator keeps for reuse. */
 export function emptyCache(): void {
   native.emptyCache();
 }
