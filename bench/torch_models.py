@@ -587,6 +587,22 @@ def peak_rss_mib():
     return float('nan')
 
 
+class ThresholdReLU6(torch.nn.Module):
+    """ReLU6 as two thresholds, max(x, 0) then -max(-x, -6): PyTorch 1.13's CPU hardtanh backward has no
+    bfloat16 kernel, threshold's has (convzoo's relu6 does the same in bf16; clamp's backward is slower)."""
+
+    def forward(self, x):
+        return -F.threshold(-F.threshold(x, 0.0, 0.0), -6.0, -6.0)
+
+
+def swap_relu6(module):
+    for name, child in module.named_children():
+        if isinstance(child, torch.nn.ReLU6):
+            setattr(module, name, ThresholdReLU6())
+        else:
+            swap_relu6(child)
+
+
 def train_worker(opts):
     torch.set_num_threads(opts['threads'])
     print(json.dumps({'version': torch.__version__, 'threads': torch.get_num_threads()}), flush=True)
@@ -602,6 +618,7 @@ def train_worker(opts):
             x = torch.randn(msg['batch'], 3, msg['size'], msg['size'])
             y = torch.randint(0, 1000, (msg['batch'],))
             if bf16:  # autocast bfloat16 on channels-last weights and images, float32 loss
+                swap_relu6(model)
                 model = model.to(memory_format=torch.channels_last)
                 x = x.contiguous(memory_format=torch.channels_last)
             optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)

@@ -7,7 +7,9 @@
 // - cz-fp32: convzoo's trainStep (forward, cross-entropy, backward, SGD with momentum), float32;
 // - cz-bf16: the same with precision 'bfloat16': autocast on channels-last weights and images, float32
 //   master weights, loss and batch-norm statistics (convzoo train --precision bf16);
-// - pt-fp32 / pt-bf16: PyTorch 1.13 (Debian's, the same libtorch) doing the same with torch.autocast.
+// - pt-fp32 / pt-bf16: PyTorch 1.13 (Debian's, the same libtorch) doing the same with torch.autocast; in bf16 its
+//   ReLU6 modules become two thresholds, whose backward has a bfloat16 kernel (hardtanh's has none in 1.13:
+//   mobilenet_v2 stops there), as convzoo's relu6 does.
 // The driver asks for one step at a time in rotating order (so the four see the same machine), after
 // two warm-up steps each. Speed is the median step; peak memory is each process's VmHWM (its peak
 // resident set) after the last step: the whole process, model, optimizer, activations and runtime.

@@ -123,6 +123,7 @@ export interface NativeOps {
   hardswish_(x: Handle): Handle;
   hardsigmoid_(x: Handle): Handle;
   relu6_(x: Handle): Handle;
+  threshold_(x: Handle, threshold: Scalar, value: Scalar): Handle;
   sqrt_(x: Handle): Handle;
   erfinv_(x: Handle): Handle;
   sigmoid_(x: Handle): Handle;
@@ -213,6 +214,8 @@ export interface NativeOps {
   dropout(x: Handle, p: number, training: boolean): Handle;
   feature_dropout(x: Handle, p: number, training: boolean): Handle;
   hardtanh(x: Handle, min: Scalar, max: Scalar): Handle;
+  /** x where x > threshold, else value (torch.nn.functional.threshold). */
+  threshold(x: Handle, threshold: Scalar, value: Scalar): Handle;
   leaky_relu(x: Handle, negativeSlope: Scalar): Handle;
   elu(x: Handle, alpha: Scalar): Handle;
   gelu(x: Handle, approximate?: 'none' | 'tanh'): Handle;

@@ -512,7 +512,14 @@ export class Tensor {
     return this;
   }
   relu6_(): this {
-    ops.relu6_(this.handle);
+    if (this.dtype === 'bfloat16' || this.dtype === 'float16') {
+      // As F.hardtanh: libtorch 1.13's CPU hardtanh backward has no bfloat16 kernel; max(x, 0), then
+      // min(., 6) as -max(-., -6), in place.
+      ops.threshold_(this.handle, 0, 0);
+      ops.neg_(this.handle);
+      ops.threshold_(this.handle, -6, -6);
+      ops.neg_(this.handle);
+    } else ops.relu6_(this.handle);
     return this;
   }
   sqrt_(): this {
