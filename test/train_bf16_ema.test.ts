@@ -102,6 +102,19 @@ describe('bf16 autograd through every activation and the local response norm', (
     expect(worst(b16.g, f32.g)).toBeLessThan(0.06);
   });
 
+  test('relu6 without gradients (inference) in bf16: the same values', () => {
+    const x = cz.tidy(() => cz.randn([4, 50]).mul(5).to('bfloat16'));
+    const expected = (x.to('float32').data() as Float32Array).map((v) => Math.min(6, Math.max(0, v)));
+    const viaFn = cz.noGrad(() => cz.F.relu6(x));
+    const inPlace = cz.noGrad(() => x.mul(1).relu6_());
+    for (const y of [viaFn, inPlace]) {
+      expect(y.dtype).toBe('bfloat16');
+      expect(Array.from(y.to('float32').data() as Float32Array)).toEqual(Array.from(expected));
+      y.dispose();
+    }
+    x.dispose();
+  });
+
   test('a relu6 network (mobilenet_v2) takes a bf16 training step', () => {
     cz.manualSeed(4);
     const model = cz.buildModel('mobilenet_v2', { numClasses: 10 });

@@ -233,9 +233,10 @@ export const relu6 = (x: Tensor): Tensor => hardtanh(x, { min: 0, max: 6 });
 export const hardtanh = (x: Tensor, opts: { min?: number; max?: number } = {}): Tensor => {
   const min = opts.min ?? -1;
   const max = opts.max ?? 1;
-  if (!isHalf(x)) return wrap(ops.hardtanh(x?.handle, min, max));
+  if (!isHalf(x) || !x.requiresGrad) return wrap(ops.hardtanh(x?.handle, min, max));
   // libtorch 1.13's CPU hardtanh backward has no bfloat16 kernel (PyTorch's own bf16 training of mobilenet_v2
-  // stops there). Two thresholds compute the same values and gradients (zero at the bounds, as hardtanh's):
+  // stops there; its forward has one, which inference keeps using: one pass instead of four).
+  // Two thresholds compute the same values and gradients (zero at the bounds, as hardtanh's):
   // max(x, min), then min(., max) as -max(-., -max). clamp would too, but its backward's comparisons and
   // where() are slow in bf16: mobilenet_v2's bf16 training step took 0.59 s with clamp, 0.35 s with this.
   return tidy(() => {

@@ -512,7 +512,7 @@ export class Tensor {
     return this;
   }
   relu6_(): this {
-    if (this.dtype === 'bfloat16' || this.dtype === 'float16') {
+    if ((this.dtype === 'bfloat16' || this.dtype === 'float16') && this.requiresGrad) {
       // As F.hardtanh: libtorch 1.13's CPU hardtanh backward has no bfloat16 kernel; max(x, 0), then
       // min(., 6) as -max(-., -6), in place.
       ops.threshold_(this.handle, 0, 0);
