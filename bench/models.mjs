@@ -512,8 +512,10 @@ async function main() {
     ];
     console.log(`| ${cells.join(' | ')} |`);
   }
-  if (lost.length) console.log(`\nLeft out (a worker died; the batches measured before it are above):\n${lost.map((l) => `- ${l}`).join('\n')}`);
-  if (lost.length) process.exitCode = 1;
+  if (lost.length) {
+    console.log(`\nLeft out (a worker died; the batches measured before it are above):\n${lost.map((l) => `- ${l}`).join('\n')}`);
+    process.exitCode = 1;
+  }
 }
 
 const OTHERS = ['czort', 'pytorch', 'ort'];

@@ -1,6 +1,6 @@
 // convzoo's public API: `import * as cz from 'convzoo'`.
 export { ConvzooError, type ErrorCode } from './errors.js';
-export { Tensor, type DType, type Device, type Shape, type TypedArray, DTYPE_BYTES, isFloatingDType } from './tensor/tensor.js';
+export { Tensor, type DType, type Device, type Shape, type TypedArray, DTYPE_BYTES, isFloatingDType, isHalfDType } from './tensor/tensor.js';
 export * from './tensor/creation.js';
 export { tidy, keep, memory, emptyCache, setAllocatorCacheLimit } from './tensor/scope.js';
 export type { MemoryInfo } from './native.js';

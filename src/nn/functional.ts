@@ -2,7 +2,7 @@
 // pool's kernel size are positional; everything else is an options object.
 import { ops } from '../native.js';
 import { check, checkInt } from '../errors.js';
-import { Tensor, _wrap as wrap, _wrapAll as wrapAll } from '../tensor/tensor.js';
+import { Tensor, _wrap as wrap, _wrapAll as wrapAll, isHalfDType } from '../tensor/tensor.js';
 import { empty, cat } from '../tensor/creation.js';
 import { tidy } from '../tensor/scope.js';
 import { sameConvPadding } from './padding.js';
@@ -167,9 +167,6 @@ export function groupNorm(x: Tensor, numGroups: number, opts: { weight?: Tensor 
   return wrap(ops.group_norm(x?.handle, numGroups, opts.weight?.handle, opts.bias?.handle, opts.eps ?? 1e-5));
 }
 
-/** Whether x holds a 16-bit float (bf16 autocast's outputs), for which some libtorch CPU kernels are missing. */
-const isHalf = (x: Tensor): boolean => x?.dtype === 'bfloat16' || x?.dtype === 'float16';
-
 /**
  * Local response normalisation across channels (AlexNet, section 3.3):
  * b = a / (k + alpha/n * sum over n neighbouring channels of a^2)^beta, as torch.nn.functional computes it.
@@ -181,7 +178,7 @@ export function localResponseNorm(x: Tensor, size: number, opts: { alpha?: numbe
   // temporaries live at once, which keeps the memory reported to V8 (and so its GC runs) down; with
   // all six alive until the end, alexnet_original ran 6% slower at batch 16 (bench/models.mjs).
   // libtorch's CPU avg_pool3d has no bfloat16/float16 kernel: compute in float32 and cast back.
-  if (isHalf(x)) return tidy(() => localResponseNorm(x.to('float32'), size, opts).to(x.dtype));
+  if (isHalfDType(x?.dtype)) return tidy(() => localResponseNorm(x.to('float32'), size, opts).to(x.dtype));
   const s = x.shape;
   return runChain(x, [
     (t: Tensor) => t.mul(t),
@@ -233,7 +230,7 @@ export const relu6 = (x: Tensor): Tensor => hardtanh(x, { min: 0, max: 6 });
 export const hardtanh = (x: Tensor, opts: { min?: number; max?: number } = {}): Tensor => {
   const min = opts.min ?? -1;
   const max = opts.max ?? 1;
-  if (!isHalf(x) || !x.requiresGrad) return wrap(ops.hardtanh(x?.handle, min, max));
+  if (!isHalfDType(x?.dtype) || !x.requiresGrad) return wrap(ops.hardtanh(x?.handle, min, max));
   // libtorch 1.13's CPU hardtanh backward has no bfloat16 kernel (PyTorch's own bf16 training of mobilenet_v2
   // stops there; its forward has one, which inference keeps using: one pass instead of four).
   // Two thresholds compute the same values and gradients (zero at the bounds, as hardtanh's):
@@ -249,7 +246,7 @@ export const elu = (x: Tensor, opts: { alpha?: number } = {}): Tensor => wrap(op
 export const gelu = (x: Tensor, opts: { approximate?: 'none' | 'tanh' } = {}): Tensor => wrap(ops.gelu(x?.handle, opts.approximate ?? 'none'));
 export const silu = (x: Tensor): Tensor => wrap(ops.silu(x?.handle));
 // libtorch 1.13's CPU mish has no bfloat16 kernel: compute in float32 and cast back.
-export const mish = (x: Tensor): Tensor => (isHalf(x) ? tidy(() => mish(x.to('float32')).to(x.dtype)) : wrap(ops.mish(x?.handle)));
+export const mish = (x: Tensor): Tensor => (isHalfDType(x?.dtype) ? tidy(() => mish(x.to('float32')).to(x.dtype)) : wrap(ops.mish(x?.handle)));
 export const hardswish = (x: Tensor): Tensor => wrap(ops.hardswish(x?.handle));
 export const hardsigmoid = (x: Tensor): Tensor => wrap(ops.hardsigmoid(x?.handle));
 export const sigmoid = (x: Tensor): Tensor => wrap(ops.sigmoid(x?.handle));

@@ -28,6 +28,11 @@ export function isFloatingDType(d: DType): boolean {
   return d === 'float32' || d === 'float64' || d === 'float16' || d === 'bfloat16';
 }
 
+/** The 16-bit floats (autocast's outputs), which some libtorch CPU kernels and typed arrays lack. */
+export function isHalfDType(d: DType | undefined): boolean {
+  return d === 'float16' || d === 'bfloat16';
+}
+
 // Helpers that touch handles on behalf of an op; skipped when naming the op in an error.
 const HELPERS = new Set(['handle', 'handles', 'operand', 'wrap', 'map', 'disposedError']);
 
@@ -126,7 +131,7 @@ export class Tensor {
   /** A copy of the values as a typed array (float16/bfloat16 as Float32Array, bool as Uint8Array, int64 as BigInt64Array). */
   data(): TypedArray {
     const dt = this.dtype;
-    if (dt === 'float16' || dt === 'bfloat16') {
+    if (isHalfDType(dt)) {
       const f = this.to('float32');
       try {
         return f.data();
@@ -512,7 +517,7 @@ export class Tensor {
     return this;
   }
   relu6_(): this {
-    if ((this.dtype === 'bfloat16' || this.dtype === 'float16') && this.requiresGrad) {
+    if (isHalfDType(this.dtype) && this.requiresGrad) {
       // As F.hardtanh: libtorch 1.13's CPU hardtanh backward has no bfloat16 kernel; max(x, 0), then
       // min(., 6) as -max(-., -6), in place.
       ops.threshold_(this.handle, 0, 0);

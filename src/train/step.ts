@@ -2,7 +2,7 @@
 // optimizer step. The trainer, the ModelWorker and the benches all call this, so they train alike.
 import { tidy } from '../tensor/scope.js';
 import { autocast } from '../tensor/creation.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { isHalfDType, type Tensor } from '../tensor/tensor.js';
 import * as F from '../nn/functional.js';
 import type { Module } from '../nn/module.js';
 import type { Optimizer } from '../optim/optimizer.js';
@@ -50,8 +50,7 @@ export function trainStep(model: Module, optimizer: Optimizer<any>, batch: { ima
   const labelSmoothing = opts.labelSmoothing ?? 0;
   const bf16 = opts.precision === 'bfloat16';
   // Half-precision logits (autocast) are lifted to float32 for the loss; float64 stays float64.
-  const lossOf = (out: Tensor) =>
-    F.crossEntropy(out.dtype === 'bfloat16' || out.dtype === 'float16' ? out.to('float32') : out, batch.labels, { labelSmoothing });
+  const lossOf = (out: Tensor) => F.crossEntropy(isHalfDType(out.dtype) ? out.to('float32') : out, batch.labels, { labelSmoothing });
   return tidy(() => {
     const images = bf16 && batch.images.ndim === 4 ? batch.images.contiguous('channels_last') : batch.images;
     const precisionScope = <T>(fn: () => T): T => (bf16 ? autocast(fn, { dtype: 'bfloat16' }) : fn());
